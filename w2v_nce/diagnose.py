@@ -1,0 +1,87 @@
+"""Held-out likelihood and self-normalisation of a trained model.
+
+On held-out CBOW examples (no subsampling, full window) it computes, with the exact
+softmax over the whole vocabulary:
+  cross_entropy   mean of log Z(c) - s(x, c), in nats per word, and its perplexity;
+  log Z(c)        logsumexp_v s(v, c), the log partition function of the raw scores;
+                  its mean and standard deviation tell how self-normalised the model is
+                  (Local NCE: mean near the model's log Z constant, 0 by default);
+  unnormalized_cross_entropy  mean of -(s(x, c) - model_log_z): the cross-entropy one
+                  gets by trusting exp(s - log Z_model) as p(x|c) without normalising.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from w2v_nce.config import Config, apply_overrides
+from w2v_nce.errors import UserError
+from w2v_nce.model import CBOW
+from w2v_nce.vocab import Vocab
+from w2v_nce.windows import cbow_examples
+
+
+@dataclass
+class Diagnosis:
+    loss: str
+    examples: int
+    cross_entropy: float
+    perplexity: float
+    unnormalized_cross_entropy: float
+    log_z_mean: float
+    log_z_std: float
+    model_log_z: float
+
+
+def heldout_examples(vocab: Vocab, corpus: Path | str, window: int, max_examples: int):
+    """The first `max_examples` CBOW examples of `corpus`: every word, full window."""
+    ids = []
+    total = 0
+    for piece in vocab.encode(corpus):
+        ids.append(piece)
+        total += len(piece)
+        if total > max_examples + 2 * window + 1:
+            break
+    if not ids:
+        raise UserError(f"held-out corpus '{corpus}' has no in-vocabulary words")
+    flat = torch.from_numpy(np.concatenate(ids))
+    n_words = int((flat >= 0).sum())
+    examples = cbow_examples(flat, window, None, radius=torch.full((n_words,), window))
+    if len(examples) == 0:
+        raise UserError(f"held-out corpus '{corpus}' has no word with a context")
+    return examples.slice(0, min(max_examples, len(examples)))
+
+
+@torch.no_grad()
+def diagnose(state: dict, heldout: Path | str, max_examples: int = 20000, batch_size: int = 1024) -> Diagnosis:
+    """Diagnose the checkpoint `state` (see train.load_checkpoint) on the `heldout` corpus."""
+    cfg: Config = apply_overrides(Config(), state["config"])
+    vocab = Vocab(list(state["words"]), state["counts"].numpy())
+    model = CBOW(len(vocab), cfg.dim, cfg.use_bias, torch.device("cpu"), torch.Generator())
+    model.load_state_dict(state["model"])
+    model_log_z = float(state.get("objective", {}).get("log_z", 0.0))
+    examples = heldout_examples(vocab, heldout, cfg.window, max_examples)
+
+    log_z, target = [], []
+    for lo in range(0, len(examples), batch_size):
+        batch = examples.slice(lo, min(lo + batch_size, len(examples)))
+        scores, _ = model.scores(model.context_vectors(batch.context, batch.offsets), None)
+        log_z.append(torch.logsumexp(scores.double(), dim=1))
+        target.append(scores.double().gather(1, batch.targets[:, None]).squeeze(1))
+    log_z_all, target_all = torch.cat(log_z), torch.cat(target)
+    cross_entropy = float((log_z_all - target_all).mean())
+    return Diagnosis(
+        loss=cfg.loss,
+        examples=len(examples),
+        cross_entropy=cross_entropy,
+        perplexity=math.exp(cross_entropy),
+        unnormalized_cross_entropy=float((model_log_z - target_all).mean()),
+        log_z_mean=float(log_z_all.mean()),
+        log_z_std=float(log_z_all.std()) if len(log_z_all) > 1 else 0.0,
+        model_log_z=model_log_z,
+    )

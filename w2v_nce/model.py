@@ -1,0 +1,47 @@
+"""CBOW model: input vectors (the embeddings users keep), output vectors, optional output bias.
+
+The model scores candidate output words for a batch of contexts: h(c) is the mean of the
+context words' input vectors and s(x, c) = <h(c), out[x]> + bias[x]. It knows nothing of
+the loss; `train.sgd_step` applies the updates.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class CBOW:
+    def __init__(self, vocab_size: int, dim: int, bias: bool, device: torch.device, generator: torch.Generator):
+        # word2vec's initialisation: inputs uniform in ±0.5/dim, outputs (and bias) zero.
+        self.inp = (torch.rand(vocab_size, dim, generator=generator, device=device) - 0.5) / dim
+        self.out = torch.zeros(vocab_size, dim, device=device)
+        self.bias = torch.zeros(vocab_size, device=device) if bias else None
+
+    def context_vectors(self, context: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """h = mean of each example's context input vectors: [B, dim]."""
+        return F.embedding_bag(context, self.inp, offsets[:-1], mode="mean")
+
+    def scores(self, h: torch.Tensor, ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores of candidates `ids` [B, K] (or of the whole vocabulary if None), and their
+        output vectors ([B, K, dim], or the full table)."""
+        if ids is None:
+            out = self.out
+            s = h @ out.T
+            if self.bias is not None:
+                s += self.bias
+        else:
+            out = F.embedding(ids, self.out)  # faster than self.out[ids] on CPU
+            s = (out * h[:, None, :]).sum(2)  # faster than bmm for these thin shapes
+            if self.bias is not None:
+                s += self.bias[ids]
+        return s, out
+
+    def state_dict(self) -> dict:
+        return {"inp": self.inp.cpu(), "out": self.out.cpu(), "bias": None if self.bias is None else self.bias.cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        device = self.inp.device
+        self.inp = state["inp"].to(device)
+        self.out = state["out"].to(device)
+        self.bias = None if state["bias"] is None else state["bias"].to(device)

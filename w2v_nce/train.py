@@ -1,0 +1,226 @@
+"""Training: corpus -> vocabulary -> encoded ids -> CBOW batches -> SGD, with checkpoints.
+
+The update rule is word2vec's, batched: every example's gradient is applied with the
+full learning rate (the batch's updates are summed, not averaged), output rows are
+updated with the error times h, and every context word receives the whole input error
+(gensim's cbow_mean=1). The learning rate decays linearly with words processed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from w2v_nce.atomic import atomic_path, write_text
+from w2v_nce.config import Config, to_toml
+from w2v_nce.corpus import count_words
+from w2v_nce.errors import UserError
+from w2v_nce.model import CBOW
+from w2v_nce.objectives import Objective, make_objective
+from w2v_nce.sampler import AliasSampler, unigram_power
+from w2v_nce.vectors import Vectors, save_word2vec
+from w2v_nce.vocab import SENTENCE_END, Vocab
+from w2v_nce.windows import Examples, cbow_examples, subsample
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} was asked for but no CUDA GPU is available (use --device cpu)")
+    return torch.device(name)
+
+
+class EncodedCorpus:
+    """The corpus as int32 ids in a temporary file, read back in chunks (bounded memory)."""
+
+    def __init__(self, corpus: Path, vocab: Vocab, workdir: Path):
+        fd, name = tempfile.mkstemp(prefix=".ids-", suffix=".bin", dir=workdir)
+        self.path = Path(name)
+        self.words = 0  # in-vocabulary tokens
+        with os.fdopen(fd, "wb") as f:
+            for ids in vocab.encode(corpus):
+                ids.tofile(f)
+                self.words += int((ids != SENTENCE_END).sum())
+        if self.words == 0:
+            self.close()
+            raise UserError(f"corpus '{corpus}' has no words left after building the vocabulary")
+        self.ids = np.memmap(self.path, dtype=np.int32, mode="r")
+
+    def chunks(self, size: int) -> Iterator[np.ndarray]:
+        for start in range(0, len(self.ids), size):
+            yield np.array(self.ids[start : start + size])
+
+    def close(self) -> None:
+        self.ids = None
+        self.path.unlink(missing_ok=True)
+
+
+def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, generator: torch.Generator) -> torch.Tensor:
+    """One batched word2vec SGD step; returns the summed loss of the batch (a 0-d tensor)."""
+    h = model.context_vectors(batch.context, batch.offsets)
+    cand = objective.candidates(batch.targets, generator)
+    scores, out = model.scores(h, cand.ids)
+    loss, g = objective.loss_grad(scores, cand)
+    objective.update(g, lr)
+    g.mul_(-lr)  # from here on, g is the step on the scores
+    if cand.ids is None:
+        err = g @ out  # [B, dim], computed before `out` moves, as in word2vec
+        model.out.addmm_(g.T, h)
+        if model.bias is not None:
+            model.bias.add_(g.sum(0))
+    else:
+        err = torch.bmm(g[:, None, :], out).squeeze(1)
+        flat = cand.ids.reshape(-1)
+        model.out.index_add_(0, flat, (g[:, :, None] * h[:, None, :]).reshape(len(flat), -1))
+        if model.bias is not None:
+            model.bias.index_add_(0, flat, g.reshape(-1))
+    model.inp.index_add_(0, batch.context, err.index_select(0, batch.bag))
+    return loss.sum()
+
+
+@dataclass
+class Progress:
+    epoch: int = 0  # epochs completed
+    words_done: int = 0  # in-vocabulary tokens processed (drives the LR schedule)
+    examples: int = 0
+    seconds: float = 0.0
+    loss_sum: float = 0.0  # over the last completed epoch
+    loss_count: int = 0
+
+
+def _save_checkpoint(path: Path, cfg: Config, vocab: Vocab, model: CBOW, objective: Objective,
+                     progress: Progress, generator: torch.Generator) -> None:
+    state = {
+        "config": dataclasses.asdict(cfg),
+        "words": vocab.words,
+        "counts": torch.from_numpy(vocab.counts),
+        "model": model.state_dict(),
+        "objective": objective.state_dict(),
+        "progress": dataclasses.asdict(progress),
+        "generator": generator.get_state(),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path | str) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint '{path}' does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        missing = {"config", "words", "counts", "model"} - set(state)
+    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
+        raise UserError(f"checkpoint '{path}' cannot be read: {str(exc).splitlines()[0]}") from None
+    if missing:
+        raise UserError(f"checkpoint '{path}' is not a w2v-nce checkpoint (missing {sorted(missing)[0]})")
+    return state
+
+
+def vectors_from_checkpoint(state: dict) -> Vectors:
+    return Vectors(list(state["words"]), state["model"]["inp"].numpy().astype(np.float32))
+
+
+def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = False,
+          progress_bar: bool = True) -> dict:
+    """Train on `corpus`; write vectors.txt, checkpoint.pt, config.toml and metrics.json
+    into `out_dir`, and return the metrics."""
+    corpus, out_dir = Path(corpus), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    state = load_checkpoint(out_dir / CHECKPOINT) if resume else None
+    if state is not None:
+        vocab = Vocab(list(state["words"]), state["counts"].numpy())
+        corpus_tokens = None
+    else:
+        counts, corpus_tokens = count_words(corpus)
+        vocab = Vocab.from_counts(counts, cfg.min_count, cfg.max_vocab)
+
+    sampler = AliasSampler(unigram_power(vocab.counts, cfg.noise_power), device)
+    objective = make_objective(cfg.loss, sampler, cfg.negatives, cfg.log_z, cfg.learn_log_z)
+    model = CBOW(len(vocab), cfg.dim, cfg.use_bias, device, generator)
+    progress = Progress()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        objective.load_state_dict(state.get("objective", {}))
+        progress = Progress(**state["progress"])
+        generator.set_state(state["generator"])
+    keep_prob = torch.tensor(vocab.keep_prob(cfg.sample), dtype=torch.float32, device=device)
+    write_text(out_dir / "config.toml", to_toml(cfg))
+
+    encoded = EncodedCorpus(corpus, vocab, out_dir)
+    try:
+        total_words = cfg.epochs * encoded.words
+        bar = tqdm(total=total_words, initial=min(progress.words_done, total_words), unit="w",
+                   unit_scale=True, disable=not progress_bar, dynamic_ncols=True, smoothing=0.1)
+        while progress.epoch < cfg.epochs:
+            start = time.perf_counter()
+            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+            loss_count = 0
+            for chunk in encoded.chunks(cfg.chunk_tokens):
+                ids = torch.from_numpy(chunk).to(device)
+                chunk_words = int((chunk != SENTENCE_END).sum())
+                examples = cbow_examples(subsample(ids, keep_prob, generator), cfg.window, generator)
+                n = len(examples)
+                for lo in range(0, n, cfg.batch_size):
+                    hi = min(lo + cfg.batch_size, n)
+                    done = progress.words_done + chunk_words * lo / max(n, 1)
+                    lr = cfg.lr * max(cfg.min_lr_ratio, 1.0 - done / total_words)
+                    loss_sum += sgd_step(model, objective, examples.slice(lo, hi), lr, generator)
+                    loss_count += hi - lo
+                    if (lo // cfg.batch_size) % 64 == 0 and progress_bar:
+                        bar.set_postfix(loss=f"{float(loss_sum) / max(loss_count, 1):.4f}", lr=f"{lr:.5f}",
+                                        refresh=False)
+                progress.words_done += chunk_words
+                progress.examples += n
+                bar.update(chunk_words)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            progress.seconds += time.perf_counter() - start
+            progress.epoch += 1
+            progress.loss_sum, progress.loss_count = float(loss_sum), loss_count
+            if not math.isfinite(progress.loss_sum):
+                raise UserError(f"training diverged (loss is {progress.loss_sum}); lower --lr")
+            _save_checkpoint(out_dir / CHECKPOINT, cfg, vocab, model, objective, progress, generator)
+        bar.close()
+    finally:
+        encoded.close()
+
+    vectors = Vectors(vocab.words, model.inp.cpu().numpy())
+    save_word2vec(vectors, out_dir / "vectors.txt")
+    metrics = {
+        "corpus": str(corpus),
+        "device": str(device),
+        "loss": cfg.loss,
+        "vocab_size": len(vocab),
+        "corpus_words": encoded.words,
+        "corpus_tokens": corpus_tokens,
+        "epochs": progress.epoch,
+        "words": progress.words_done,
+        "examples": progress.examples,
+        "seconds": round(progress.seconds, 3),
+        "words_per_sec": round(progress.words_done / max(progress.seconds, 1e-9), 1),
+        "final_loss": progress.loss_sum / max(progress.loss_count, 1),
+        **objective.state_dict(),
+    }
+    write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    return metrics
