@@ -1,0 +1,408 @@
+"""Evaluations of word vectors: nearest neighbours, word analogies, word-pair similarity.
+
+Each is a plain function returning plain data (`dataclasses.asdict` gives JSON). The numbers
+equal gensim's `KeyedVectors.most_similar`, `evaluate_word_analogies` and
+`evaluate_word_pairs` on the same vectors, down to gensim's float32 rounding and tie-breaking:
+
+>>> v = Vectors(["a", "b", "c"], np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]))
+>>> [(w, round(s, 4)) for w, s in neighbors(v, "a", topn=2)]
+[('b', 0.7071), ('c', 0.0)]
+
+The default test sets are the copies gensim ships (questions-words.txt, wordsim353.tsv).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+from scipy.linalg import get_blas_funcs
+
+from w2v_nce.errors import UserError
+from w2v_nce.vectors import Vectors
+
+PathLike = str | os.PathLike
+
+# gensim's matutils.unitvec normalises with float64 BLAS nrm2 and scal, whatever the input dtype.
+_blas_nrm2 = get_blas_funcs(("nrm2",), (np.array([], dtype=float),))[0]
+_blas_scal = get_blas_funcs(("scal",), (np.array([], dtype=float),))[0]
+
+_ANALOGY_TOPN = 5  # gensim asks most_similar for 5 candidates ...
+_ANALOGY_INPUTS = 3  # ... plus one per input word, which it then drops
+_ANALOGY_SHORTLIST = _ANALOGY_TOPN + _ANALOGY_INPUTS
+_BATCH_SCORES = 8_000_000  # float32 scores per batched matrix product (32 MB)
+_BLOCK_ROWS = 64  # rows per block when shortlisting the best rows
+
+
+@dataclass
+class AnalogySection:
+    """One ': name' block of the questions file. `answered` = questions with all 4 words known."""
+
+    name: str
+    correct: int
+    incorrect: int
+    answered: int
+    questions: int
+    accuracy: float  # correct / answered, 0.0 when nothing was answered (as gensim)
+
+
+@dataclass
+class AnalogyResult:
+    questions_path: str
+    sections: list[AnalogySection]  # gensim's trailing 'Total accuracy' pseudo-section left out
+    accuracy: float
+    correct: int
+    answered: int
+    questions: int
+    coverage: float  # answered / questions
+
+
+@dataclass
+class SimilarityResult:
+    pairs_path: str
+    spearman: float
+    spearman_pvalue: float
+    pearson: float
+    pearson_pvalue: float
+    pairs_used: int
+    pairs_total: int
+    coverage: float  # pairs_used / pairs_total
+    oov_ratio: float  # 1 - coverage; gensim reports 100 * this (a percentage)
+
+
+# --------------------------------------------------------------------------- neighbours
+
+
+def neighbors(vectors: Vectors, word: str, topn: int = 10) -> list[tuple[str, float]]:
+    """The `topn` words of highest cosine similarity to `word`, best first, `word` left out.
+
+    Equals gensim's `most_similar(word, topn=topn)`, scores included.
+    """
+    if word not in vectors:
+        raise UserError(f"word '{word}' is not in the vocabulary")
+    if topn < 1:
+        raise UserError(f"topn must be at least 1, got {topn}")
+    matrix = vectors.matrix
+    norms = np.linalg.norm(matrix, axis=1)
+    row = vectors.index[word]
+    best = _most_similar_rows(matrix, norms, [row], [], topn, len(vectors))
+    return [(vectors.words[r], score) for r, score in best]
+
+
+# --------------------------------------------------------------------------- analogies
+
+
+def analogy(
+    vectors: Vectors,
+    questions_path: PathLike | None = None,
+    restrict_vocab: int | None = 30000,
+    case_insensitive: bool = True,
+) -> AnalogyResult:
+    """Accuracy on "a is to b as c is to d" questions by 3CosAdd, as gensim's `evaluate_word_analogies`.
+
+    gensim's rules, mirrored exactly:
+    - only the first `restrict_vocab` words count; a question with any other word is skipped;
+    - with `case_insensitive`, words are compared upper-cased, and a word stands for the first
+      (most frequent) of its case variants;
+    - the answer is the first of the 5 words nearest to unit(b) + unit(c) - unit(a) (rows
+      a, b, c themselves dropped first) that is not a case variant of a, b or c; if all 5 are,
+      the 5th counts (and is wrong).
+    Instead of one matrix-vector product per question, scores come from one matrix product per
+    batch; questions whose top candidates are closer than float32 rounding could separate are
+    recomputed exactly as gensim does, so ties break the same way.
+    """
+    path = Path(questions_path) if questions_path is not None else _gensim_test_data("questions-words.txt")
+    fold = str.upper if case_insensitive else str
+    sections = _read_questions(path, fold)
+    keys = _restricted_keys(vectors, restrict_vocab)
+    first_row: dict[str, int] = {}
+    for row, key in enumerate(keys):
+        first_row.setdefault(fold(key), row)
+    canonical = np.fromiter((first_row[fold(k)] for k in keys), dtype=np.int64, count=len(keys))
+
+    asked = [
+        (number, *(first_row[w] for w in question))
+        for number, (_, questions) in enumerate(sections)
+        for question in questions
+        if all(w in first_row for w in question)
+    ]
+    section_of, a, b, c, expected = np.array(asked, dtype=np.int64).reshape(-1, 5).T
+    predicted = _predict_analogies(vectors.matrix[: len(keys)], canonical, a, b, c)
+    right = predicted == expected
+
+    results = []
+    for number, (name, questions) in enumerate(sections):
+        mine = section_of == number
+        correct, answered = int(right[mine].sum()), int(mine.sum())
+        accuracy = _ratio(correct, answered)
+        results.append(AnalogySection(name, correct, answered - correct, answered, len(questions), accuracy))
+    total = sum(len(q) for _, q in sections)
+    correct = int(right.sum())
+    return AnalogyResult(
+        questions_path=str(path),
+        sections=results,
+        accuracy=_ratio(correct, len(right)),
+        correct=correct,
+        answered=len(right),
+        questions=total,
+        coverage=_ratio(len(right), total),
+    )
+
+
+def _predict_analogies(
+    matrix: np.ndarray, canonical: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray
+) -> np.ndarray:
+    """gensim's answer (a canonical row, -1 for none) to each question (a, b, c rows)."""
+    n_rows, dim = matrix.shape
+    norms = np.linalg.norm(matrix, axis=1)  # exactly gensim's fill_norms()
+    predicted = np.full(len(a), -1, dtype=np.int64)
+    depth = _ANALOGY_SHORTLIST + 1  # one more, to see the gap below the shortlist
+    if n_rows < 2 * depth:
+        for q in range(len(a)):
+            predicted[q] = _analogy_exact(matrix, norms, canonical, a[q], b[q], c[q])
+        return predicted
+
+    # Both our scores and gensim's are float32 dot products of unit vectors, each off the true
+    # cosine by at most dim * 2**-24; a ranking decided by larger gaps is the same as gensim's.
+    margin = 4 * dim * 2.0**-24 + 1e-6
+    # The best `depth` rows lie in the `depth` blocks of rows with the highest maxima, so only
+    # those blocks are ranked. Zero rows (NaN for gensim) and padding score 0 here, and a
+    # question that ranks one of them high is recomputed exactly.
+    block = _BLOCK_ROWS if n_rows >= 4 * depth * _BLOCK_ROWS else 1
+    padded = -(-n_rows // block) * block
+    unit = np.zeros((padded, dim), dtype=np.float32)
+    suspect = np.ones(padded, dtype=bool)
+    suspect[:n_rows] = ~(norms > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unit[:n_rows] = matrix / norms[:, None]
+        mean = (unit[b] + unit[c]) - unit[a]  # gensim's float32 sum, in its order
+        mean = mean.astype(np.float64) / 3.0
+        mean *= 1.0 / np.linalg.norm(mean, axis=1, keepdims=True)
+        mean = mean.astype(np.float32)
+    unit[suspect] = 0.0
+
+    batch = max(1, _BATCH_SCORES // padded)
+    for start in range(0, len(a), batch):
+        stop = min(start + batch, len(a))
+        scores = mean[start:stop] @ unit.T
+        maxima = scores.reshape(stop - start, block, -1).max(axis=1)  # block j: rows j + k * n_blocks
+        blocks = np.argpartition(-maxima, depth - 1, axis=1)[:, :depth]
+        rows = (blocks[:, :, None] + np.arange(0, padded, padded // block)).reshape(stop - start, -1)
+        row_scores = scores.take(rows + np.arange(0, scores.size, padded)[:, None])  # flat indices
+        best = np.argpartition(-row_scores, depth - 1, axis=1)[:, :depth]
+        top, top_scores = np.take_along_axis(rows, best, axis=1), np.take_along_axis(row_scores, best, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        gaps = -np.diff(np.take_along_axis(top_scores, order, axis=1), axis=1)
+        clear = np.logical_and.accumulate(gaps > margin, axis=1)  # NaN gaps are not clear
+        clear &= ~suspect[top].any(axis=1, keepdims=True)
+        for i, q in enumerate(range(start, stop)):
+            answer, decided_at = _analogy_answer(top[i], canonical, a[q], b[q], c[q])
+            if clear[i, decided_at]:
+                predicted[q] = answer
+            else:
+                predicted[q] = _analogy_exact(matrix, norms, canonical, a[q], b[q], c[q])
+    return predicted
+
+
+def _analogy_answer(ranked, canonical: np.ndarray, a: int, b: int, c: int) -> tuple[int, int]:
+    """gensim's pick from candidate rows `ranked` (best first): (canonical answer, its rank).
+
+    >>> _analogy_answer([1, 7, 3, 4], np.arange(9), a=1, b=2, c=3)
+    (7, 1)
+    """
+    inputs = (a, b, c)
+    answer, rank, kept = -1, 0, 0
+    for rank, row in enumerate(ranked[:_ANALOGY_SHORTLIST]):
+        if row in inputs:  # most_similar drops the input rows
+            continue
+        kept += 1
+        answer = int(canonical[row])
+        if answer not in inputs or kept == _ANALOGY_TOPN:  # evaluation skips their case variants
+            break
+    return answer, rank
+
+
+def _analogy_exact(
+    matrix: np.ndarray, norms: np.ndarray, canonical: np.ndarray, a: int, b: int, c: int
+) -> int:
+    """One question the way gensim computes it, bit for bit (used for near-ties)."""
+    mean = _query_vector(matrix, norms, [b, c], [a])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = np.dot(matrix, mean) / norms
+    ranked = _top_rows(scores, _ANALOGY_SHORTLIST)
+    return _analogy_answer(ranked, canonical, a, b, c)[0]
+
+
+# --------------------------------------------------------------------------- word pairs
+
+
+def similarity(
+    vectors: Vectors,
+    pairs_path: PathLike | None = None,
+    case_insensitive: bool = True,
+    restrict_vocab: int | None = 300000,
+) -> SimilarityResult:
+    """Spearman and Pearson correlation of cosine similarity with human scores of word pairs.
+
+    As gensim's `evaluate_word_pairs`: a tab-separated "word1 word2 score" file, '#' lines are
+    comments, pairs with a word outside the first `restrict_vocab` are skipped (and counted in
+    `oov_ratio`), case folded as in `analogy`. Blank lines are skipped; other malformed lines,
+    which gensim silently skips, are errors here.
+    """
+    path = Path(pairs_path) if pairs_path is not None else _gensim_test_data("wordsim353.tsv")
+    fold = str.upper if case_insensitive else str
+    pairs = _read_pairs(path, fold)
+    first_row: dict[str, int] = {}
+    for row, key in enumerate(_restricted_keys(vectors, restrict_vocab)):
+        first_row.setdefault(fold(key), row)
+
+    gold: list[float] = []
+    model: list[np.float32] = []
+    for w1, w2, score in pairs:
+        if w1 in first_row and w2 in first_row:
+            gold.append(score)
+            v1, v2 = vectors.matrix[first_row[w1]], vectors.matrix[first_row[w2]]
+            model.append(np.dot(_unitvec(v1), _unitvec(v2)))  # float32, as gensim's similarity()
+    if not gold:
+        raise UserError(f"pairs file '{path}': no pair has both words in the vocabulary")
+    spearman = stats.spearmanr(gold, model)
+    pearson = stats.pearsonr(gold, model)
+    oov = len(pairs) - len(gold)
+    return SimilarityResult(
+        pairs_path=str(path),
+        spearman=float(spearman[0]),
+        spearman_pvalue=float(spearman[1]),
+        pearson=float(pearson[0]),
+        pearson_pvalue=float(pearson[1]),
+        pairs_used=len(gold),
+        pairs_total=len(pairs),
+        coverage=len(gold) / len(pairs),
+        oov_ratio=float(oov) / len(pairs),
+    )
+
+
+# --------------------------------------------------------------------------- gensim's arithmetic
+
+
+def _unitvec(vec: np.ndarray) -> np.ndarray:
+    """gensim's matutils.unitvec for a dense vector: float64 BLAS, result in the input dtype."""
+    length = _blas_nrm2(vec) if vec.size else 0.0
+    return _blas_scal(1.0 / length, vec).astype(vec.dtype) if length > 0.0 else vec
+
+
+def _query_vector(
+    matrix: np.ndarray, norms: np.ndarray, positive: list[int], negative: list[int]
+) -> np.ndarray:
+    """gensim's most_similar query: unit of the mean of ±unit rows, with its exact dtypes."""
+    mean = np.zeros(matrix.shape[1], dtype=matrix.dtype)
+    weights = np.concatenate((np.ones(len(positive)), -1.0 * np.ones(len(negative))))
+    total = 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for weight, row in zip(weights, positive + negative):
+            mean += weight * (matrix[row] / norms[row])
+            total += abs(weight)
+        mean = mean / total  # float64 from here on: `total` is a numpy float64
+    return _unitvec(mean).astype(np.float32)
+
+
+def _most_similar_rows(
+    matrix: np.ndarray, norms: np.ndarray, positive: list[int], negative: list[int], topn: int, n_rows: int
+) -> list[tuple[int, float]]:
+    """gensim's most_similar over the first `n_rows` rows: (row, cosine), inputs left out."""
+    mean = _query_vector(matrix, norms, positive, negative)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = np.dot(matrix[:n_rows], mean) / norms[:n_rows]
+    inputs = positive + negative
+    ranked = _top_rows(scores, topn + len(inputs))
+    return [(int(r), float(scores[r])) for r in ranked if r not in inputs][:topn]
+
+
+def _top_rows(scores: np.ndarray, topn: int) -> np.ndarray:
+    """gensim's matutils.argsort(scores, topn, reverse=True), same partition and tie order."""
+    negated = -scores
+    if topn >= negated.size:
+        return np.argsort(negated)[:topn]
+    candidates = np.argpartition(negated, topn)[:topn]
+    return candidates.take(np.argsort(negated.take(candidates)))
+
+
+# --------------------------------------------------------------------------- helpers and files
+
+
+def _restricted_keys(vectors: Vectors, restrict_vocab: int | None) -> list[str]:
+    if restrict_vocab is not None and restrict_vocab < 1:
+        raise UserError(f"restrict_vocab must be at least 1, got {restrict_vocab}")
+    return vectors.words[:restrict_vocab]
+
+
+def _ratio(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def _gensim_test_data(filename: str) -> Path:
+    """The path gensim.test.utils.datapath(filename) gives, without importing gensim."""
+    spec = importlib.util.find_spec("gensim")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"no file given, and gensim (which ships the default {filename}) is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "test" / "test_data" / filename
+
+
+def _read_lines(path: Path, kind: str):
+    """(line number, text) of each line, split on '\\n' only; UserError on I/O or UTF-8 trouble."""
+    try:
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                try:
+                    yield number, raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise UserError(f"{kind} file '{path}' line {number}: not valid UTF-8") from None
+    except FileNotFoundError:
+        raise UserError(f"{kind} file '{path}' does not exist") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {kind} file '{path}': {exc.strerror or exc}") from None
+
+
+def _read_questions(path: Path, fold) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
+    """[(section name, [(a, b, c, d) folded])] from a questions-words.txt style file."""
+    sections: list[tuple[str, list[tuple[str, str, str, str]]]] = []
+    for number, line in _read_lines(path, "questions"):
+        if line.startswith(": "):
+            sections.append((line.lstrip(": ").strip(), []))  # gensim strips ':' and ' ' chars
+            continue
+        words = line.split()
+        if not words:
+            continue
+        where = f"questions file '{path}' line {number}"
+        if not sections:
+            raise UserError(f"{where}: question before the first ': section' line")
+        if len(words) != 4:
+            raise UserError(f"{where}: expected 4 words, found {len(words)}")
+        sections[-1][1].append(tuple(fold(w) for w in words))
+    if not any(questions for _, questions in sections):
+        raise UserError(f"questions file '{path}' has no questions")
+    return sections
+
+
+def _read_pairs(path: Path, fold) -> list[tuple[str, str, float]]:
+    """[(word1, word2, score)] from a wordsim353.tsv style file, words folded."""
+    pairs = []
+    for number, line in _read_lines(path, "pairs"):
+        if line.startswith("#") or not line.strip():
+            continue
+        fields = line.split("\t")
+        where = f"pairs file '{path}' line {number}"
+        if len(fields) != 3:
+            raise UserError(f"{where}: expected 3 tab-separated fields, found {len(fields)}")
+        try:
+            score = float(fields[2])
+        except ValueError:
+            raise UserError(f"{where}: score '{fields[2].strip()[:20]}' is not a number") from None
+        pairs.append((fold(fields[0]), fold(fields[1]), score))
+    if not pairs:
+        raise UserError(f"pairs file '{path}' has no pairs")
+    return pairs

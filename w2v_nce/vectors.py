@@ -1,0 +1,260 @@
+"""Word vectors as a plain (words, matrix) pair, and word2vec text/binary file I/O.
+
+Querying and I/O of vectors live here, apart from training (like gensim's KeyedVectors).
+
+>>> v = Vectors(["king", "queen"], np.array([[3.0, 4.0], [1.0, 0.0]]))
+>>> len(v), v.dim, "king" in v, v.index["queen"]
+(2, 2, True, 1)
+>>> v.unit()[0].tolist()
+[0.6000000238418579, 0.800000011920929]
+
+Both file formats are the ones word2vec.c and gensim read and write: a header line
+"COUNT DIM", then one entry per word, either "word v1 v2 ...\\n" (text) or the word's
+UTF-8 bytes, a space, DIM little-endian float32 and "\\n" (binary).
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from w2v_nce.atomic import atomic_path
+from w2v_nce.errors import UserError
+
+PathLike = str | os.PathLike
+
+_FLOAT32_LE = np.dtype("<f4")
+_SNIFF_BYTES = 64 * 1024
+_ROWS_PER_CHUNK = 1024
+_WHITESPACE = re.compile(r"\s")
+
+
+@dataclass(eq=False)
+class Vectors:
+    """One float32 row per word, rows in `words` order (most frequent first, by convention).
+
+    Treat as immutable: `unit()` is cached.
+    """
+
+    words: list[str]
+    matrix: np.ndarray
+    index: dict[str, int] = field(init=False, repr=False)
+    _unit: np.ndarray | None = field(init=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.words = list(self.words)
+        self.matrix = np.ascontiguousarray(self.matrix, dtype=np.float32)
+        if self.matrix.ndim != 2 or self.matrix.shape[0] != len(self.words):
+            raise ValueError(
+                f"matrix of shape {self.matrix.shape} does not fit {len(self.words)} words"
+            )
+        self.index = {word: row for row, word in enumerate(self.words)}
+        if len(self.index) != len(self.words):
+            duplicate = next(w for row, w in enumerate(self.words) if self.index[w] != row)
+            raise ValueError(f"duplicate word {duplicate!r}")
+
+    @property
+    def dim(self) -> int:
+        return int(self.matrix.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, word: object) -> bool:
+        return word in self.index
+
+    def unit(self) -> np.ndarray:
+        """Rows scaled to unit L2 length (all-zero rows stay zero); computed once."""
+        if self._unit is None:
+            norms = np.linalg.norm(self.matrix, axis=1, keepdims=True)
+            self._unit = self.matrix / np.where(norms > 0, norms, 1).astype(np.float32)
+        return self._unit
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def save_word2vec(vectors: Vectors, path: PathLike, binary: bool = False) -> None:
+    """Write `vectors` in word2vec text (default) or binary format, atomically.
+
+    The data goes to a hidden temporary file next to `path`, which replaces `path` only once
+    complete: an interrupted or failed save leaves no partial file (and an old file intact).
+    Text values are written with 9 significant digits, which read back to the same float32.
+    """
+    path = Path(path)
+    bad = next((w for w in vectors.words if not w or _WHITESPACE.search(w)), None)
+    if bad is not None:
+        raise UserError(f"cannot write vectors file '{path}': word {bad!r} is empty or contains whitespace")
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as out:
+            out.write(f"{len(vectors)} {vectors.dim}\n".encode())
+            for chunk in (_encode_binary if binary else _encode_text)(vectors):
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as exc:
+        raise UserError(f"cannot write vectors file '{path}': {exc.strerror or exc}") from None
+
+
+def _encode_text(vectors: Vectors) -> Iterator[bytes]:
+    """Chunks of "word v1 v2 ...\\n" lines ('%.9g' round-trips any float32 exactly)."""
+    row_format = "%s " + " ".join(["%.9g"] * vectors.dim) + "\n"
+    for start in range(0, len(vectors), _ROWS_PER_CHUNK):
+        rows = vectors.matrix[start : start + _ROWS_PER_CHUNK].tolist()
+        words = vectors.words[start : start + _ROWS_PER_CHUNK]
+        yield "".join(row_format % (w, *r) for w, r in zip(words, rows)).encode()
+
+
+def _encode_binary(vectors: Vectors) -> Iterator[bytes]:
+    """Chunks of b"word " + DIM little-endian float32 + b"\\n" entries, as word2vec.c writes."""
+    for start in range(0, len(vectors), _ROWS_PER_CHUNK):
+        rows = vectors.matrix[start : start + _ROWS_PER_CHUNK].astype(_FLOAT32_LE)
+        words = vectors.words[start : start + _ROWS_PER_CHUNK]
+        yield b"".join(w.encode() + b" " + r.tobytes() + b"\n" for w, r in zip(words, rows))
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_word2vec(path: PathLike, binary: bool | None = None) -> Vectors:
+    """Read a word2vec text or binary file (written by us, gensim or word2vec.c).
+
+    `binary=None` guesses the format: a NUL byte or invalid UTF-8 in the first 64 KiB after
+    the header means binary. Any malformed input raises `UserError` naming file and line.
+    """
+    name = f"vectors file '{path}'"
+    try:
+        with open(path, "rb") as f:
+            header = f.readline()
+            count, dim = _parse_header(header, name)
+            if binary is None:
+                start = f.tell()
+                binary = _looks_binary(f.read(_SNIFF_BYTES))
+                f.seek(start)
+            if binary:
+                return _read_binary(f.read(), count, dim, name)
+            return _read_text(f, count, dim, name)
+    except FileNotFoundError:
+        raise UserError(f"{name} does not exist") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {name}: {exc.strerror or exc}") from None
+
+
+def _parse_header(line: bytes, name: str) -> tuple[int, int]:
+    """'COUNT DIM' -> (count, dim).
+
+    >>> _parse_header(b"3 100\\n", "f")
+    (3, 100)
+    """
+    if not line:
+        raise UserError(f"{name} is empty")
+    fields = line.split()
+    try:
+        count, dim = (int(x) for x in fields)
+        if count < 0 or dim < 1:
+            raise ValueError
+    except ValueError:
+        shown = line[:40].decode("utf-8", "replace").strip()
+        raise UserError(f"{name} line 1: expected a header 'COUNT DIM', found '{shown}'") from None
+    return count, dim
+
+
+def _looks_binary(sniff: bytes) -> bool:
+    """NUL or invalid UTF-8 (a character cut by the sniff's end excepted) means binary.
+
+    >>> _looks_binary(b"the 0.5 -1.25\\n"), _looks_binary(b"the \\x00\\x00\\x80\\x3f")
+    (False, True)
+    """
+    if b"\0" in sniff:
+        return True
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sniff, final=len(sniff) < _SNIFF_BYTES)
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _read_text(lines, count: int, dim: int, name: str) -> Vectors:
+    words: list[str] = []
+    first_line: dict[str, str] = {}
+    matrix = np.empty((count, dim), dtype=np.float32)
+    line_no = 1
+    for raw in lines:
+        line_no += 1
+        where = f"{name} line {line_no}"
+        if len(words) == count:
+            if raw.strip():
+                raise UserError(f"{where}: more rows than the {count} the header says")
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UserError(f"{where}: not valid UTF-8 (is this a binary file?)") from None
+        word, *values = text.rstrip().split(" ")
+        if not word:
+            raise UserError(f"{where}: line starts with a space or is empty, expected a word")
+        if len(values) != dim:
+            raise UserError(f"{where}: expected {dim} values, found {len(values)}")
+        try:
+            matrix[len(words)] = np.array(values, dtype=np.float32)
+        except ValueError:
+            bad = next(v for v in values if not _is_float(v))
+            raise UserError(f"{where}: value '{bad[:20]}' of word '{word}' is not a number") from None
+        _add_word(words, first_line, word, f"line {line_no}", matrix, where)
+    if len(words) < count:
+        raise UserError(f"{name} has {len(words)} rows but its header says {count}")
+    return Vectors(words, matrix)
+
+
+def _read_binary(data: bytes, count: int, dim: int, name: str) -> Vectors:
+    words: list[str] = []
+    first_entry: dict[str, str] = {}
+    matrix = np.empty((count, dim), dtype=np.float32)
+    vector_bytes = dim * _FLOAT32_LE.itemsize
+    pos = 0
+    for entry in range(1, count + 1):
+        where = f"{name} (binary) word {entry}"
+        while data[pos : pos + 1] == b"\n":  # word2vec.c ends each vector with one
+            pos += 1
+        space = data.find(b" ", pos)
+        if space < 0 or space + 1 + vector_bytes > len(data):
+            raise UserError(f"{name} (binary) ends after {entry - 1} of the {count} words its header says")
+        raw_word = data[pos:space]
+        if not raw_word or b"\n" in raw_word:
+            raise UserError(f"{where}: expected a word followed by a space (is this a text file?)")
+        try:
+            word = raw_word.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UserError(f"{where}: not valid UTF-8 (is this a text file?)") from None
+        matrix[entry - 1] = np.frombuffer(data, _FLOAT32_LE, dim, space + 1)
+        _add_word(words, first_entry, word, f"word {entry}", matrix, where)
+        pos = space + 1 + vector_bytes
+    if data[pos:].strip(b"\n"):
+        raise UserError(f"{name} (binary): data after the {count} words its header says")
+    return Vectors(words, matrix)
+
+
+def _add_word(
+    words: list[str], first: dict[str, str], word: str, at: str, matrix: np.ndarray, where: str
+) -> None:
+    """Append `word`, whose vector is already in `matrix[len(words)]`; `at` locates it."""
+    if word in first:
+        raise UserError(f"{where}: duplicate word '{word}' (first seen at {first[word]})")
+    if not np.isfinite(matrix[len(words)]).all():
+        raise UserError(f"{where}: vector of word '{word}' has a non-finite value")
+    first[word] = at
+    words.append(word)
+
+
+def _is_float(text: str) -> bool:
+    try:
+        np.float32(text)
+    except ValueError:
+        return False
+    return True
