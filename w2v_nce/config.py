@@ -23,6 +23,9 @@ from w2v_nce.errors import UserError
 from w2v_nce.objectives import LOSSES
 
 
+UPDATES = ("sum", "mean", "sqrt")
+
+
 @dataclass(frozen=True)
 class Config:
     # objective
@@ -44,6 +47,8 @@ class Config:
     lr: float = 0.025  # starting learning rate α0, decayed linearly to α0 * min_lr_ratio
     min_lr_ratio: float = 1e-4
     batch_size: int = 1024  # CBOW examples per SGD step
+    shuffle: bool = False  # train on each chunk's examples in random order (see README: large batches)
+    update: str = "sum"  # how a row's updates within a batch combine: sum (word2vec) | mean | sqrt
     # runtime
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # CPU threads for torch (0 = all cores)
@@ -89,6 +94,7 @@ def _check(cfg: Config) -> Config:
             raise UserError(msg)
 
     need(cfg.loss in LOSSES, f"unknown loss {cfg.loss!r}: choose one of {', '.join(LOSSES)}")
+    need(cfg.update in UPDATES, f"unknown update {cfg.update!r}: choose one of {', '.join(UPDATES)}")
     need(cfg.dim >= 1, f"dim must be at least 1, got {cfg.dim}")
     need(cfg.window >= 1, f"window must be at least 1, got {cfg.window}")
     need(cfg.negatives >= 1, f"negatives must be at least 1, got {cfg.negatives}")

@@ -9,7 +9,7 @@ apply word2vec's plain per-example SGD without building a graph.
 
 Losses (k noise words x' ~ q, target x):
   softmax  exact cross-entropy over the vocabulary:       logsumexp_v s_v - s_x
-  neg      negative sampling (word2vec):                   -log σ(s_x) - Σ log σ(-s_x')
+  neg      negative sampling (word2vec):                   -log σ(s_x) - Σ log σ(-s_x'), x' ≠ x
   nce      Local NCE, logit y = s - log Z - log(k q):      -log σ(y_x) - Σ log σ(-y_x')
   rnce     ranking / Global NCE (sampled softmax), y = s - log q, accidental hits removed:
                                                            logsumexp(y_x, y_x'...) - y_x
@@ -97,20 +97,33 @@ class SampledObjective(Objective):
         return labels
 
 
-def _binary_logistic(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed BCE over candidates: -[l log σ(y) + (1-l) log σ(-y)], and its gradient σ(y) - l."""
-    loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").sum(1)
-    return loss, torch.sigmoid(logits) - labels
+def _binary_logistic(
+    logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed BCE over candidates: -[l log σ(y) + (1-l) log σ(-y)], and its gradient σ(y) - l.
+
+    `weight` (0 or 1 per candidate) leaves candidates out of both.
+    """
+    loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+    grad = torch.sigmoid(logits) - labels
+    if weight is not None:
+        loss, grad = loss * weight, grad * weight
+    return loss.sum(1), grad
 
 
 class NegativeSampling(SampledObjective):
-    """word2vec's negative sampling: a logistic classifier on the raw score."""
+    """word2vec's negative sampling: a logistic classifier on the raw score.
+
+    As in word2vec.c and gensim, a noise word that happens to be the target is skipped.
+    """
 
     name = "neg"
     normalized = False
 
     def loss_grad(self, scores, cand):
-        return _binary_logistic(scores, self.labels(scores))
+        keep = torch.ones_like(scores)
+        keep[:, 1:] = cand.ids[:, 1:] != cand.targets[:, None]
+        return _binary_logistic(scores, self.labels(scores), keep)
 
 
 class LocalNCE(SampledObjective):
@@ -133,11 +146,11 @@ class LocalNCE(SampledObjective):
         return _binary_logistic(logits, self.labels(scores))
 
     def update(self, dscores, lr):
-        if self.learn_log_z:  # d loss / d log Z = -sum of d loss / d s
-            self.log_z += lr * float(dscores.sum())
+        if self.learn_log_z:  # d loss / d log Z = -sum of d loss / d s; a tensor: no device sync
+            self.log_z = self.log_z + lr * dscores.sum()
 
     def state_dict(self):
-        return {"log_z": self.log_z}
+        return {"log_z": float(self.log_z)}
 
     def load_state_dict(self, state):
         self.log_z = float(state.get("log_z", self.log_z))

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,20 @@ class EncodedCorpus:
         self.path.unlink(missing_ok=True)
 
 
-def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, generator: torch.Generator) -> torch.Tensor:
+def _row_scale(ids: torch.Tensor, rows: int, update: str) -> torch.Tensor | None:
+    """Per-entry factor for a row updated by several examples of one batch.
+
+    sum: 1 (word2vec: every example's step is applied in full); mean: 1/n for a row hit n
+    times (the batch's steps are averaged per row); sqrt: 1/sqrt(n).
+    """
+    if update == "sum":
+        return None
+    hits = torch.bincount(ids, minlength=rows)[ids].to(torch.float32)
+    return hits.reciprocal_() if update == "mean" else hits.rsqrt_()
+
+
+def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, generator: torch.Generator,
+             update: str = "sum") -> torch.Tensor:
     """One batched word2vec SGD step; returns the summed loss of the batch (a 0-d tensor)."""
     h = model.context_vectors(batch.context, batch.offsets)
     cand = objective.candidates(batch.targets, generator)
@@ -85,11 +99,61 @@ def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, gene
     else:
         err = torch.bmm(g[:, None, :], out).squeeze(1)
         flat = cand.ids.reshape(-1)
+        scale = _row_scale(flat, len(model.out), update)
+        if scale is not None:
+            g = g * scale.view_as(g)
         model.out.index_add_(0, flat, (g[:, :, None] * h[:, None, :]).reshape(len(flat), -1))
         if model.bias is not None:
             model.bias.index_add_(0, flat, g.reshape(-1))
-    model.inp.index_add_(0, batch.context, err.index_select(0, batch.bag))
+    step = err.index_select(0, batch.bag)
+    scale = _row_scale(batch.context, len(model.inp), update)
+    if scale is not None:
+        step *= scale[:, None]
+    model.inp.index_add_(0, batch.context, step)
     return loss.sum()
+
+
+def run_batches(model: CBOW, objective: Objective, examples: Examples, cfg: Config, lr_at, generator: torch.Generator,
+                workers: int, report=None) -> torch.Tensor:
+    """Train on `examples` in batches of cfg.batch_size; return the summed loss.
+
+    With workers > 1 (CPU), that many threads share the batches and update the tables
+    without locks, as word2vec's and gensim's threads do (Hogwild); torch releases the GIL
+    inside its kernels, so they run in parallel.
+    """
+    starts = range(0, len(examples), cfg.batch_size)
+
+    def work(mine, gen, totals: list, slot: int) -> None:
+        for lo in mine:
+            hi = min(lo + cfg.batch_size, len(examples))
+            totals[slot] += sgd_step(model, objective, examples.slice(lo, hi), lr_at(lo), gen, cfg.update)
+            seen[slot] += hi - lo
+            if report is not None and slot == 0 and (lo // cfg.batch_size) % (16 * workers) == 0:
+                report(sum(seen), float(totals[slot]) / max(seen[slot], 1))
+
+    seen = [0] * workers
+    totals: list = [torch.zeros((), dtype=torch.float64, device=model.inp.device) for _ in range(workers)]
+    if workers == 1:
+        work(starts, generator, totals, 0)
+        return totals[0]
+    seeds = torch.randint(2**62, (workers,), generator=generator, device=generator.device).tolist()
+    gens = [torch.Generator(device=generator.device).manual_seed(seed) for seed in seeds]
+    errors: list[BaseException] = []
+
+    def guarded(slot: int) -> None:
+        try:
+            work(starts[slot::workers], gens[slot], totals, slot)
+        except BaseException as exc:  # re-raised in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(slot,), daemon=True) for slot in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return sum(totals)
 
 
 @dataclass
@@ -142,8 +206,10 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
     corpus, out_dir = Path(corpus), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    workers = 1
+    if device.type == "cpu":  # Hogwild worker threads, one core each
+        workers = cfg.threads or os.cpu_count() or 1
+        torch.set_num_threads(1)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
@@ -179,20 +245,24 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
             for chunk in encoded.chunks(cfg.chunk_tokens):
                 ids = torch.from_numpy(chunk).to(device)
                 chunk_words = int((chunk != SENTENCE_END).sum())
-                examples = cbow_examples(subsample(ids, keep_prob, generator), cfg.window, generator)
-                n = len(examples)
-                for lo in range(0, n, cfg.batch_size):
-                    hi = min(lo + cfg.batch_size, n)
-                    done = progress.words_done + chunk_words * lo / max(n, 1)
-                    lr = cfg.lr * max(cfg.min_lr_ratio, 1.0 - done / total_words)
-                    loss_sum += sgd_step(model, objective, examples.slice(lo, hi), lr, generator)
-                    loss_count += hi - lo
-                    if (lo // cfg.batch_size) % 64 == 0 and progress_bar:
-                        bar.set_postfix(loss=f"{float(loss_sum) / max(loss_count, 1):.4f}", lr=f"{lr:.5f}",
-                                        refresh=False)
+                examples = cbow_examples(subsample(ids, keep_prob, generator), cfg.window, generator, shuffle=cfg.shuffle)
+                words_before = progress.words_done
+
+                def lr_at(example: int) -> float:
+                    done = words_before + chunk_words * example / max(len(examples), 1)
+                    return cfg.lr * max(cfg.min_lr_ratio, 1.0 - done / total_words)
+
+                def report(example: int, loss: float) -> None:
+                    bar.update(int(words_before + chunk_words * example / max(len(examples), 1)) - bar.n)
+                    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_at(example):.5f}", refresh=False)
+
+                chunk_loss = run_batches(model, objective, examples, cfg, lr_at, generator, workers,
+                                         report if progress_bar else None)
+                loss_sum += chunk_loss
+                loss_count += len(examples)
                 progress.words_done += chunk_words
-                progress.examples += n
-                bar.update(chunk_words)
+                progress.examples += len(examples)
+                bar.update(progress.words_done - bar.n)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             progress.seconds += time.perf_counter() - start

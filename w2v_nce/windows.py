@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from w2v_nce.vocab import SENTENCE_END
@@ -22,18 +23,22 @@ class Examples:
     context: torch.Tensor  # [nnz] int64, grouped by example
     offsets: torch.Tensor  # [n + 1] int64, context[offsets[i]:offsets[i+1]] is example i's
     bag: torch.Tensor  # [nnz] int64, the example each context word belongs to
+    host_offsets: np.ndarray | None = None  # offsets on the host, so slicing needs no device sync
 
     def __len__(self) -> int:
         return len(self.targets)
 
     def slice(self, start: int, stop: int) -> "Examples":
         """Examples start..stop-1, with offsets and bag ids rebased to 0."""
-        lo, hi = int(self.offsets[start]), int(self.offsets[stop])
+        if self.host_offsets is None:
+            self.host_offsets = self.offsets.cpu().numpy()
+        lo, hi = int(self.host_offsets[start]), int(self.host_offsets[stop])
         return Examples(
             targets=self.targets[start:stop],
             context=self.context[lo:hi],
             offsets=self.offsets[start : stop + 1] - lo,
             bag=self.bag[lo:hi] - start,
+            host_offsets=self.host_offsets[start : stop + 1] - lo,
         )
 
 
@@ -45,11 +50,17 @@ def subsample(ids: torch.Tensor, keep_prob: torch.Tensor, generator: torch.Gener
 
 
 def cbow_examples(
-    ids: torch.Tensor, window: int, generator: torch.Generator | None, radius: torch.Tensor | None = None
+    ids: torch.Tensor,
+    window: int,
+    generator: torch.Generator | None,
+    radius: torch.Tensor | None = None,
+    shuffle: bool = False,
 ) -> Examples:
     """CBOW examples from `ids` (already subsampled; SENTENCE_END between sentences).
 
     `radius` (one per word, in 1..window) is drawn here unless given (tests give it).
+    With `shuffle`, the examples come in a random order instead of corpus order, so a
+    large batch is not made of overlapping windows that all update the same words.
     """
     device = ids.device
     is_end = ids == SENTENCE_END
@@ -63,11 +74,15 @@ def cbow_examples(
     inside = (pos >= 0) & (pos < n) & (shifts.abs()[None, :] <= radius[:, None])
     pos.clamp_(0, max(n - 1, 0))
     inside &= sentence[pos] == sentence[:, None]
+    targets, neighbours = words, words[pos]
+    if shuffle:
+        order = torch.randperm(n, generator=generator, device=device)
+        targets, neighbours, inside = targets[order], neighbours[order], inside[order]
     counts = inside.sum(1)
     has_context = counts > 0
-    context = words[pos][inside]
+    context = neighbours[inside]
     counts = counts[has_context]
     offsets = torch.zeros(len(counts) + 1, dtype=torch.int64, device=device)
     torch.cumsum(counts, 0, out=offsets[1:])
     bag = torch.repeat_interleave(torch.arange(len(counts), device=device), counts)
-    return Examples(targets=words[has_context], context=context, offsets=offsets, bag=bag)
+    return Examples(targets=targets[has_context], context=context, offsets=offsets, bag=bag)
