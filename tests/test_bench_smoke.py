@@ -1,0 +1,93 @@
+"""Smoke test of scripts/bench_vs_gensim.py on gensim's small bundled corpus (a few seconds).
+
+The script runs in a subprocess: it sets torch's thread count, which must not leak into
+other tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gensim")
+from gensim.test.utils import datapath  # noqa: E402
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench_vs_gensim.py"
+ROWS = ("words_per_sec", "analogy_accuracy", "analogy_coverage", "ws353_spearman", "simlex_spearman",
+        "train_seconds", "wall_seconds", "vocab_size", "corpus_words")
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("bench_vs_gensim", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def test_bench_smoke(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--corpus", datapath("lee_background.cor"), "--epochs", "1",
+         "--max-tokens", "30000", "--threads", "1", "--device", "cpu",
+         "--workdir", str(tmp_path / "work"), "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ours/gensim" in proc.stdout and "summary:" in proc.stdout
+
+    result = json.loads(out.read_text())
+    assert result["rows"] == list(ROWS)
+    ours, gensim, ratio = result["ours"], result["gensim"], result["ratio"]
+    for key in ROWS:
+        assert _finite(ours[key]) and _finite(gensim[key]), (key, ours[key], gensim[key])
+        if gensim[key] != 0:
+            assert ratio[key] == pytest.approx(ours[key] / gensim[key], rel=1e-9), key
+        else:
+            assert ratio[key] is None, key
+    # same prepared corpus, same vocabulary rule: both count the same in-vocabulary words
+    assert ours["vocab_size"] == gensim["vocab_size"] > 0
+    assert ours["corpus_words"] == gensim["corpus_words"] > 0
+    assert ours["words_per_sec"] > 0 and gensim["words_per_sec"] > 0
+    assert result["corpus"]["tokens"] == 30000
+    # our evaluation of gensim's vectors equals gensim's own
+    cross = result["cross_check"]
+    assert cross["analogy_equal"] and cross["ws353_equal"] and cross["simlex_equal"], cross
+    assert (tmp_path / "work" / "corpus.txt").is_file()
+
+
+def test_skip_gensim_leaves_ratios_blank(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--corpus", datapath("lee_background.cor"), "--epochs", "1",
+         "--max-tokens", "5000", "--threads", "1", "--device", "cpu", "--skip-gensim", "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["gensim"] is None and result["cross_check"] is None
+    assert all(value is None for value in result["ratio"].values())
+    assert _finite(result["ours"]["words_per_sec"])
+
+
+def test_prepare_corpus_cuts_long_lines(tmp_path):
+    bench = _load_script()
+    source = tmp_path / "one_line.txt"
+    source.write_text(" ".join(f"w{i}" for i in range(2500)) + "\nlast line\n")
+    target = tmp_path / "prepared.txt"
+    counts = bench.prepare_corpus(source, target, line_words=1000)
+    lines = target.read_text().splitlines()
+    assert [len(line.split()) for line in lines] == [1000, 1000, 500, 2]
+    assert counts == {**counts, "tokens": 2502, "lines": 4}
+    assert " ".join(lines[:3]).split() == [f"w{i}" for i in range(2500)]
+    bench.prepare_corpus(source, target, max_tokens=1001, line_words=1000)
+    assert [len(line.split()) for line in target.read_text().splitlines()] == [1000, 1]
