@@ -12,6 +12,7 @@ CLI options override the file. Unknown keys, wrong types and out-of-range values
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -23,7 +24,7 @@ from w2v_nce.errors import UserError
 from w2v_nce.objectives import LOSSES
 
 
-UPDATES = ("sum", "mean", "sqrt")
+UPDATES = ("sum", "mean", "sqrt", "cap")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class Config:
     min_lr_ratio: float = 1e-4
     batch_size: int = 1024  # CBOW examples per SGD step
     shuffle: bool = False  # train on each chunk's examples in random order (see README: large batches)
-    update: str = "sum"  # how a row's updates within a batch combine: sum (word2vec) | mean | sqrt
+    update: str = "sum"  # how a row's updates within a batch combine: sum (word2vec) | mean | sqrt | cap
+    update_cap: float = 16.0  # update = "cap": a row hit n times in a batch gets min(1, cap/n) of the sum
     # runtime
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # CPU threads for torch (0 = all cores)
@@ -79,6 +81,8 @@ def _coerce(name: str, value: Any) -> Any:
         if bool in allowed:
             return value
     elif float in allowed and isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise UserError(f"config key {name!r} must be a finite number, got {value!r}")
         return float(value)
     elif int in allowed and isinstance(value, int):
         return value
@@ -95,6 +99,7 @@ def _check(cfg: Config) -> Config:
 
     need(cfg.loss in LOSSES, f"unknown loss {cfg.loss!r}: choose one of {', '.join(LOSSES)}")
     need(cfg.update in UPDATES, f"unknown update {cfg.update!r}: choose one of {', '.join(UPDATES)}")
+    need(cfg.update_cap > 0, f"update_cap must be positive, got {cfg.update_cap}")
     need(cfg.dim >= 1, f"dim must be at least 1, got {cfg.dim}")
     need(cfg.window >= 1, f"window must be at least 1, got {cfg.window}")
     need(cfg.negatives >= 1, f"negatives must be at least 1, got {cfg.negatives}")

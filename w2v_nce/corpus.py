@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -47,7 +48,7 @@ def read_pieces(path: Path | str, block_bytes: int = BLOCK_BYTES) -> Iterator[tu
         while True:
             try:
                 raw = f.read(block_bytes)
-            except (OSError, EOFError) as exc:
+            except (OSError, EOFError, zlib.error) as exc:  # includes a corrupt .gz
                 raise UserError(f"corpus '{path}' cannot be read: {exc}") from None
             if b"\x00" in raw:
                 raise UserError(f"corpus '{path}' looks binary (NUL byte near byte {offset + raw.index(0)})")

@@ -22,8 +22,8 @@ import torch
 from w2v_nce.config import Config, apply_overrides
 from w2v_nce.errors import UserError
 from w2v_nce.model import CBOW
-from w2v_nce.vocab import Vocab
-from w2v_nce.windows import cbow_examples
+from w2v_nce.vocab import SENTENCE_END, Vocab
+from w2v_nce.windows import Examples, cbow_examples
 
 
 @dataclass
@@ -38,23 +38,32 @@ class Diagnosis:
     model_log_z: float
 
 
-def heldout_examples(vocab: Vocab, corpus: Path | str, window: int, max_examples: int):
+def heldout_examples(vocab: Vocab, corpus: Path | str, window: int, max_examples: int) -> Examples:
     """The first `max_examples` CBOW examples of `corpus`: every word, full window."""
-    ids = []
-    total = 0
+    pieces: list[np.ndarray] = []
+    words, wanted = 0, max_examples + 2 * window
+    examples = None
     for piece in vocab.encode(corpus):
-        ids.append(piece)
-        total += len(piece)
-        if total > max_examples + 2 * window + 1:
-            break
-    if not ids:
+        pieces.append(piece)
+        words += int((piece != SENTENCE_END).sum())
+        if words >= wanted:  # enough words, unless many have no context: then read on
+            examples = _full_window_examples(pieces, window)
+            if len(examples) >= max_examples:
+                break
+            wanted *= 2
+    else:
+        examples = _full_window_examples(pieces, window) if words else None
+    if examples is None:
         raise UserError(f"held-out corpus '{corpus}' has no in-vocabulary words")
-    flat = torch.from_numpy(np.concatenate(ids))
-    n_words = int((flat >= 0).sum())
-    examples = cbow_examples(flat, window, None, radius=torch.full((n_words,), window))
     if len(examples) == 0:
         raise UserError(f"held-out corpus '{corpus}' has no word with a context")
     return examples.slice(0, min(max_examples, len(examples)))
+
+
+def _full_window_examples(pieces: list[np.ndarray], window: int) -> Examples:
+    flat = torch.from_numpy(np.concatenate(pieces))
+    n_words = int((flat != SENTENCE_END).sum())
+    return cbow_examples(flat, window, None, radius=torch.full((n_words,), window))
 
 
 @torch.no_grad()

@@ -52,8 +52,8 @@ class AliasSampler:
 
     def __init__(self, weights: torch.Tensor | np.ndarray, device: str | torch.device = "cpu"):
         prob = np.asarray(weights, dtype=np.float64)
-        if prob.ndim != 1 or len(prob) == 0 or (prob < 0).any() or prob.sum() <= 0:
-            raise ValueError("noise weights must be a non-empty, non-negative vector")
+        if prob.ndim != 1 or len(prob) == 0 or not np.isfinite(prob).all() or (prob < 0).any() or prob.sum() <= 0:
+            raise ValueError("noise weights must be a non-empty vector of finite, non-negative numbers")
         prob = prob / prob.sum()
         accept, alias = build_alias_table(prob)
         self.device = torch.device(device)

@@ -52,13 +52,16 @@ class EncodedCorpus:
         fd, name = tempfile.mkstemp(prefix=".ids-", suffix=".bin", dir=workdir)
         self.path = Path(name)
         self.words = 0  # in-vocabulary tokens
-        with os.fdopen(fd, "wb") as f:
-            for ids in vocab.encode(corpus):
-                ids.tofile(f)
-                self.words += int((ids != SENTENCE_END).sum())
-        if self.words == 0:
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for ids in vocab.encode(corpus):
+                    ids.tofile(f)
+                    self.words += int((ids != SENTENCE_END).sum())
+            if self.words == 0:
+                raise UserError(f"corpus '{corpus}' has no words left after building the vocabulary")
+        except BaseException:
             self.close()
-            raise UserError(f"corpus '{corpus}' has no words left after building the vocabulary")
+            raise
         self.ids = np.memmap(self.path, dtype=np.int32, mode="r")
 
     def chunks(self, size: int) -> Iterator[np.ndarray]:
@@ -70,20 +73,25 @@ class EncodedCorpus:
         self.path.unlink(missing_ok=True)
 
 
-def _row_scale(ids: torch.Tensor, rows: int, update: str) -> torch.Tensor | None:
+def _row_scale(ids: torch.Tensor, rows: int, update: str, cap: float) -> torch.Tensor | None:
     """Per-entry factor for a row updated by several examples of one batch.
 
     sum: 1 (word2vec: every example's step is applied in full); mean: 1/n for a row hit n
-    times (the batch's steps are averaged per row); sqrt: 1/sqrt(n).
+    times (the batch's steps are averaged per row); sqrt: 1/sqrt(n); cap: min(1, cap/n), the
+    sum for rows hit at most `cap` times, the mean times `cap` beyond.
     """
     if update == "sum":
         return None
     hits = torch.bincount(ids, minlength=rows)[ids].to(torch.float32)
-    return hits.reciprocal_() if update == "mean" else hits.rsqrt_()
+    if update == "mean":
+        return hits.reciprocal_()
+    if update == "sqrt":
+        return hits.rsqrt_()
+    return hits.reciprocal_().mul_(cap).clamp_(max=1.0)
 
 
 def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, generator: torch.Generator,
-             update: str = "sum") -> torch.Tensor:
+             update: str = "sum", cap: float = 16.0) -> torch.Tensor:
     """One batched word2vec SGD step; returns the summed loss of the batch (a 0-d tensor)."""
     h = model.context_vectors(batch.context, batch.offsets)
     cand = objective.candidates(batch.targets, generator)
@@ -99,14 +107,14 @@ def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, gene
     else:
         err = torch.bmm(g[:, None, :], out).squeeze(1)
         flat = cand.ids.reshape(-1)
-        scale = _row_scale(flat, len(model.out), update)
+        scale = _row_scale(flat, len(model.out), update, cap)
         if scale is not None:
             g = g * scale.view_as(g)
         model.out.index_add_(0, flat, (g[:, :, None] * h[:, None, :]).reshape(len(flat), -1))
         if model.bias is not None:
             model.bias.index_add_(0, flat, g.reshape(-1))
     step = err.index_select(0, batch.bag)
-    scale = _row_scale(batch.context, len(model.inp), update)
+    scale = _row_scale(batch.context, len(model.inp), update, cap)
     if scale is not None:
         step *= scale[:, None]
     model.inp.index_add_(0, batch.context, step)
@@ -126,7 +134,7 @@ def run_batches(model: CBOW, objective: Objective, examples: Examples, cfg: Conf
     def work(mine, gen, totals: list, slot: int) -> None:
         for lo in mine:
             hi = min(lo + cfg.batch_size, len(examples))
-            totals[slot] += sgd_step(model, objective, examples.slice(lo, hi), lr_at(lo), gen, cfg.update)
+            totals[slot] += sgd_step(model, objective, examples.slice(lo, hi), lr_at(lo), gen, cfg.update, cfg.update_cap)
             seen[slot] += hi - lo
             if report is not None and slot == 0 and (lo // cfg.batch_size) % (16 * workers) == 0:
                 report(sum(seen), float(totals[slot]) / max(seen[slot], 1))
@@ -204,7 +212,8 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
     """Train on `corpus`; write vectors.txt, checkpoint.pt, config.toml and metrics.json
     into `out_dir`, and return the metrics."""
     corpus, out_dir = Path(corpus), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"output directory '{out_dir}' is an existing file")
     device = resolve_device(cfg.device)
     workers = 1
     if device.type == "cpu":  # Hogwild worker threads, one core each
@@ -231,6 +240,10 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
         progress = Progress(**state["progress"])
         generator.set_state(state["generator"])
     keep_prob = torch.tensor(vocab.keep_prob(cfg.sample), dtype=torch.float32, device=device)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output directory '{out_dir}': {exc.strerror or exc}") from None
     write_text(out_dir / "config.toml", to_toml(cfg))
 
     encoded = EncodedCorpus(corpus, vocab, out_dir)

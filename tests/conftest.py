@@ -1,0 +1,53 @@
+"""Shared fixtures: one CPU thread for torch (the test machine is shared), small corpora."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+
+def pytest_configure(config):
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # train(threads=...) may change the thread count; put it back for every test.
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(1)
+
+
+def write_twin_corpus(path, seed: int = 0, classes: int = 40, fanout: int = 3, sentences: int = 3000,
+                      length: int = 10):
+    """A corpus from a Markov chain over `classes` word classes, each emitted as one of two
+    "twin" words (a<c>, b<c>) uniformly. Twins never need to co-occur but have identical
+    left and right context distributions, so CBOW should place them next to each other.
+
+    Returns the list of twin pairs [(a0, b0), ...].
+    """
+    rng = random.Random(seed)
+    # successors from `fanout` random permutations: the chain is doubly stochastic, so every
+    # class (and word) is about equally frequent and none is too rare to learn
+    perms = [rng.sample(range(classes), classes) for _ in range(fanout)]
+    successors = [[perm[c] for perm in perms] for c in range(classes)]
+    twins = [(f"a{c}", f"b{c}") for c in range(classes)]
+    lines = []
+    for _ in range(sentences):
+        c = rng.randrange(classes)
+        tokens = []
+        for _ in range(length):
+            tokens.append(rng.choice(twins[c]))
+            c = rng.choice(successors[c])
+        lines.append(" ".join(tokens))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return twins
+
+
+@pytest.fixture
+def twin_corpus(tmp_path):
+    path = tmp_path / "twins.txt"
+    twins = write_twin_corpus(path)
+    return path, twins

@@ -1,0 +1,374 @@
+"""The command line: train -> export -> query round trips, JSON outputs, and every bad input
+reported as exactly one `error:` line with a non-zero status, no traceback, no partial file."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import write_twin_corpus
+from w2v_nce.cli import app, main
+
+TRAIN_OPTS = ["-q", "--min-count", "1", "--dim", "8", "--epochs", "1", "--threads", "1", "--window", "2",
+              "--device", "cpu"]
+
+
+def _stderr(result) -> str:
+    """stderr of a CliRunner result; older click/typer mix it into `output` unless asked."""
+    try:
+        return result.stderr
+    except ValueError:
+        return result.output
+
+
+def invoke(args) -> "tuple[int, str, str]":
+    """Run through typer's CliRunner on `app`: (exit code, stdout, stderr)."""
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"unexpected exception {result.exception!r}") from result.exception
+    try:
+        stdout = result.stdout
+    except ValueError:
+        stdout = result.output
+    return result.exit_code, stdout, _stderr(result)
+
+
+def run_main(capsys, args) -> "tuple[int, str, str]":
+    """Run through the console entry point `main(argv)`: (return code, stdout, stderr)."""
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_error_line(code, out, err, *fragments):
+    assert code != 0 and code is not None
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: "), err
+    assert "Traceback" not in out + err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One small trained model (CliRunner `train`), shared by the read-only tests."""
+    root = tmp_path_factory.mktemp("cli")
+    corpus = root / "twins.txt"
+    twins = write_twin_corpus(corpus, sentences=600)
+    heldout = root / "heldout.txt"
+    write_twin_corpus(heldout, seed=0, sentences=50)
+    out = root / "run"
+    code, stdout, err = invoke(["train", corpus, "-o", out, "--loss", "nce", "--learn-log-z", *TRAIN_OPTS])
+    assert code == 0, err
+    assert "trained" in stdout and "vectors.txt" in stdout
+    assert err.strip() == ""
+    return {"root": root, "corpus": corpus, "heldout": heldout, "out": out, "twins": twins}
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+def test_train_outputs(trained):
+    out = trained["out"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.toml", "metrics.json", "vectors.txt"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["loss"] == "nce" and metrics["epochs"] == 1 and "log_z" in metrics
+
+
+def test_export_text_and_binary_load_in_gensim(trained, tmp_path):
+    import torch
+    from gensim.models import KeyedVectors
+
+    ckpt = trained["out"] / "checkpoint.pt"
+    inp = torch.load(ckpt, map_location="cpu", weights_only=False)["model"]["inp"].numpy()
+    words = torch.load(ckpt, map_location="cpu", weights_only=False)["words"]
+    text, binary = tmp_path / "v.txt", tmp_path / "sub" / "v.bin"
+    code, stdout, err = invoke(["export", ckpt, "-o", text])
+    assert code == 0 and "text" in stdout and err == ""
+    code, stdout, err = invoke(["export", ckpt, "-o", binary, "--format", "binary"])
+    assert code == 0 and "binary" in stdout and err == ""
+    kv_text = KeyedVectors.load_word2vec_format(str(text), binary=False)
+    kv_bin = KeyedVectors.load_word2vec_format(str(binary), binary=True)
+    assert kv_text.index_to_key == kv_bin.index_to_key == list(words)
+    assert np.array_equal(kv_bin.vectors, inp)
+    np.testing.assert_allclose(kv_text.vectors, inp, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(kv_text.vectors, kv_bin.vectors, rtol=1e-6, atol=1e-7)
+    # and the text file train wrote is the same as the exported one
+    assert (trained["out"] / "vectors.txt").read_bytes() == text.read_bytes()
+    assert [p.name for p in tmp_path.rglob("*") if ".tmp-" in p.name] == []
+
+
+@pytest.mark.parametrize("fmt", ["text", "binary"])
+def test_neighbors_json_matches_gensim(trained, tmp_path, fmt):
+    from gensim.models import KeyedVectors
+
+    path = tmp_path / f"v.{fmt}"
+    assert invoke(["export", trained["out"] / "checkpoint.pt", "-o", path, "-f", fmt])[0] == 0
+    code, stdout, err = invoke(["neighbors", path, "a3", "--topn", "5", "--json"])
+    assert code == 0, err
+    data = json.loads(stdout)
+    assert data["word"] == "a3" and len(data["neighbors"]) == 5
+    assert all(set(n) == {"word", "similarity"} for n in data["neighbors"])
+    kv = KeyedVectors.load_word2vec_format(str(path), binary=fmt == "binary")
+    expected = kv.most_similar("a3", topn=5)
+    assert [n["word"] for n in data["neighbors"]] == [w for w, _ in expected]
+    np.testing.assert_allclose([n["similarity"] for n in data["neighbors"]], [s for _, s in expected], atol=1e-6)
+    code, stdout, _ = invoke(["neighbors", path, "a3", "--topn", "3"])
+    assert code == 0 and len(stdout.strip().splitlines()) == 3
+
+
+def test_analogy_json(trained, tmp_path):
+    questions = tmp_path / "q.txt"
+    questions.write_text(": twins\na0 b0 a1 b1\na2 b2 a3 b3\nzz b0 a1 b1\n: other\na4 b4 a5 b5\n", encoding="utf-8")
+    code, stdout, err = invoke(["analogy", trained["out"] / "vectors.txt", questions, "--json"])
+    assert code == 0, err
+    data = json.loads(stdout)
+    assert {"questions_path", "sections", "accuracy", "correct", "answered", "questions", "coverage"} <= set(data)
+    assert data["questions"] == 4 and data["answered"] == 3 and data["coverage"] == pytest.approx(0.75)
+    assert [s["name"] for s in data["sections"]] == ["twins", "other"]
+    assert {"name", "correct", "incorrect", "answered", "questions", "accuracy"} <= set(data["sections"][0])
+    code, stdout, _ = invoke(["analogy", trained["out"] / "vectors.txt", questions])
+    assert code == 0 and "total" in stdout
+
+
+def test_similarity_json(trained, tmp_path):
+    pairs = tmp_path / "p.tsv"
+    pairs.write_text("# w1\tw2\tscore\na0\tb0\t9.5\na1\tb1\t9.0\na0\ta7\t1.0\nb3\ta9\t2.5\nzz\ta1\t3\n", encoding="utf-8")
+    code, stdout, err = invoke(["similarity", trained["out"] / "vectors.txt", pairs, "--json"])
+    assert code == 0, err
+    data = json.loads(stdout)
+    assert {"pairs_path", "spearman", "spearman_pvalue", "pearson", "pearson_pvalue", "pairs_used", "pairs_total",
+            "coverage", "oov_ratio"} <= set(data)
+    assert data["pairs_used"] == 4 and data["pairs_total"] == 5
+    assert -1 <= data["spearman"] <= 1
+
+
+def test_diagnose_json(trained):
+    code, stdout, err = invoke(["diagnose", trained["out"] / "checkpoint.pt", trained["heldout"], "--json",
+                                "--max-examples", "300"])
+    assert code == 0, err
+    data = json.loads(stdout)
+    assert set(data) == {"loss", "examples", "cross_entropy", "perplexity", "unnormalized_cross_entropy",
+                         "log_z_mean", "log_z_std", "model_log_z"}
+    assert data["loss"] == "nce" and 0 < data["examples"] <= 300  # exact count: see test_diagnose
+    assert data["perplexity"] == pytest.approx(np.exp(data["cross_entropy"]))
+    assert np.isfinite(data["cross_entropy"]) and data["log_z_std"] >= 0
+    metrics = json.loads((trained["out"] / "metrics.json").read_text())
+    assert data["model_log_z"] == pytest.approx(metrics["log_z"])
+    code, stdout, _ = invoke(["diagnose", trained["out"] / "checkpoint.pt", trained["heldout"]])
+    assert code == 0 and "cross_entropy" in stdout
+
+
+def test_resume_through_cli(trained, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(trained["out"], out)
+    code, stdout, err = invoke(["train", trained["corpus"], "-o", out, "--resume", "--epochs", "2", "-q"])
+    assert code == 0, err
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
+    # changing the model when resuming is refused
+    code, out_text, err = invoke(["train", trained["corpus"], "-o", out, "--resume", "--dim", "16", "-q"])
+    assert_one_error_line(code, out_text, err, "dim")
+
+
+def test_main_success_returns_zero(trained, capsys):
+    code, stdout, err = run_main(capsys, ["neighbors", trained["out"] / "vectors.txt", "b5", "--json"])
+    assert code == 0 and err == ""
+    assert json.loads(stdout)["word"] == "b5"
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.fixture
+def bad_corpora(tmp_path):
+    files = {
+        "missing": tmp_path / "missing.txt",
+        "empty": tmp_path / "empty.txt",
+        "binary": tmp_path / "binary.txt",
+        "latin1": tmp_path / "latin1.txt",
+        "rare": tmp_path / "rare.txt",
+    }
+    files["empty"].write_bytes(b"")
+    files["binary"].write_bytes(b"\x7fELF\x02\x01\x01\x00\x00\x00 some words\n")
+    files["latin1"].write_bytes("na\u00efve caf\u00e9\n".encode("latin-1"))
+    files["rare"].write_text("each word once\n", encoding="utf-8")
+    return files
+
+
+@pytest.mark.parametrize("how", ["runner", "main"])
+@pytest.mark.parametrize(
+    "kind,fragment",
+    [("missing", "does not exist"), ("empty", "no words"), ("binary", "binary"), ("latin1", "UTF-8"),
+     ("rare", "vocabulary is empty")],
+)
+def test_bad_corpus(tmp_path, capsys, bad_corpora, how, kind, fragment):
+    corpus = bad_corpora[kind]
+    out = tmp_path / "out"
+    args = ["train", corpus, "-o", out, "-q", "--min-count", "2", "--threads", "1", "--device", "cpu"]
+    result = invoke(args) if how == "runner" else run_main(capsys, args)
+    assert_one_error_line(*result, fragment, *([corpus.name] if kind != "rare" else []))
+    assert not (out / "vectors.txt").exists() and not (out / "metrics.json").exists()
+    if out.exists():
+        assert list(out.iterdir()) == []
+
+
+def test_corrupt_gzip_corpus(tmp_path, capsys):
+    good = gzip.compress(b"hello world\n" * 1000)
+    corpus = tmp_path / "corrupt.gz"
+    corpus.write_bytes(good[:10] + bytes(b ^ 0x55 for b in good[10:40]) + good[40:])
+    try:
+        result = run_main(capsys, ["train", corpus, "-o", tmp_path / "out", "-q"])
+    except Exception as exc:  # the bug: the exception escapes main()
+        pytest.fail(f"traceback: {exc!r}")
+    assert_one_error_line(*result, "corrupt.gz")
+
+
+def test_out_is_an_existing_file(tmp_path, capsys, twin_corpus):
+    corpus, _ = twin_corpus
+    out = tmp_path / "a_file"
+    out.write_text("keep me")
+    try:
+        result = run_main(capsys, ["train", corpus, "-o", out, *TRAIN_OPTS])
+    except Exception as exc:
+        pytest.fail(f"traceback: {exc!r}")
+    assert_one_error_line(*result)
+    assert out.read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    "options,fragment",
+    [
+        (["--dim", "x"], "--dim"),
+        (["--loss", "foo"], "--loss"),
+        (["--dim", "-3"], "dim"),
+        (["--epochs", "0"], "epochs"),
+        (["--lr", "abc"], "--lr"),
+        (["--sample", "-1"], "sample"),
+        (["--device", "gpu"], "device"),
+        (["--no-such-option"], "no-such-option"),
+    ],
+)
+def test_invalid_option_values(tmp_path, capsys, twin_corpus, options, fragment):
+    corpus, _ = twin_corpus
+    out = tmp_path / "out"
+    result = run_main(capsys, ["train", corpus, "-o", out, "-q", *options])
+    assert_one_error_line(*result, fragment)
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_parser_errors_of_other_commands(capsys, tmp_path):
+    assert_one_error_line(*run_main(capsys, ["no-such-command"]), "no-such-command")
+    assert_one_error_line(*run_main(capsys, ["export", tmp_path / "x.pt"]), "--out")  # missing required option
+    assert_one_error_line(*run_main(capsys, ["neighbors", tmp_path / "v.txt", "w", "--topn", "many"]), "--topn")
+    assert_one_error_line(*run_main(capsys, ["export", tmp_path / "x.pt", "-o", tmp_path / "y", "-f", "xml"]),
+                          "--format")
+
+
+@pytest.mark.parametrize("how", ["runner", "main"])
+def test_unknown_word_for_neighbors(trained, capsys, how):
+    args = ["neighbors", trained["out"] / "vectors.txt", "no-such-word"]
+    result = invoke(args) if how == "runner" else run_main(capsys, args)
+    assert_one_error_line(*result, "no-such-word")
+
+
+@pytest.mark.parametrize(
+    "content,fragment",
+    [
+        (b"", "empty"),
+        (b"hello world\n", "header"),
+        (b"2 3\nw 1 2 3\nv 1 2\n", "line 3"),
+        (b"2 3\nw 1 2 3\nv 1 x 3\n", "not a number"),
+        (b"3 3\nw 1 2 3\nv 1 2 3\n", "header says 3"),
+        (b"2 3\nw 1 2 3\nw 1 2 3\n", "duplicate"),
+        (b"1 2\nw nan 1\n", "non-finite"),
+    ],
+)
+def test_malformed_vectors_file(tmp_path, capsys, content, fragment):
+    path = tmp_path / "bad.vec"
+    path.write_bytes(content)
+    for result in (invoke(["neighbors", path, "w"]), run_main(capsys, ["neighbors", path, "w"])):
+        assert_one_error_line(*result, fragment, "bad.vec")
+
+
+@pytest.mark.parametrize("how", ["runner", "main"])
+def test_missing_checkpoint_leaves_no_output(tmp_path, capsys, how):
+    out = tmp_path / "exported.txt"
+    args = ["export", tmp_path / "nope.pt", "-o", out]
+    result = invoke(args) if how == "runner" else run_main(capsys, args)
+    assert_one_error_line(*result, "nope.pt", "does not exist")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_garbage_checkpoint_leaves_no_output(tmp_path, capsys):
+    ckpt = tmp_path / "garbage.pt"
+    ckpt.write_bytes(b"PK\x03\x04 not really a zip")
+    out = tmp_path / "exported.bin"
+    assert_one_error_line(*run_main(capsys, ["export", ckpt, "-o", out, "-f", "binary"]), "garbage.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["garbage.pt"]
+    assert_one_error_line(*invoke(["diagnose", ckpt, ckpt]), "garbage.pt")
+
+
+def test_export_onto_a_directory_leaves_no_partial_file(trained, tmp_path, capsys):
+    target = tmp_path / "a_dir"
+    target.mkdir()
+    assert_one_error_line(*run_main(capsys, ["export", trained["out"] / "checkpoint.pt", "-o", target]), "a_dir")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_dir"]
+    assert list(target.iterdir()) == []
+
+
+def test_diagnose_bad_heldout(trained, tmp_path, capsys):
+    unknown = tmp_path / "unknown.txt"
+    unknown.write_text("zz yy xx\n", encoding="utf-8")
+    assert_one_error_line(*invoke(["diagnose", trained["out"] / "checkpoint.pt", unknown]), "unknown.txt")
+    assert_one_error_line(*run_main(capsys, ["diagnose", trained["out"] / "checkpoint.pt", tmp_path / "gone.txt"]),
+                          "gone.txt")
+
+
+@pytest.mark.parametrize(
+    "toml,fragment",
+    [
+        ("dim = \n", "not valid TOML"),
+        ("dimension = 5\n", "unknown config key 'dimension'"),
+        ('dim = "big"\n', "'dim'"),
+        ("[model]\ndim = 5\n", "tables"),
+        ("epochs = 0\n", "epochs"),
+    ],
+)
+@pytest.mark.parametrize("how", ["runner", "main"])
+def test_bad_config_file(tmp_path, capsys, twin_corpus, toml, fragment, how):
+    corpus, _ = twin_corpus
+    config = tmp_path / "bad.toml"
+    config.write_text(toml, encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["train", corpus, "-c", config, "-o", out, "-q"]
+    result = invoke(args) if how == "runner" else run_main(capsys, args)
+    assert_one_error_line(*result, fragment)
+    assert not out.exists()
+
+
+def test_missing_config_file(tmp_path, capsys, twin_corpus):
+    corpus, _ = twin_corpus
+    assert_one_error_line(*run_main(capsys, ["train", corpus, "-c", tmp_path / "none.toml", "-o", tmp_path / "o"]),
+                          "none.toml")
+
+
+def test_config_file_and_cli_precedence(tmp_path, twin_corpus):
+    from w2v_nce.config import load_config
+
+    corpus, _ = twin_corpus
+    config = tmp_path / "c.toml"
+    config.write_text('loss = "rnce"\ndim = 6\nepochs = 1\nmin_count = 1\nthreads = 1\ndevice = "cpu"\n', encoding="utf-8")
+    out = tmp_path / "out"
+    code, _, err = invoke(["train", corpus, "-c", config, "--dim", "4", "-o", out, "-q"])
+    assert code == 0, err
+    saved = load_config(out / "config.toml")
+    assert (saved.loss, saved.dim, saved.epochs) == ("rnce", 4, 1)
+    assert Path(out / "vectors.txt").read_text().splitlines()[0] == "80 4"
