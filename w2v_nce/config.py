@@ -48,9 +48,9 @@ class Config:
     lr: float = 0.025  # starting learning rate α0, decayed linearly to α0 * min_lr_ratio
     min_lr_ratio: float = 1e-4
     batch_size: int = 1024  # CBOW examples per SGD step
-    shuffle: bool = False  # train on each chunk's examples in random order (see README: large batches)
-    update: str = "sum"  # how a row's updates within a batch combine: sum (word2vec) | mean | sqrt | cap
-    update_cap: float = 16.0  # update = "cap": a row hit n times in a batch gets min(1, cap/n) of the sum
+    shuffle: bool = True  # train on each chunk's examples in random order (README: large batches)
+    update: str = "cap"  # how a row's updates within a batch combine: sum (word2vec) | mean | sqrt | cap
+    update_cap: float = 256.0  # update = "cap": a row hit n > cap times in a batch gets cap/n of the sum
     # runtime
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # CPU threads for torch (0 = all cores)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from w2v_nce.tensor_ops import take
+
 
 class CBOW:
     def __init__(self, vocab_size: int, dim: int, bias: bool, device: torch.device, generator: torch.Generator):
@@ -34,7 +36,7 @@ class CBOW:
             out = F.embedding(ids, self.out)  # faster than self.out[ids] on CPU
             s = (out * h[:, None, :]).sum(2)  # faster than bmm for these thin shapes
             if self.bias is not None:
-                s += self.bias[ids]
+                s += take(self.bias, ids)
         return s, out
 
     def state_dict(self) -> dict:

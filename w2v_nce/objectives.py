@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from w2v_nce.sampler import AliasSampler
+from w2v_nce.tensor_ops import take
 
 
 @dataclass
@@ -142,7 +143,7 @@ class LocalNCE(SampledObjective):
         self.log_kq = sampler.log_prob + math.log(k)
 
     def loss_grad(self, scores, cand):
-        logits = scores - self.log_z - self.log_kq[cand.ids]
+        logits = scores - self.log_z - take(self.log_kq, cand.ids)
         return _binary_logistic(logits, self.labels(scores))
 
     def update(self, dscores, lr):
@@ -166,7 +167,7 @@ class RankingNCE(SampledObjective):
     name = "rnce"
 
     def loss_grad(self, scores, cand):
-        logits = scores - self.sampler.log_prob[cand.ids]
+        logits = scores - take(self.sampler.log_prob, cand.ids)
         hits = cand.ids[:, 1:] == cand.targets[:, None]
         logits[:, 1:].masked_fill_(hits, -math.inf)
         log_p = torch.log_softmax(logits, dim=1)
@@ -185,7 +186,7 @@ class ImportanceSampling(SampledObjective):
     name = "is"
 
     def loss_grad(self, scores, cand):
-        noise_logits = scores[:, 1:] - self.sampler.log_prob[cand.ids[:, 1:]]
+        noise_logits = scores[:, 1:] - take(self.sampler.log_prob, cand.ids[:, 1:])
         log_z = torch.logsumexp(noise_logits, dim=1) - math.log(self.k)
         grad = torch.empty_like(scores)
         grad[:, 0] = -1.0

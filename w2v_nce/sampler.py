@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from w2v_nce.tensor_ops import take
+
 
 def unigram_power(counts: np.ndarray, power: float = 0.75) -> np.ndarray:
     """word2vec's noise distribution: count^power, normalised (float64)."""
@@ -68,4 +70,4 @@ class AliasSampler:
     def sample(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
         bucket = torch.randint(len(self), shape, generator=generator, device=self.device)
         coin = torch.rand(shape, generator=generator, device=self.device)
-        return torch.where(coin < self.accept[bucket], bucket, self.alias[bucket])
+        return torch.where(coin < take(self.accept, bucket), bucket, take(self.alias, bucket))

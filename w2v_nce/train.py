@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Full, Queue
 from typing import Iterator
 
 import numpy as np
@@ -28,7 +29,7 @@ from w2v_nce.config import Config, to_toml
 from w2v_nce.corpus import count_words
 from w2v_nce.errors import UserError
 from w2v_nce.model import CBOW
-from w2v_nce.objectives import Objective, make_objective
+from w2v_nce.objectives import Candidates, Objective, make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.vectors import Vectors, save_word2vec
 from w2v_nce.vocab import SENTENCE_END, Vocab
@@ -91,10 +92,13 @@ def _row_scale(ids: torch.Tensor, rows: int, update: str, cap: float) -> torch.T
 
 
 def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, generator: torch.Generator,
-             update: str = "sum", cap: float = 16.0) -> torch.Tensor:
+             update: str = "cap", cap: float = 256.0) -> torch.Tensor:
     """One batched word2vec SGD step; returns the summed loss of the batch (a 0-d tensor)."""
     h = model.context_vectors(batch.context, batch.offsets)
-    cand = objective.candidates(batch.targets, generator)
+    if batch.candidates is None:
+        cand = objective.candidates(batch.targets, generator)
+    else:
+        cand = Candidates(ids=batch.candidates, targets=batch.targets)
     scores, out = model.scores(h, cand.ids)
     loss, g = objective.loss_grad(scores, cand)
     objective.update(g, lr)
@@ -121,47 +125,91 @@ def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, gene
     return loss.sum()
 
 
-def run_batches(model: CBOW, objective: Objective, examples: Examples, cfg: Config, lr_at, generator: torch.Generator,
-                workers: int, report=None) -> torch.Tensor:
-    """Train on `examples` in batches of cfg.batch_size; return the summed loss.
+def run_batches(model: CBOW, objective: Objective, examples: Examples, cfg: Config, lr_at, workers: int,
+                report=None) -> torch.Tensor:
+    """Train on `examples` (noise words drawn ahead) in batches of cfg.batch_size; return the summed loss.
 
     With workers > 1 (CPU), that many threads share the batches and update the tables
     without locks, as word2vec's and gensim's threads do (Hogwild); torch releases the GIL
     inside its kernels, so they run in parallel.
     """
     starts = range(0, len(examples), cfg.batch_size)
-
-    def work(mine, gen, totals: list, slot: int) -> None:
-        for lo in mine:
-            hi = min(lo + cfg.batch_size, len(examples))
-            totals[slot] += sgd_step(model, objective, examples.slice(lo, hi), lr_at(lo), gen, cfg.update, cfg.update_cap)
-            seen[slot] += hi - lo
-            if report is not None and slot == 0 and (lo // cfg.batch_size) % (16 * workers) == 0:
-                report(sum(seen), float(totals[slot]) / max(seen[slot], 1))
-
     seen = [0] * workers
-    totals: list = [torch.zeros((), dtype=torch.float64, device=model.inp.device) for _ in range(workers)]
-    if workers == 1:
-        work(starts, generator, totals, 0)
-        return totals[0]
-    seeds = torch.randint(2**62, (workers,), generator=generator, device=generator.device).tolist()
-    gens = [torch.Generator(device=generator.device).manual_seed(seed) for seed in seeds]
+    totals = [torch.zeros((), dtype=torch.float64, device=model.inp.device) for _ in range(workers)]
     errors: list[BaseException] = []
 
-    def guarded(slot: int) -> None:
+    def work(slot: int) -> None:
+        if workers > 1:
+            torch.set_num_threads(1)  # OpenMP's thread count is per thread: set it in each worker
         try:
-            work(starts[slot::workers], gens[slot], totals, slot)
+            for lo in starts[slot::workers]:
+                hi = min(lo + cfg.batch_size, len(examples))
+                totals[slot] += sgd_step(model, objective, examples.slice(lo, hi), lr_at(lo), None,
+                                         cfg.update, cfg.update_cap)
+                seen[slot] += hi - lo
+                if report is not None and slot == 0 and (lo // cfg.batch_size) % (16 * workers) == 0:
+                    report(sum(seen), float(totals[slot]) / max(seen[slot], 1))
         except BaseException as exc:  # re-raised in the main thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=guarded, args=(slot,), daemon=True) for slot in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    if workers == 1:
+        work(0)
+    else:
+        threads = [threading.Thread(target=work, args=(slot,), daemon=True) for slot in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     if errors:
         raise errors[0]
     return sum(totals)
+
+
+def _examples(chunk: np.ndarray, keep_prob: torch.Tensor, cfg: Config, objective: Objective,
+              generator: torch.Generator) -> Examples:
+    """A chunk's CBOW examples, with the noise words of every example drawn in one go."""
+    ids = torch.from_numpy(chunk).to(keep_prob.device)
+    examples = cbow_examples(subsample(ids, keep_prob, generator), cfg.window, generator, shuffle=cfg.shuffle)
+    examples.candidates = objective.candidates(examples.targets, generator).ids
+    return examples
+
+
+def prefetch(items: Iterator, depth: int = 1) -> Iterator:
+    """Iterate over `items`, computing the next ones on a background thread meanwhile.
+
+    Making a chunk's examples takes a fifth of the time of training on them; this way it
+    overlaps with training instead of leaving the other cores idle.
+    """
+    queue: Queue = Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        torch.set_num_threads(1)
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        queue.put(item, timeout=0.1)
+                        break
+                    except Full:
+                        pass
+                if stop.is_set():
+                    return
+            queue.put(done)
+        except BaseException as exc:  # handed to the consumer
+            queue.put(exc)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while (item := queue.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 @dataclass
@@ -219,6 +267,8 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
     if device.type == "cpu":  # Hogwild worker threads, one core each
         workers = cfg.threads or os.cpu_count() or 1
         torch.set_num_threads(1)
+    # One generator for initialisation, subsampling, windows and noise; during training only the
+    # thread that makes the examples draws from it, so runs are reproducible (with threads=1).
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
@@ -255,10 +305,11 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
             start = time.perf_counter()
             loss_sum = torch.zeros((), dtype=torch.float64, device=device)
             loss_count = 0
-            for chunk in encoded.chunks(cfg.chunk_tokens):
-                ids = torch.from_numpy(chunk).to(device)
-                chunk_words = int((chunk != SENTENCE_END).sum())
-                examples = cbow_examples(subsample(ids, keep_prob, generator), cfg.window, generator, shuffle=cfg.shuffle)
+            chunks = (
+                (_examples(chunk, keep_prob, cfg, objective, generator), int((chunk != SENTENCE_END).sum()))
+                for chunk in encoded.chunks(cfg.chunk_tokens)
+            )
+            for examples, chunk_words in prefetch(chunks):
                 words_before = progress.words_done
 
                 def lr_at(example: int) -> float:
@@ -269,7 +320,7 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
                     bar.update(int(words_before + chunk_words * example / max(len(examples), 1)) - bar.n)
                     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_at(example):.5f}", refresh=False)
 
-                chunk_loss = run_batches(model, objective, examples, cfg, lr_at, generator, workers,
+                chunk_loss = run_batches(model, objective, examples, cfg, lr_at, workers,
                                          report if progress_bar else None)
                 loss_sum += chunk_loss
                 loss_count += len(examples)

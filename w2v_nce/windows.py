@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from w2v_nce.tensor_ops import take
 from w2v_nce.vocab import SENTENCE_END
 
 
@@ -24,6 +25,7 @@ class Examples:
     offsets: torch.Tensor  # [n + 1] int64, context[offsets[i]:offsets[i+1]] is example i's
     bag: torch.Tensor  # [nnz] int64, the example each context word belongs to
     host_offsets: np.ndarray | None = None  # offsets on the host, so slicing needs no device sync
+    candidates: torch.Tensor | None = None  # [n, 1+k] output words to score, drawn ahead (optional)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -39,6 +41,7 @@ class Examples:
             offsets=self.offsets[start : stop + 1] - lo,
             bag=self.bag[lo:hi] - start,
             host_offsets=self.host_offsets[start : stop + 1] - lo,
+            candidates=None if self.candidates is None else self.candidates[start:stop],
         )
 
 
@@ -46,7 +49,7 @@ def subsample(ids: torch.Tensor, keep_prob: torch.Tensor, generator: torch.Gener
     """Drop each word occurrence with probability 1 - keep_prob[word]; sentence ends stay."""
     is_end = ids == SENTENCE_END
     draw = torch.rand(ids.shape, generator=generator, device=ids.device)
-    return ids[is_end | (draw < keep_prob[ids.clamp(min=0)])]
+    return ids.masked_select(is_end | (draw < take(keep_prob, ids.clamp(min=0))))
 
 
 def cbow_examples(
@@ -64,25 +67,29 @@ def cbow_examples(
     """
     device = ids.device
     is_end = ids == SENTENCE_END
-    sentence = torch.cumsum(is_end.to(torch.int64), 0)[~is_end]
-    words = ids[~is_end].to(torch.int64)
+    sentence = torch.cumsum(is_end.to(torch.int64), 0).masked_select(~is_end)
+    words = ids.masked_select(~is_end).to(torch.int64)
     n = len(words)
     if radius is None:
         radius = torch.randint(1, window + 1, (n,), generator=generator, device=device)
-    shifts = torch.cat([torch.arange(-window, 0, device=device), torch.arange(1, window + 1, device=device)])
-    pos = torch.arange(n, device=device)[:, None] + shifts[None, :]  # [n, 2*window]
-    inside = (pos >= 0) & (pos < n) & (shifts.abs()[None, :] <= radius[:, None])
-    pos.clamp_(0, max(n - 1, 0))
-    inside &= sentence[pos] == sentence[:, None]
-    targets, neighbours = words, words[pos]
+    # How far each word's window reaches left and right, clipped at its sentence's ends.
+    _, lengths = torch.unique_consecutive(sentence, return_counts=True)
+    first = torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
+    center = torch.arange(n, device=device)
+    left = torch.minimum(radius, center - first)
+    right = torch.minimum(radius, first + torch.repeat_interleave(lengths, lengths) - 1 - center)
+    counts = left + right
+    keep = counts > 0  # a word alone in its sentence has no context: no example
+    center, left, counts = (x.masked_select(keep) for x in (center, left, counts))
     if shuffle:
-        order = torch.randperm(n, generator=generator, device=device)
-        targets, neighbours, inside = targets[order], neighbours[order], inside[order]
-    counts = inside.sum(1)
-    has_context = counts > 0
-    context = neighbours[inside]
-    counts = counts[has_context]
+        order = torch.randperm(len(center), generator=generator, device=device)
+        center, left, counts = (take(x, order) for x in (center, left, counts))
+    # Ragged layout, built in 1-D: entry j of example e is the word at center[e] + shift,
+    # shift running over -left[e]..-1, 1..right[e].
     offsets = torch.zeros(len(counts) + 1, dtype=torch.int64, device=device)
     torch.cumsum(counts, 0, out=offsets[1:])
     bag = torch.repeat_interleave(torch.arange(len(counts), device=device), counts)
-    return Examples(targets=targets[has_context], context=context, offsets=offsets, bag=bag)
+    shift = torch.arange(len(bag), device=device) - take(offsets, bag) - take(left, bag)
+    shift += shift >= 0
+    context = take(words, take(center, bag) + shift)
+    return Examples(targets=take(words, center), context=context, offsets=offsets, bag=bag)
