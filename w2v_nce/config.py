@@ -35,6 +35,7 @@ class Config:
     noise_power: float = 0.75  # q(x) ∝ count^noise_power
     log_z: float = 0.0  # NCE: log Z subtracted from every score (0 = self-normalised)
     learn_log_z: bool = False  # NCE: learn one shared log Z instead of fixing it
+    remove_accidental_hits: bool = True  # rnce: drop noise words equal to the target (TensorFlow-style)
     output_bias: bool | None = None  # per-word output bias b_x; None: on for softmax/nce/rnce/is
     # model
     dim: int = 100

@@ -160,16 +160,23 @@ class LocalNCE(SampledObjective):
 class RankingNCE(SampledObjective):
     """Global / ranking NCE (sampled softmax): which of the 1+k candidates is real?
 
-    Logits are s - log q(x); a noise word equal to the target (an accidental hit) is
-    removed from the softmax, as in TensorFlow's sampled_softmax_loss.
+    Logits are s - log q(x). By default a noise word equal to the target (an accidental
+    hit) is removed from the softmax, as in TensorFlow's sampled_softmax_loss; that makes
+    the estimator slightly inconsistent when k q(x) is not small (scripts/toy_nce.py
+    measures it), and `remove_accidental_hits=False` keeps them (Ma & Collins' ranking NCE).
     """
 
     name = "rnce"
 
+    def __init__(self, sampler: AliasSampler, k: int, remove_accidental_hits: bool = True):
+        super().__init__(sampler, k)
+        self.remove_accidental_hits = remove_accidental_hits
+
     def loss_grad(self, scores, cand):
         logits = scores - take(self.sampler.log_prob, cand.ids)
-        hits = cand.ids[:, 1:] == cand.targets[:, None]
-        logits[:, 1:].masked_fill_(hits, -math.inf)
+        if self.remove_accidental_hits:
+            hits = cand.ids[:, 1:] == cand.targets[:, None]
+            logits[:, 1:].masked_fill_(hits, -math.inf)
         log_p = torch.log_softmax(logits, dim=1)
         grad = log_p.exp()
         grad[:, 0] -= 1.0
@@ -198,7 +205,12 @@ LOSSES = ("softmax", "neg", "nce", "rnce", "is")
 
 
 def make_objective(
-    name: str, sampler: AliasSampler, k: int, log_z: float = 0.0, learn_log_z: bool = False
+    name: str,
+    sampler: AliasSampler,
+    k: int,
+    log_z: float = 0.0,
+    learn_log_z: bool = False,
+    remove_accidental_hits: bool = True,
 ) -> Objective:
     """The one place a loss name becomes an objective."""
     if name == "softmax":
@@ -208,7 +220,7 @@ def make_objective(
     if name == "nce":
         return LocalNCE(sampler, k, log_z=log_z, learn_log_z=learn_log_z)
     if name == "rnce":
-        return RankingNCE(sampler, k)
+        return RankingNCE(sampler, k, remove_accidental_hits)
     if name == "is":
         return ImportanceSampling(sampler, k)
     raise ValueError(f"unknown loss {name!r}: choose one of {', '.join(LOSSES)}")

@@ -281,7 +281,8 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
         vocab = Vocab.from_counts(counts, cfg.min_count, cfg.max_vocab)
 
     sampler = AliasSampler(unigram_power(vocab.counts, cfg.noise_power), device)
-    objective = make_objective(cfg.loss, sampler, cfg.negatives, cfg.log_z, cfg.learn_log_z)
+    objective = make_objective(cfg.loss, sampler, cfg.negatives, cfg.log_z, cfg.learn_log_z,
+                               cfg.remove_accidental_hits)
     model = CBOW(len(vocab), cfg.dim, cfg.use_bias, device, generator)
     progress = Progress()
     if state is not None:
