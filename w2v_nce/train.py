@@ -31,6 +31,7 @@ from w2v_nce.errors import UserError
 from w2v_nce.model import CBOW
 from w2v_nce.objectives import Candidates, Objective, make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
+from w2v_nce.tensor_ops import take
 from w2v_nce.vectors import Vectors, save_word2vec
 from w2v_nce.vocab import SENTENCE_END, Vocab
 from w2v_nce.windows import Examples, cbow_examples, subsample
@@ -74,16 +75,26 @@ class EncodedCorpus:
         self.path.unlink(missing_ok=True)
 
 
-def _row_scale(ids: torch.Tensor, rows: int, update: str, cap: float) -> torch.Tensor | None:
-    """Per-entry factor for a row updated by several examples of one batch.
+def _row_scale(ids: torch.Tensor, rows: int, update: str, cap: float,
+               load: torch.Tensor | None) -> torch.Tensor | None:
+    """Per-entry factor for the rows `ids` that the examples of one batch update together.
 
-    sum: 1 (word2vec: every example's step is applied in full); mean: 1/n for a row hit n
-    times (the batch's steps are averaged per row); sqrt: 1/sqrt(n); cap: min(1, cap/n), the
-    sum for rows hit at most `cap` times, the mean times `cap` beyond.
+    sum:  1 — word2vec: every example's step is applied in full.
+    mean: 1/n for a row hit n times (the batch's steps averaged per row); sqrt: 1/sqrt(n).
+    cap:  min(1, cap/n) — the sum for rows hit at most `cap` times, `cap` mean steps beyond.
+    implicit: 1 / (1 + Σ load) over the row's entries — the implicit (proximal) SGD step of
+          the row's summed loss, with `load` = lr × a bound on each entry's curvature
+          (lr |h|²/4 for logistic losses): ~1 for a row hit once, and a row hit by
+          thousands of examples moves like one Newton step instead of overshooting.
     """
     if update == "sum":
         return None
-    hits = torch.bincount(ids, minlength=rows)[ids].to(torch.float32)
+    if update == "implicit":
+        if load is None:  # no curvature bound (the dense softmax update): plain sum
+            return None
+        total = torch.zeros(rows, dtype=load.dtype, device=load.device).index_add_(0, ids, load)
+        return take(total, ids).add_(1.0).reciprocal_()
+    hits = take(torch.bincount(ids, minlength=rows), ids).to(torch.float32)
     if update == "mean":
         return hits.reciprocal_()
     if update == "sqrt":
@@ -103,22 +114,26 @@ def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, gene
     loss, g = objective.loss_grad(scores, cand)
     objective.update(g, lr)
     g.mul_(-lr)  # from here on, g is the step on the scores
+    implicit = update == "implicit"
     if cand.ids is None:
         err = g @ out  # [B, dim], computed before `out` moves, as in word2vec
         model.out.addmm_(g.T, h)
         if model.bias is not None:
             model.bias.add_(g.sum(0))
+        in_load = None
     else:
         err = torch.bmm(g[:, None, :], out).squeeze(1)
         flat = cand.ids.reshape(-1)
-        scale = _row_scale(flat, len(model.out), update, cap)
+        out_load = (h * h).sum(1, keepdim=True).mul_(lr / 4).expand_as(g).reshape(-1) if implicit else None
+        scale = _row_scale(flat, len(model.out), update, cap, out_load)
         if scale is not None:
             g = g * scale.view_as(g)
         model.out.index_add_(0, flat, (g[:, :, None] * h[:, None, :]).reshape(len(flat), -1))
         if model.bias is not None:
             model.bias.index_add_(0, flat, g.reshape(-1))
+        in_load = take((out * out).sum((1, 2)).mul_(lr / 4), batch.bag) if implicit else None
     step = err.index_select(0, batch.bag)
-    scale = _row_scale(batch.context, len(model.inp), update, cap)
+    scale = _row_scale(batch.context, len(model.inp), update, cap, in_load)
     if scale is not None:
         step *= scale[:, None]
     model.inp.index_add_(0, batch.context, step)
