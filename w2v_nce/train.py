@@ -3,7 +3,13 @@
 The update rule is word2vec's, batched: every example's gradient is applied with the
 full learning rate (the batch's updates are summed, not averaged), output rows are
 updated with the error times h, and every context word receives the whole input error
-(gensim's cbow_mean=1). The learning rate decays linearly with words processed.
+(gensim's cbow_mean=1). The learning rate decays linearly with words processed. A row
+that many examples of one batch update at once is damped (`Config.update`: a cap on its
+hits, or the implicit step) so that large batches do not overshoot; see the README.
+
+Data flows one way: a background thread turns each chunk of the encoded corpus into
+shuffled CBOW examples with their noise words drawn, and the workers (Hogwild threads on
+the CPU, one stream on a GPU) take batches from it.
 """
 
 from __future__ import annotations
