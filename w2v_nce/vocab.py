@@ -37,8 +37,14 @@ class Vocab:
 
     @classmethod
     def from_counts(cls, counts: Counter, min_count: int = 5, max_vocab: int = 0) -> "Vocab":
-        """Words with count >= min_count, most frequent first (ties: first seen first)."""
-        kept = sorted(((w, c) for w, c in counts.items() if c >= min_count), key=lambda wc: -wc[1])
+        """Words with count >= min_count, most frequent first.
+
+        Ties go to the word seen last first, as gensim orders them (`lexsort((-index, -count))`
+        in `sort_by_descending_frequency`), so that the first 30,000 words - what analogy
+        evaluation uses - are the same set as gensim's.
+        """
+        seen = [(w, c, i) for i, (w, c) in enumerate(counts.items()) if c >= min_count]
+        kept = [(w, c) for w, c, _ in sorted(seen, key=lambda wci: (-wci[1], -wci[2]))]
         if max_vocab:
             kept = kept[:max_vocab]
         if not kept:
