@@ -51,13 +51,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 
 import torch
 
+from w2v_nce.atomic import atomic_path
 from w2v_nce.objectives import make_objective
 from w2v_nce.sampler import AliasSampler
 
@@ -317,19 +316,11 @@ def plot(res: dict, path: str) -> bool:
     fig.suptitle(f"toy NCE: C={cfg['contexts']}, V={cfg['outcomes']}, k={cfg['k']}, B={cfg['batch_size']}, "
                  f"noise={cfg['noise']}, seed={cfg['seed']}")
     fig.tight_layout()
-    path = os.path.abspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".toy_nce.", suffix=".png", dir=os.path.dirname(path))
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return True
 
 

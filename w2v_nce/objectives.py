@@ -46,8 +46,6 @@ class Objective(ABC):
     """A loss on the scores of candidate output words."""
 
     name: str = ""
-    #: whether exp(score) is meant to estimate p(x | c) (used by `diagnose`)
-    normalized: bool = True
 
     def candidates(self, targets: torch.Tensor, generator: torch.Generator | None = None) -> Candidates:
         return Candidates(ids=None, targets=targets)
@@ -119,7 +117,6 @@ class NegativeSampling(SampledObjective):
     """
 
     name = "neg"
-    normalized = False
 
     def loss_grad(self, scores, cand):
         keep = torch.ones_like(scores)
