@@ -89,10 +89,10 @@ def _row_scale(ids: torch.Tensor, rows: int, update: str, cap: float,
     mean: 1/n for a row hit n times (the batch's steps averaged per row); sqrt: 1/sqrt(n).
     cap:  min(1, cap/n) — the sum for rows hit at most `cap` times, `cap` mean steps beyond.
     implicit: 1 / (1 + Σ load) over the row's entries — the implicit (proximal) SGD step of
-          the row's summed loss in a diagonal approximation, `load` = lr × each entry's
-          curvature (lr σ'(s) |h|² for an output row): ~1 for a row hit once or predicted
-          confidently, while a row that thousands of uncertain examples push at once moves
-          like one Newton step instead of overshooting.
+          the row's summed loss in a diagonal approximation, `load` = lr × a bound on each
+          entry's curvature (lr |h|²/4 for an output row, σ' <= 1/4): ~1 for a row hit once,
+          while a row that thousands of examples push at once moves like one Newton step
+          instead of overshooting.
     """
     if update == "sum":
         return None
@@ -120,11 +120,9 @@ def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, gene
     scores, out = model.scores(h, cand.ids)
     loss, g = objective.loss_grad(scores, cand)
     objective.update(g, lr)
+    # The implicit step bounds each score's curvature by 1/4 (the logistic maximum): the exact
+    # σ'(s) damps too little once predictions are confident, and diverged at batch 65536.
     implicit = update == "implicit" and cand.ids is not None
-    if implicit:
-        # Curvature of the loss in each score: σ(1-σ) for the logistic losses and p(1-p) on
-        # the softmax diagonal, both |g|(1-|g|) with g = d loss / d score.
-        curvature = g.abs() * (1.0 - g.abs())
     g.mul_(-lr)  # from here on, g is the step on the scores
     if cand.ids is None:
         err = g @ out  # [B, dim], computed before `out` moves, as in word2vec
@@ -135,14 +133,14 @@ def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, gene
     else:
         err = torch.bmm(g[:, None, :], out).squeeze(1)
         flat = cand.ids.reshape(-1)
-        out_load = (curvature * (h * h).sum(1, keepdim=True)).mul_(lr).reshape(-1) if implicit else None
+        out_load = (h * h).sum(1, keepdim=True).mul_(lr / 4).expand_as(g).reshape(-1) if implicit else None
         scale = _row_scale(flat, len(model.out), update, cap, out_load)
         if scale is not None:
             g = g * scale.view_as(g)
         model.out.index_add_(0, flat, (g[:, :, None] * h[:, None, :]).reshape(len(flat), -1))
         if model.bias is not None:
             model.bias.index_add_(0, flat, g.reshape(-1))
-        in_load = take((curvature * (out * out).sum(2)).sum(1).mul_(lr), batch.bag) if implicit else None
+        in_load = take((out * out).sum((1, 2)).mul_(lr / 4), batch.bag) if implicit else None
     step = err.index_select(0, batch.bag)
     scale = _row_scale(batch.context, len(model.inp), update, cap, in_load)
     if scale is not None:
