@@ -144,8 +144,11 @@ class LocalNCE(SampledObjective):
         return _binary_logistic(logits, self.labels(scores))
 
     def update(self, dscores, lr):
-        if self.learn_log_z:  # d loss / d log Z = -sum of d loss / d s; a tensor: no device sync
-            self.log_z = self.log_z + lr * dscores.sum()
+        # d loss / d log Z = -sum of d loss / d s. Every example shares log Z, so it takes one
+        # SGD step on the batch's mean loss: the summed step of a 1024-example batch overshoots
+        # (log Z ran to 9 in one epoch). A tensor, so there is no device sync.
+        if self.learn_log_z:
+            self.log_z = self.log_z + lr * dscores.sum() / len(dscores)
 
     def state_dict(self):
         return {"log_z": float(self.log_z)}
