@@ -22,7 +22,7 @@ import torch
 from w2v_nce.config import Config, apply_overrides
 from w2v_nce.errors import UserError
 from w2v_nce.model import CBOW
-from w2v_nce.vocab import SENTENCE_END, Vocab
+from w2v_nce.vocab import Vocab, word_count
 from w2v_nce.windows import Examples, cbow_examples
 
 
@@ -45,7 +45,7 @@ def heldout_examples(vocab: Vocab, corpus: Path | str, window: int, max_examples
     examples = None
     for piece in vocab.encode(corpus):
         pieces.append(piece)
-        words += int((piece != SENTENCE_END).sum())
+        words += word_count(piece)
         if words >= wanted:  # enough words, unless many have no context: then read on
             examples = _full_window_examples(pieces, window)
             if len(examples) >= max_examples:
@@ -62,8 +62,7 @@ def heldout_examples(vocab: Vocab, corpus: Path | str, window: int, max_examples
 
 def _full_window_examples(pieces: list[np.ndarray], window: int) -> Examples:
     flat = torch.from_numpy(np.concatenate(pieces))
-    n_words = int((flat != SENTENCE_END).sum())
-    return cbow_examples(flat, window, None, radius=torch.full((n_words,), window))
+    return cbow_examples(flat, window, None, radius=torch.full((word_count(flat),), window))
 
 
 @torch.no_grad()

@@ -39,7 +39,7 @@ from w2v_nce.objectives import Candidates, Objective, make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.tensor_ops import take
 from w2v_nce.vectors import Vectors, save_word2vec
-from w2v_nce.vocab import SENTENCE_END, Vocab
+from w2v_nce.vocab import Vocab, word_count
 from w2v_nce.windows import Examples, cbow_examples, subsample
 
 CHECKPOINT = "checkpoint.pt"
@@ -64,7 +64,7 @@ class EncodedCorpus:
             with os.fdopen(fd, "wb") as f:
                 for ids in vocab.encode(corpus):
                     ids.tofile(f)
-                    self.words += int((ids != SENTENCE_END).sum())
+                    self.words += word_count(ids)
             if self.words == 0:
                 raise UserError(f"corpus '{corpus}' has no words left after building the vocabulary")
         except BaseException:
@@ -331,18 +331,21 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
             loss_sum = torch.zeros((), dtype=torch.float64, device=device)
             loss_count = 0
             chunks = (
-                (_examples(chunk, keep_prob, cfg, objective, generator), int((chunk != SENTENCE_END).sum()))
+                (_examples(chunk, keep_prob, cfg, objective, generator), word_count(chunk))
                 for chunk in encoded.chunks(cfg.chunk_tokens)
             )
             for examples, chunk_words in prefetch(chunks):
                 words_before = progress.words_done
 
+                def words_at(example: int) -> float:
+                    """Corpus words processed once training reaches `example` of this chunk."""
+                    return words_before + chunk_words * example / max(len(examples), 1)
+
                 def lr_at(example: int) -> float:
-                    done = words_before + chunk_words * example / max(len(examples), 1)
-                    return cfg.lr * max(cfg.min_lr_ratio, 1.0 - done / total_words)
+                    return cfg.lr * max(cfg.min_lr_ratio, 1.0 - words_at(example) / total_words)
 
                 def report(example: int, loss: float) -> None:
-                    bar.update(int(words_before + chunk_words * example / max(len(examples), 1)) - bar.n)
+                    bar.update(int(words_at(example)) - bar.n)
                     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_at(example):.5f}", refresh=False)
 
                 chunk_loss = run_batches(model, objective, examples, cfg, lr_at, workers,

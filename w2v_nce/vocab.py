@@ -22,6 +22,11 @@ from w2v_nce.errors import UserError
 SENTENCE_END = -1  # marker between sentences in an encoded corpus
 
 
+def word_count(ids) -> int:
+    """Words in encoded ids (a numpy array or tensor), sentence markers left out."""
+    return int((ids != SENTENCE_END).sum())
+
+
 @dataclass
 class Vocab:
     words: list[str]
