@@ -34,7 +34,7 @@ class CBOW:
                 s += self.bias
         else:
             out = F.embedding(ids, self.out)  # faster than self.out[ids] on CPU
-            s = (out * h[:, None, :]).sum(2)  # faster than bmm for these thin shapes
+            s = torch.bmm(out, h[:, :, None]).squeeze(2)
             if self.bias is not None:
                 s += take(self.bias, ids)
         return s, out

@@ -101,7 +101,10 @@ def _row_scale(ids: torch.Tensor, rows: int, update: str, cap: float,
             return None
         total = torch.zeros(rows, dtype=load.dtype, device=load.device).index_add_(0, ids, load)
         return take(total, ids).add_(1.0).reciprocal_()
-    hits = take(torch.bincount(ids, minlength=rows), ids).to(torch.float32)
+    counts = torch.bincount(ids, minlength=rows)
+    if update == "cap" and ids.device.type == "cpu" and int(counts.max()) <= cap:
+        return None  # no row reaches the cap: the plain sum (a device sync, so on the CPU only)
+    hits = take(counts, ids).to(torch.float32)
     if update == "mean":
         return hits.reciprocal_()
     if update == "sqrt":
@@ -141,7 +144,7 @@ def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, gene
         if model.bias is not None:
             model.bias.index_add_(0, flat, g.reshape(-1))
         in_load = take((out * out).sum((1, 2)).mul_(lr / 4), batch.bag) if implicit else None
-    step = err.index_select(0, batch.bag)
+    step = err.repeat_interleave(batch.sizes, dim=0, output_size=len(batch.context))
     scale = _row_scale(batch.context, len(model.inp), update, cap, in_load)
     if scale is not None:
         step *= scale[:, None]

@@ -23,15 +23,25 @@ class Examples:
     targets: torch.Tensor  # [n] int64
     context: torch.Tensor  # [nnz] int64, grouped by example
     offsets: torch.Tensor  # [n + 1] int64, context[offsets[i]:offsets[i+1]] is example i's
-    bag: torch.Tensor  # [nnz] int64, the example each context word belongs to
     host_offsets: np.ndarray | None = None  # offsets on the host, so slicing needs no device sync
     candidates: torch.Tensor | None = None  # [n, 1+k] output words to score, drawn ahead (optional)
 
     def __len__(self) -> int:
         return len(self.targets)
 
+    @property
+    def sizes(self) -> torch.Tensor:
+        """[n] context words per example."""
+        return self.offsets[1:] - self.offsets[:-1]
+
+    @property
+    def bag(self) -> torch.Tensor:
+        """[nnz] the example each context word belongs to (derived: a batch's is cheap to make)."""
+        examples = torch.arange(len(self), device=self.offsets.device)
+        return torch.repeat_interleave(examples, self.sizes, output_size=len(self.context))
+
     def slice(self, start: int, stop: int) -> "Examples":
-        """Examples start..stop-1, with offsets and bag ids rebased to 0."""
+        """Examples start..stop-1, with offsets rebased to 0."""
         if self.host_offsets is None:
             self.host_offsets = self.offsets.cpu().numpy()
         lo, hi = int(self.host_offsets[start]), int(self.host_offsets[stop])
@@ -39,7 +49,6 @@ class Examples:
             targets=self.targets[start:stop],
             context=self.context[lo:hi],
             offsets=self.offsets[start : stop + 1] - lo,
-            bag=self.bag[lo:hi] - start,
             host_offsets=self.host_offsets[start : stop + 1] - lo,
             candidates=None if self.candidates is None else self.candidates[start:stop],
         )
@@ -74,22 +83,29 @@ def cbow_examples(
         radius = torch.randint(1, window + 1, (n,), generator=generator, device=device)
     # How far each word's window reaches left and right, clipped at its sentence's ends.
     _, lengths = torch.unique_consecutive(sentence, return_counts=True)
-    first = torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
+    start = torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
     center = torch.arange(n, device=device)
-    left = torch.minimum(radius, center - first)
-    right = torch.minimum(radius, first + torch.repeat_interleave(lengths, lengths) - 1 - center)
+    left = torch.minimum(radius, center - start)
+    right = torch.minimum(radius, start + torch.repeat_interleave(lengths, lengths) - 1 - center)
     counts = left + right
     keep = counts > 0  # a word alone in its sentence has no context: no example
     center, left, counts = (x.masked_select(keep) for x in (center, left, counts))
     if shuffle:
         order = torch.randperm(len(center), generator=generator, device=device)
         center, left, counts = (take(x, order) for x in (center, left, counts))
-    # Ragged layout, built in 1-D: entry j of example e is the word at center[e] + shift,
-    # shift running over -left[e]..-1, 1..right[e].
+    # Ragged layout, built in 1-D with one cumulative sum: example e's entries are the word
+    # positions first[e]..last[e] in steps of 1, stepping over the center (a step of 2). At
+    # each example's first entry the step is the jump back from the previous example's last.
+    right = counts - left
+    first = torch.where(left > 0, center - left, center + 1)
+    last = torch.where(right > 0, center + right, center - 1)
     offsets = torch.zeros(len(counts) + 1, dtype=torch.int64, device=device)
     torch.cumsum(counts, 0, out=offsets[1:])
-    bag = torch.repeat_interleave(torch.arange(len(counts), device=device), counts)
-    shift = torch.arange(len(bag), device=device) - take(offsets, bag) - take(left, bag)
-    shift += shift >= 0
-    context = take(words, take(center, bag) + shift)
-    return Examples(targets=take(words, center), context=context, offsets=offsets, bag=bag)
+    steps = torch.ones(int(offsets[-1]), dtype=torch.int64, device=device)
+    jump = first.clone()
+    jump[1:] -= last[:-1]
+    steps.index_copy_(0, offsets[:-1], jump)
+    straddle = (left > 0) & (right > 0)  # the center lies inside the run: step over it
+    steps.index_fill_(0, (offsets[:-1] + left).masked_select(straddle), 2)
+    context = take(words, torch.cumsum(steps, 0))
+    return Examples(targets=take(words, center), context=context, offsets=offsets)
