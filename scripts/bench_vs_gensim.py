@@ -449,6 +449,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="torch CPU threads for ours, workers for gensim (0 = all cores for both)")
     s.add_argument("--seed", type=int, default=1)
     o = ap.add_argument_group("ours only")
+    o.add_argument("--config", type=Path, default=None,
+                   help="TOML preset for ours (e.g. configs/gpu.toml: batch size, update rule); "
+                   "the shared settings above override its keys")
     o.add_argument("--loss", default=None,
                    help="softmax | neg | nce | rnce | is (default: Config's, neg; gensim always uses neg)")
     o.add_argument("--batch-size", type=int, default=None,
@@ -478,7 +481,7 @@ def run(args: argparse.Namespace) -> dict:
         raise UserError(f"--line-words must be in 1..{GENSIM_MAX_LINE_WORDS}, got {args.line_words}")
     if args.restrict_vocab < 1:
         raise UserError(f"--restrict-vocab must be at least 1, got {args.restrict_vocab}")
-    cfg = load_config(None, {
+    cfg = load_config(args.config, {
         "loss": args.loss, "dim": args.dim, "window": args.window, "negatives": args.negatives,
         "sample": args.sample, "min_count": args.min_count, "epochs": args.epochs, "lr": args.lr,
         "min_lr_ratio": args.min_lr_ratio, "threads": args.threads, "seed": args.seed,
@@ -493,7 +496,7 @@ def run(args: argparse.Namespace) -> dict:
     print(f"settings: CBOW (sg=0, cbow_mean=1), dim {cfg.dim}, window {cfg.window}, negative {cfg.negatives}, "
           f"sample {cfg.sample:g}, min_count {cfg.min_count}, epochs {cfg.epochs}, alpha {cfg.lr:g} -> "
           f"{cfg.lr * cfg.min_lr_ratio:g}, threads {cfg.threads or 'all'}, seed {cfg.seed}")
-    print(f"  ours:   loss {cfg.loss}, batch_size {cfg.batch_size}, device {device}, torch threads "
+    print(f"  ours:   loss {cfg.loss}, batch_size {cfg.batch_size}, update {cfg.update}, device {device}, torch threads "
           f"{cfg.threads or torch.get_num_threads()}")
     if args.skip_gensim:
         print("  gensim: skipped")

@@ -22,9 +22,9 @@ from typing import Any
 
 from w2v_nce.errors import UserError
 from w2v_nce.objectives import LOSSES
+from w2v_nce.updates import UPDATES
 
 
-UPDATES = ("sum", "mean", "sqrt", "cap", "implicit")
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Config:
     min_lr_ratio: float = 1e-4
     batch_size: int = 1024  # CBOW examples per SGD step
     shuffle: bool = True  # train on each chunk's examples in random order (README: large batches)
-    update: str = "cap"  # how a row's updates within a batch combine: sum (word2vec) | mean | sqrt | cap | implicit
+    update: str = "cap"  # how a row's steps within a batch combine: sum (word2vec) | mean | sqrt | cap | implicit | directional
     update_cap: float = 256.0  # update = "cap": a row hit n > cap times in a batch gets cap/n of the sum
     # runtime
     device: str = "auto"  # auto | cpu | cuda | cuda:N

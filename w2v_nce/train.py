@@ -38,6 +38,8 @@ from w2v_nce.model import CBOW
 from w2v_nce.objectives import Candidates, Objective, make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.tensor_ops import take
+from w2v_nce.updates import (count_factors, directional_factors, implicit_factors, sigmoid_slope_bound,
+                             wrong_logit)
 from w2v_nce.vectors import Vectors, save_word2vec
 from w2v_nce.vocab import Vocab, word_count
 from w2v_nce.windows import Examples, cbow_examples, subsample
@@ -81,40 +83,60 @@ class EncodedCorpus:
         self.path.unlink(missing_ok=True)
 
 
-def _row_scale(ids: torch.Tensor, rows: int, update: str, cap: float,
-               load: torch.Tensor | None) -> torch.Tensor | None:
-    """Per-entry factor for the rows `ids` that the examples of one batch update together.
-
-    sum:  1 — word2vec: every example's step is applied in full.
-    mean: 1/n for a row hit n times (the batch's steps averaged per row); sqrt: 1/sqrt(n).
-    cap:  min(1, cap/n) — the sum for rows hit at most `cap` times, `cap` mean steps beyond.
-    implicit: 1 / (1 + Σ load) over the row's entries — the implicit (proximal) SGD step of
-          the row's summed loss in a diagonal approximation, `load` = lr × a bound on each
-          entry's curvature (lr |h|²/4 for an output row, σ' <= 1/4): ~1 for a row hit once,
-          while a row that thousands of examples push at once moves like one Newton step
-          instead of overshooting.
-    """
-    if update == "sum":
-        return None
+def _output_factors(update: str, ids: torch.Tensor, h: torch.Tensor, steps: torch.Tensor, rows: int, lr: float,
+                    cap: float, wrong: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor | None:
+    """Per-entry factors of the output rows `ids` [B, K]; entry (i, j) moves row ids[i, j] by
+    steps[i*K + j] = step_ij * h_i, and the row moves score j of example i through h_i."""
+    flat = ids.reshape(-1)
     if update == "implicit":
-        if load is None:  # no curvature bound (the dense softmax update): plain sum
-            return None
-        total = torch.zeros(rows, dtype=load.dtype, device=load.device).index_add_(0, ids, load)
-        return take(total, ids).add_(1.0).reciprocal_()
-    counts = torch.bincount(ids, minlength=rows)
-    if update == "cap" and ids.device.type == "cpu" and int(counts.max()) <= cap:
-        return None  # no row reaches the cap: the plain sum (a device sync, so on the CPU only)
-    hits = take(counts, ids).to(torch.float32)
-    if update == "mean":
-        return hits.reciprocal_()
-    if update == "sqrt":
-        return hits.rsqrt_()
-    return hits.reciprocal_().mul_(cap).clamp_(max=1.0)
+        load = (h * h).sum(1, keepdim=True).mul_(lr / 4).expand(ids.shape).reshape(-1)
+        return implicit_factors(flat, load, rows)
+    if update == "directional":
+        logit, direction = wrong
+
+        def curvature(unit: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+            along = torch.bmm(unit.view(*ids.shape, -1), h[:, :, None]).view(-1)  # h_i . u
+            slope = sigmoid_slope_bound(logit.view(-1), direction.view(-1), along * length)
+            return slope * along.square()
+
+        return directional_factors(flat, steps, rows, lr, curvature)
+    return count_factors(flat, rows, update, cap)
+
+
+def _input_factors(update: str, batch: Examples, out: torch.Tensor, step: torch.Tensor, rows: int, lr: float,
+                   cap: float, wrong: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor | None:
+    """Per-entry factors of the context rows; each entry moves its row by its example's whole
+    error (cbow_mean=1), and the row moves score j of example i through out_ij / n_i (h is
+    the mean of n_i context vectors). `out` [B, K, dim] are the examples' output vectors."""
+    if update in ("implicit", "directional") and out.dim() != 3:
+        return None  # the exact softmax's dense update: the plain sum
+    if update == "implicit":
+        return implicit_factors(batch.context, take((out * out).sum((1, 2)).mul_(lr / 4), batch.bag), rows)
+    if update == "directional":
+        logit, direction = wrong
+        bag = batch.bag
+        col = torch.arange(len(bag), device=bag.device) - take(batch.offsets, bag)  # place in its context
+        size = take(batch.sizes, bag).to(out.dtype)
+
+        def curvature(unit: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+            # out_ij . u for every context entry of example i: one bmm over a padded layout
+            padded = torch.zeros(len(batch), max(batch.max_size, 1), out.shape[2], dtype=out.dtype, device=out.device)
+            padded.index_put_((bag, col), unit)
+            along = torch.bmm(padded, out.transpose(1, 2))[bag, col]  # [nnz, K]
+            slope = sigmoid_slope_bound(take(logit, bag), take(direction, bag), along * (length / size)[:, None])
+            return (slope * along.square()).sum(1) / size
+
+        return directional_factors(batch.context, step, rows, lr, curvature)
+    return count_factors(batch.context, rows, update, cap)
 
 
 def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, generator: torch.Generator,
              update: str = "cap", cap: float = 256.0) -> torch.Tensor:
-    """One batched word2vec SGD step; returns the summed loss of the batch (a 0-d tensor)."""
+    """One batched word2vec SGD step; returns the summed loss of the batch (a 0-d tensor).
+
+    Output rows move by -lr x their gradient, every context word by -lr x d(loss)/dh of its
+    example; `update` combines the steps one row gets from several examples (w2v_nce.updates).
+    """
     h = model.context_vectors(batch.context, batch.offsets)
     if batch.candidates is None:
         cand = objective.candidates(batch.targets, generator)
@@ -123,31 +145,28 @@ def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, gene
     scores, out = model.scores(h, cand.ids)
     loss, g = objective.loss_grad(scores, cand)
     objective.update(g, lr)
-    # The implicit step bounds each score's curvature by 1/4 (the logistic maximum): the exact
-    # σ'(s) damps too little once predictions are confident, and diverged at batch 65536.
-    implicit = update == "implicit" and cand.ids is not None
+    wrong = (wrong_logit(g), torch.sign(g)) if update == "directional" else None
     g.mul_(-lr)  # from here on, g is the step on the scores
-    if cand.ids is None:
+    if cand.ids is None:  # the exact softmax moves every output row: a dense update, the plain sum
         err = g @ out  # [B, dim], computed before `out` moves, as in word2vec
         model.out.addmm_(g.T, h)
         if model.bias is not None:
             model.bias.add_(g.sum(0))
-        in_load = None
     else:
         err = torch.bmm(g[:, None, :], out).squeeze(1)
         flat = cand.ids.reshape(-1)
-        out_load = (h * h).sum(1, keepdim=True).mul_(lr / 4).expand_as(g).reshape(-1) if implicit else None
-        scale = _row_scale(flat, len(model.out), update, cap, out_load)
-        if scale is not None:
-            g = g * scale.view_as(g)
-        model.out.index_add_(0, flat, (g[:, :, None] * h[:, None, :]).reshape(len(flat), -1))
+        steps = (g[:, :, None] * h[:, None, :]).reshape(len(flat), -1)
+        factor = _output_factors(update, cand.ids, h, steps, len(model.out), lr, cap, wrong)
+        if factor is not None:
+            g = g * factor.view_as(g)
+            steps *= factor[:, None]
+        model.out.index_add_(0, flat, steps)
         if model.bias is not None:
             model.bias.index_add_(0, flat, g.reshape(-1))
-        in_load = take((out * out).sum((1, 2)).mul_(lr / 4), batch.bag) if implicit else None
     step = err.repeat_interleave(batch.sizes, dim=0, output_size=len(batch.context))
-    scale = _row_scale(batch.context, len(model.inp), update, cap, in_load)
-    if scale is not None:
-        step *= scale[:, None]
+    factor = _input_factors(update, batch, out, step, len(model.inp), lr, cap, wrong)
+    if factor is not None:
+        step *= factor[:, None]
     model.inp.index_add_(0, batch.context, step)
     return loss.sum()
 

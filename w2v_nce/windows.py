@@ -40,11 +40,20 @@ class Examples:
         examples = torch.arange(len(self), device=self.offsets.device)
         return torch.repeat_interleave(examples, self.sizes, output_size=len(self.context))
 
-    def slice(self, start: int, stop: int) -> "Examples":
-        """Examples start..stop-1, with offsets rebased to 0."""
+    def _host(self) -> np.ndarray:
         if self.host_offsets is None:
             self.host_offsets = self.offsets.cpu().numpy()
-        lo, hi = int(self.host_offsets[start]), int(self.host_offsets[stop])
+        return self.host_offsets
+
+    @property
+    def max_size(self) -> int:
+        """The largest context (from the host copy of the offsets: no device sync)."""
+        return int(np.diff(self._host()).max()) if len(self) else 0
+
+    def slice(self, start: int, stop: int) -> "Examples":
+        """Examples start..stop-1, with offsets rebased to 0."""
+        host = self._host()
+        lo, hi = int(host[start]), int(host[stop])
         return Examples(
             targets=self.targets[start:stop],
             context=self.context[lo:hi],
