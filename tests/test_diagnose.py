@@ -198,3 +198,26 @@ def test_trained_model_beats_uniform_on_heldout(twin_files, loss):
         assert abs(got.log_z_mean) < 1.0
         assert got.unnormalized_cross_entropy == pytest.approx(got.cross_entropy, abs=1.0)
     assert np.isfinite(got.log_z_std)
+
+
+@pytest.mark.parametrize("loss", ["softmax", "nce", "rnce", "is"])
+def test_untrained_model_is_the_unigram_distribution(tmp_path, loss):
+    """The output bias starts at log unigram probabilities: before training (lr ~ 0), every
+    context predicts the unigram distribution, normalised (log Z = 0), and the held-out
+    cross-entropy is the unigram cross-entropy, computed here from the counts by hand."""
+    corpus, heldout = tmp_path / "train.txt", tmp_path / "heldout.txt"
+    write_twin_corpus(corpus, seed=0)
+    write_twin_corpus(heldout, seed=1, sentences=100)
+    cfg = load_config(None, dict(loss=loss, dim=8, epochs=1, lr=1e-9, threads=1, min_count=1, window=2,
+                                  sample=0.0, device="cpu"))
+    train(corpus, tmp_path / "run", cfg, progress_bar=False)
+    state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    got = diagnose(state, heldout, max_examples=500)
+
+    counts = dict(zip(state["words"], state["counts"].tolist()))
+    total = sum(counts.values())
+    tokens = heldout.read_text(encoding="utf-8").split()[:500]  # sentences of 10: every word has context
+    expected = -sum(math.log(counts[w] / total) for w in tokens) / len(tokens)
+    assert got.examples == 500
+    assert got.cross_entropy == pytest.approx(expected, abs=1e-4)
+    assert got.log_z_mean == pytest.approx(0.0, abs=1e-4)

@@ -14,11 +14,16 @@ from w2v_nce.tensor_ops import take
 
 
 class CBOW:
-    def __init__(self, vocab_size: int, dim: int, bias: bool, device: torch.device, generator: torch.Generator):
-        # word2vec's initialisation: inputs uniform in ±0.5/dim, outputs (and bias) zero.
+    def __init__(self, vocab_size: int, dim: int, bias: bool, device: torch.device, generator: torch.Generator,
+                 bias_init: torch.Tensor | None = None):
+        # word2vec's initialisation: inputs uniform in ±0.5/dim, outputs zero. The bias starts at
+        # `bias_init` (the trainer gives log unigram probabilities: the untrained model is then
+        # the unigram distribution, already normalised), else zero.
         self.inp = (torch.rand(vocab_size, dim, generator=generator, device=device) - 0.5) / dim
         self.out = torch.zeros(vocab_size, dim, device=device)
-        self.bias = torch.zeros(vocab_size, device=device) if bias else None
+        self.bias = None
+        if bias:
+            self.bias = torch.zeros(vocab_size, device=device) if bias_init is None else bias_init.to(device, torch.float32)
 
     def context_vectors(self, context: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         """h = mean of each example's context input vectors: [B, dim]."""

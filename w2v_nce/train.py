@@ -329,7 +329,8 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
     sampler = AliasSampler(unigram_power(vocab.counts, cfg.noise_power), device)
     objective = make_objective(cfg.loss, sampler, cfg.negatives, cfg.log_z, cfg.learn_log_z,
                                cfg.remove_accidental_hits)
-    model = CBOW(len(vocab), cfg.dim, cfg.use_bias, device, generator)
+    log_unigram = torch.from_numpy(np.log(vocab.counts / vocab.counts.sum()))
+    model = CBOW(len(vocab), cfg.dim, cfg.use_bias, device, generator, bias_init=log_unigram)
     progress = Progress()
     if state is not None:
         model.load_state_dict(state["model"])
