@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
@@ -51,3 +52,22 @@ def twin_corpus(tmp_path):
     path = tmp_path / "twins.txt"
     twins = write_twin_corpus(path)
     return path, twins
+
+
+@pytest.fixture(params=["kernel", "pytorch"])
+def cpu_path(request, monkeypatch):
+    """Run a test through the fused CPU kernel (w2v_nce.fused) and through the PyTorch path.
+
+    Where the kernel was not built (no C compiler at install) its runs are skipped, except in
+    CI (CI=true), where the install must have built it.
+    """
+    from w2v_nce import fused
+
+    if request.param == "kernel":
+        if not fused.AVAILABLE:
+            if os.environ.get("CI"):
+                pytest.fail("the fused CPU kernel was not built by the install (setup.py)")
+            pytest.skip("the fused CPU kernel is not built")
+    else:
+        monkeypatch.setattr(fused, "AVAILABLE", False)
+    return request.param

@@ -75,7 +75,7 @@ def test_untrained_model_fails_the_twin_check(tmp_path):
 
 
 @pytest.mark.parametrize("loss", LOSSES)
-def test_sgd_step_is_the_word2vec_update(loss):
+def test_sgd_step_is_the_word2vec_update(loss, cpu_path):
     """One batched step equals: output rows and biases move by -lr * autograd gradient of the
     summed loss; every context word moves by -lr * d(loss)/dh of its example (gensim's
     cbow_mean=1 rule: the whole error, not divided by the context size)."""

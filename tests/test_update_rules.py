@@ -114,7 +114,7 @@ def _oracle(model: CBOW, objective, batch, rule: str) -> tuple[np.ndarray, np.nd
 
 @pytest.mark.parametrize("rule", ["sum", "mean", "sqrt", "cap", "implicit", "directional"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_update_rule_equals_brute_force(rule, seed):
+def test_update_rule_equals_brute_force(rule, seed, cpu_path):
     model, objective, batch = _batch_and_model(seed)
     expected_out, expected_inp = _oracle(model, objective, batch, rule)
     sgd_step(model, objective, batch, LR, None, update=rule, cap=CAP)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from w2v_nce import fused
 from w2v_nce.atomic import atomic_path, write_text
 from w2v_nce.config import Config, to_toml
 from w2v_nce.corpus import count_words
@@ -137,11 +138,13 @@ def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, gene
     Output rows move by -lr x their gradient, every context word by -lr x d(loss)/dh of its
     example; `update` combines the steps one row gets from several examples (w2v_nce.updates).
     """
-    h = model.context_vectors(batch.context, batch.offsets)
     if batch.candidates is None:
         cand = objective.candidates(batch.targets, generator)
     else:
         cand = Candidates(ids=batch.candidates, targets=batch.targets)
+    if cand.ids is not None and update in COUNTING and fused.usable(model.inp):
+        return _fused_step(model, objective, batch, cand, lr, update, cap)
+    h = model.context_vectors(batch.context, batch.offsets)
     scores, out = model.scores(h, cand.ids)
     loss, g = objective.loss_grad(scores, cand)
     objective.update(g, lr)
@@ -168,6 +171,24 @@ def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, gene
     if factor is not None:
         step *= factor[:, None]
     model.inp.index_add_(0, batch.context, step)
+    return loss.sum()
+
+
+COUNTING = ("sum", "mean", "sqrt", "cap")  # the rules whose factors only count hits
+
+
+def _fused_step(model: CBOW, objective: Objective, batch: Examples, cand: Candidates, lr: float, update: str,
+                cap: float) -> torch.Tensor:
+    """sgd_step's arithmetic through the fused CPU kernel (w2v_nce.fused): the same scores, loss
+    and updates, without the [B, 1+k, dim] intermediates."""
+    h, scores = fused.forward(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids)
+    loss, g = objective.loss_grad(scores, cand)
+    objective.update(g, lr)
+    g.mul_(-lr)
+    out_factor = count_factors(cand.ids.reshape(-1), len(model.out), update, cap)
+    in_factor = count_factors(batch.context, len(model.inp), update, cap)
+    fused.backward(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids, h, g,
+                   out_factor, in_factor)
     return loss.sum()
 
 
