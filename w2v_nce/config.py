@@ -48,7 +48,7 @@ class Config:
     epochs: int = 5
     lr: float = 0.025  # starting learning rate α0, decayed linearly to α0 * min_lr_ratio
     min_lr_ratio: float = 1e-4
-    batch_size: int = 1024  # CBOW examples per SGD step
+    batch_size: int = 4096  # CBOW examples per SGD step (README: large batches)
     shuffle: bool = True  # train on each chunk's examples in random order (README: large batches)
     update: str = "cap"  # how a row's steps within a batch combine: sum (word2vec) | mean | sqrt | cap | implicit | directional
     update_cap: float = 256.0  # update = "cap": a row hit n > cap times in a batch gets cap/n of the sum
