@@ -165,6 +165,37 @@ def test_diagnose_json(trained):
     assert code == 0 and "cross_entropy" in stdout
 
 
+def test_diagnose_of_a_runaway_model_is_strict_json(trained, tmp_path):
+    """A model whose scores ran away (as --loss is does on real text) has a perplexity past
+    float range: JSON gets null there, not the non-standard Infinity, and no traceback."""
+    import torch
+
+    state = torch.load(trained["out"] / "checkpoint.pt", weights_only=False)
+    state["model"]["out"] = state["model"]["out"] * 1e6
+    torch.save(state, tmp_path / "runaway.pt")
+    code, stdout, err = invoke(["diagnose", tmp_path / "runaway.pt", trained["heldout"], "--json",
+                                "--max-examples", "300"])
+    assert code == 0, err
+    data = json.loads(stdout, parse_constant=lambda name: pytest.fail(f"non-standard JSON {name}"))
+    assert data["cross_entropy"] > 700 and data["perplexity"] is None
+
+
+def test_an_internal_error_is_one_line_too(capsys, monkeypatch, trained):
+    """A defect (not bad input) still gives one error line and a non-zero status, no traceback;
+    W2V_NCE_DEBUG=1 shows the traceback."""
+    import w2v_nce.evaluate
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated defect")
+
+    monkeypatch.setattr(w2v_nce.evaluate, "neighbors", broken)
+    assert_one_error_line(*run_main(capsys, ["neighbors", trained["out"] / "vectors.txt", "a0"]),
+                          "internal error", "simulated defect", "W2V_NCE_DEBUG")
+    monkeypatch.setenv("W2V_NCE_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="simulated defect"):
+        main(["neighbors", str(trained["out"] / "vectors.txt"), "a0"])
+
+
 def test_resume_through_cli(trained, tmp_path):
     import shutil
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -59,10 +61,21 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def _finite_or_null(data: Any) -> Any:
+    """JSON has no inf or NaN: they become null (an overflowing perplexity, say)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: _finite_or_null(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite_or_null(v) for v in data]
+    return data
+
+
 def _emit(result: Any, as_json: bool, text: Callable[[Any], str]) -> None:
     if as_json:
         data = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else result
-        typer.echo(json.dumps(data, indent=2))
+        typer.echo(json.dumps(_finite_or_null(data), indent=2, allow_nan=False))
     else:
         typer.echo(text(result))
 
@@ -104,6 +117,9 @@ def train(
         cfg = resume_config(load_checkpoint(out / CHECKPOINT)["config"], config, overrides)
     else:
         cfg = load_config(config, overrides)
+    if cfg.loss == "is":
+        typer.echo("warning: --loss is leaves the target out of its estimate of Z, so its loss is unbounded "
+                   "below; on real text it diverges (README): use rnce to train embeddings", err=True)
     metrics = run_training(corpus, out, cfg, resume=resume, progress_bar=not quiet)
     typer.echo(
         f"trained {metrics['words']:,} words in {metrics['seconds']:.1f}s "
@@ -246,7 +262,12 @@ def main(argv: Optional[list[str]] = None) -> int:
             if exc.format_message():  # empty after `no_args_is_help` has printed the help
                 print(f"error: {exc.format_message()}", file=sys.stderr)
             return getattr(exc, "exit_code", 2) or 2
-        raise
+        if os.environ.get("W2V_NCE_DEBUG"):
+            raise
+        # A defect of ours, not bad input: still one line, with what to do about it.
+        print(f"error: internal error ({kind}: {exc}); rerun with W2V_NCE_DEBUG=1 for the traceback and "
+              "report it", file=sys.stderr)
+        return 1
     return code if isinstance(code, int) else 0
 
 
