@@ -1,9 +1,10 @@
 """Rank sanity on real text: the bundled sample corpus (data/wiki1.5m.txt.gz, 1.5M tokens of
 Wikipedia) trained briefly puts known related words at the top of each other's neighbours.
 
-Calibrated (dim 50, 3 epochs, 1 thread, seeds 1 and 2): every pair below ranked at most 7th
-of 18,620 candidates (a random ranking puts it ~9,300th); e.g. two -> three, five -> six,
-he -> she, his -> her ranked first with both seeds. ~5 s on one core.
+Calibrated (dim 50, 3 epochs, 1 thread, batch 4096, seeds 1-3): every pair below ranked at
+most 11th of 18,620 candidates (a random ranking puts it ~9,300th), and the first five pairs
+(two -> three, three -> four, five -> six, he -> she, his -> her) ranked first with every seed.
+~5 s on one core.
 """
 
 from __future__ import annotations
@@ -31,5 +32,5 @@ def test_known_neighbours_rank_near_the_top(tmp_path):
     for word, related in PAIRS:
         ranked = [w for w, _ in kv.most_similar(word, topn=100)]
         ranks[word, related] = ranked.index(related) if related in ranked else 100
-    assert max(ranks.values()) < 10, ranks
+    assert max(ranks.values()) < 25, ranks
     assert sum(rank == 0 for rank in ranks.values()) >= 4, ranks

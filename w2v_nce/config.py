@@ -51,7 +51,7 @@ class Config:
     batch_size: int = 4096  # CBOW examples per SGD step (README: large batches)
     shuffle: bool = True  # train on each chunk's examples in random order (README: large batches)
     update: str = "cap"  # how a row's steps within a batch combine: sum (word2vec) | mean | sqrt | cap | implicit | directional
-    update_cap: float = 256.0  # update = "cap": a row hit n > cap times in a batch gets cap/n of the sum
+    update_cap: float = 64.0  # update = "cap": a row hit n > cap times in a batch gets cap/n of the sum
     # runtime
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # CPU threads for torch (0 = all cores)

@@ -132,7 +132,7 @@ def _input_factors(update: str, batch: Examples, out: torch.Tensor, step: torch.
 
 
 def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, generator: torch.Generator,
-             update: str = "cap", cap: float = 256.0) -> torch.Tensor:
+             update: str = "cap", cap: float = 64.0) -> torch.Tensor:
     """One batched word2vec SGD step; returns the summed loss of the batch (a 0-d tensor).
 
     Output rows move by -lr x their gradient, every context word by -lr x d(loss)/dh of its
