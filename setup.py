@@ -28,6 +28,6 @@ class OptionalNativeBuild(build_ext):
 
 
 setup(
-    ext_modules=[Extension("w2v_nce._cbow_cpu", ["w2v_nce/_cbow_cpu.c"], extra_compile_args=["-O3"])],
+    ext_modules=[Extension("w2v_nce._cbow_cpu", ["w2v_nce/_cbow_cpu.c"], extra_compile_args=["-O3"], optional=True)],
     cmdclass={"build_ext": OptionalNativeBuild},
 )

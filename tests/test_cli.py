@@ -196,6 +196,21 @@ def test_an_internal_error_is_one_line_too(capsys, monkeypatch, trained):
         main(["neighbors", str(trained["out"] / "vectors.txt"), "a0"])
 
 
+def test_train_says_when_the_cpu_kernel_is_missing(tmp_path, monkeypatch, cpu_path):
+    """Without the fused kernel (no C compiler at install) train still works, says so in one
+    note on stderr, and metrics.json records which path ran."""
+    corpus = tmp_path / "twins.txt"
+    write_twin_corpus(corpus, sentences=200)
+    code, _, err = invoke(["train", corpus, "-o", tmp_path / "run", *TRAIN_OPTS])
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["cpu_kernel"] is (cpu_path == "kernel")
+    if cpu_path == "kernel":
+        assert err.strip() == ""
+    else:
+        assert err.strip().startswith("note: the fused CPU kernel was not built") and len(err.splitlines()) == 1
+
+
 def test_resume_through_cli(trained, tmp_path):
     import shutil
 

@@ -120,6 +120,13 @@ def train(
     if cfg.loss == "is":
         typer.echo("warning: --loss is leaves the target out of its estimate of Z, so its loss is unbounded "
                    "below; on real text it diverges (README): use rnce to train embeddings", err=True)
+    from w2v_nce import fused
+    if not fused.AVAILABLE and not os.environ.get("W2V_NCE_NO_KERNEL") and cfg.device in ("auto", "cpu"):
+        import torch
+
+        if cfg.device == "cpu" or not torch.cuda.is_available():
+            typer.echo("note: the fused CPU kernel was not built (no C compiler at install?): training runs "
+                       "the PyTorch path, about 1.5x slower", err=True)
     metrics = run_training(corpus, out, cfg, resume=resume, progress_bar=not quiet)
     typer.echo(
         f"trained {metrics['words']:,} words in {metrics['seconds']:.1f}s "

@@ -416,6 +416,7 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
     metrics = {
         "corpus": str(corpus),
         "device": str(device),
+        "cpu_kernel": device.type == "cpu" and fused.AVAILABLE,  # the fused C kernel ran the sampled steps
         "loss": cfg.loss,
         "vocab_size": len(vocab),
         "corpus_words": encoded.words,
