@@ -245,7 +245,7 @@ def diagnose(
     _emit(
         run_diagnose(load_checkpoint(checkpoint), heldout, max_examples=max_examples),
         as_json,
-        lambda r: "\n".join(f"{k:24s} {v}" for k, v in dataclasses.asdict(r).items()),
+        lambda r: "\n".join(f"{k:26s} {v}" for k, v in dataclasses.asdict(r).items()),
     )
 
 
