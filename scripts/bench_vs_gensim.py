@@ -37,6 +37,7 @@ Usage:
   python scripts/bench_vs_gensim.py --max-tokens 2000000 --json bench.json
   python scripts/bench_vs_gensim.py --device cuda --batch-size 4096  # ours on GPU, gensim on CPU
   python scripts/bench_vs_gensim.py --skip-gensim                    # ours only (no ratios)
+  python scripts/bench_vs_gensim.py --gensim-workers 1               # gensim with a linear LR decay (README)
 
 Timings depend on what else the machine runs; gensim's threads and ours compete with it alike,
 but run on an idle machine for numbers to quote. gensim with more than one worker is not
@@ -447,6 +448,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     s.add_argument("--min-lr-ratio", type=float, default=1e-4, help="final lr = lr * this (gensim min_alpha)")
     s.add_argument("--threads", type=int, default=2,
                    help="torch CPU threads for ours, workers for gensim (0 = all cores for both)")
+    s.add_argument("--gensim-workers", type=int, default=None,
+                   help="gensim's workers if not --threads. With N > 1 workers, gensim's corpus_file mode "
+                   "decays the rate only 1/N of an epoch's worth per epoch (README): 1 gives the linear schedule")
     s.add_argument("--seed", type=int, default=1)
     o = ap.add_argument_group("ours only")
     o.add_argument("--config", type=Path, default=None,
@@ -489,7 +493,7 @@ def run(args: argparse.Namespace) -> dict:
     })
     files = eval_files({"analogy": args.questions, "ws353": args.wordsim, "simlex": args.simlex})
     device = str(resolve_device(cfg.device))
-    workers = cfg.threads or os.cpu_count() or 1
+    workers = args.gensim_workers or cfg.threads or os.cpu_count() or 1
     gparams = gensim_params(cfg, workers)
     machine = machine_info(device)
 
