@@ -160,8 +160,12 @@ def eval_files(overrides: dict[str, Path | None]) -> dict[str, Path]:
 
 
 def machine_info(device: str) -> dict:
-    import gensim
     import torch
+
+    try:
+        import gensim
+    except ImportError:  # a GPU machine without it: --skip-gensim runs ours alone
+        gensim = None
 
     info: dict[str, Any] = {
         "cpu_count": os.cpu_count(),
@@ -173,8 +177,11 @@ def machine_info(device: str) -> dict:
         "torch": torch.__version__,
         "torch_device": device,
         "gpu": torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None,
-        "gensim": gensim.__version__,
+        "gensim": gensim.__version__ if gensim else None,
     }
+    if gensim is None:
+        info["gensim_fast_version"] = info["gensim_corpusfile_version"] = -1
+        return info
     try:
         from gensim.models.word2vec_inner import FAST_VERSION
 
@@ -514,6 +521,8 @@ def run(args: argparse.Namespace) -> dict:
           f"torch {machine['torch']} on {device}{gpu}; gensim {machine['gensim']} (FAST_VERSION "
           f"{machine['gensim_fast_version']}, corpus_file {machine['gensim_corpusfile_version']}); "
           f"numpy {machine['numpy']}; python {machine['python']}", flush=True)
+    if not args.skip_gensim and machine["gensim"] is None:
+        raise UserError("gensim is not installed: install it, or run ours alone with --skip-gensim")
     if not args.skip_gensim and machine["gensim_corpusfile_version"] < 0:
         raise UserError("this gensim build has no corpus_file support (gensim.models.word2vec_corpusfile)")
 
