@@ -59,6 +59,20 @@ def test_twins_become_nearest_neighbours(tmp_path, loss):
     assert (ranks == 0).mean() >= 0.95, ranks
 
 
+def test_two_hogwild_threads_learn_the_twins_too(tmp_path, cpu_path):
+    """Two worker threads updating the tables without locks (the CPU default on 2 cores), through
+    the kernel and through the PyTorch path, must still put every twin first or second."""
+    from gensim.models import KeyedVectors
+
+    corpus = tmp_path / "twins.txt"
+    twins = write_twin_corpus(corpus, seed=0)
+    metrics = train(corpus, tmp_path / "run", small_cfg(threads=2, batch_size=256), progress_bar=False)
+    assert metrics["cpu_kernel"] is (cpu_path == "kernel")
+    kv = KeyedVectors.load_word2vec_format(str(tmp_path / "run" / "vectors.txt"))
+    ranks = [[w for w, _ in kv.most_similar(a, topn=len(kv) - 1)].index(b) for a, b in twins]
+    assert max(ranks) < 2, ranks
+
+
 def test_untrained_model_fails_the_twin_check(tmp_path):
     """Negative control for the test above: with a negligible learning rate the check fails."""
     from gensim.models import KeyedVectors
