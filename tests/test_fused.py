@@ -15,6 +15,7 @@ from w2v_nce.model import CBOW
 from w2v_nce.objectives import make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.train import sgd_step
+from w2v_nce.updates import make_update
 from w2v_nce.windows import cbow_examples
 
 
@@ -65,7 +66,7 @@ def test_step_equals_pytorch_path(dim, loss, update, cap, monkeypatch):
     for available in (True, False):
         monkeypatch.setattr(fused, "AVAILABLE", available)
         model, objective, batch = _setup(1, dim, bias=loss != "neg", loss=loss)
-        loss_sum = sgd_step(model, objective, batch, 0.05, None, update=update, cap=cap)
+        loss_sum = sgd_step(model, objective, batch, 0.05, None, make_update(update, cap))
         results.append((float(loss_sum), model.inp, model.out, model.bias))
     (l1, inp1, out1, b1), (l2, inp2, out2, b2) = results
     assert l1 == pytest.approx(l2, rel=1e-5)

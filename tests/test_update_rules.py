@@ -19,6 +19,7 @@ from w2v_nce.model import CBOW
 from w2v_nce.objectives import make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.train import sgd_step
+from w2v_nce.updates import make_update
 from w2v_nce.windows import cbow_examples
 
 VOCAB, DIM, K, LR, CAP = 7, 4, 3, 0.2, 3.0
@@ -117,7 +118,7 @@ def _oracle(model: CBOW, objective, batch, rule: str) -> tuple[np.ndarray, np.nd
 def test_update_rule_equals_brute_force(rule, seed, cpu_path):
     model, objective, batch = _batch_and_model(seed)
     expected_out, expected_inp = _oracle(model, objective, batch, rule)
-    sgd_step(model, objective, batch, LR, None, update=rule, cap=CAP)
+    sgd_step(model, objective, batch, LR, None, make_update(rule, CAP))
     np.testing.assert_allclose(model.out.numpy(), expected_out, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(model.inp.numpy(), expected_inp, rtol=1e-4, atol=1e-5)
 
@@ -127,7 +128,7 @@ def test_rules_differ_on_this_batch():
     results = []
     for rule in ["sum", "mean", "sqrt", "cap", "implicit", "directional"]:
         model, objective, batch = _batch_and_model(0)
-        sgd_step(model, objective, batch, LR, None, update=rule, cap=CAP)
+        sgd_step(model, objective, batch, LR, None, make_update(rule, CAP))
         results.append(torch.cat([model.out, model.inp]))
     for a in range(len(results)):
         for b in range(a + 1, len(results)):
@@ -139,10 +140,10 @@ def test_directional_damps_less_than_implicit():
     never damps an output row more than implicit does."""
     model, objective, batch = _batch_and_model(0)
     base = model.out.clone()
-    sgd_step(model, objective, batch, LR, None, update="directional", cap=CAP)
+    sgd_step(model, objective, batch, LR, None, make_update("directional"))
     moved_directional = (model.out - base).norm(dim=1)
     model2, objective2, batch2 = _batch_and_model(0)
-    sgd_step(model2, objective2, batch2, LR, None, update="implicit", cap=CAP)
+    sgd_step(model2, objective2, batch2, LR, None, make_update("implicit"))
     moved_implicit = (model2.out - base).norm(dim=1)
     assert (moved_directional >= moved_implicit - 1e-6).all()
     assert (moved_directional > moved_implicit + 1e-4).any()

@@ -39,8 +39,7 @@ from w2v_nce.model import CBOW
 from w2v_nce.objectives import Candidates, Objective, make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.tensor_ops import take
-from w2v_nce.updates import (count_factors, directional_factors, implicit_factors, sigmoid_slope_bound,
-                             wrong_logit)
+from w2v_nce.updates import Cap, CountingRule, UpdateRule, make_update
 from w2v_nce.vectors import Vectors, save_word2vec
 from w2v_nce.vocab import Vocab, word_count
 from w2v_nce.windows import Examples, cbow_examples, subsample
@@ -84,116 +83,68 @@ class EncodedCorpus:
         self.path.unlink(missing_ok=True)
 
 
-def _output_factors(update: str, ids: torch.Tensor, h: torch.Tensor, steps: torch.Tensor, rows: int, lr: float,
-                    cap: float, wrong: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor | None:
-    """Per-entry factors of the output rows `ids` [B, K]; entry (i, j) moves row ids[i, j] by
-    steps[i*K + j] = step_ij * h_i, and the row moves score j of example i through h_i."""
-    flat = ids.reshape(-1)
-    if update == "implicit":
-        load = (h * h).sum(1, keepdim=True).mul_(lr / 4).expand(ids.shape).reshape(-1)
-        return implicit_factors(flat, load, rows)
-    if update == "directional":
-        logit, direction = wrong
-
-        def curvature(unit: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
-            along = torch.bmm(unit.view(*ids.shape, -1), h[:, :, None]).view(-1)  # h_i . u
-            slope = sigmoid_slope_bound(logit.view(-1), direction.view(-1), along * length)
-            return slope * along.square()
-
-        return directional_factors(flat, steps, rows, lr, curvature)
-    return count_factors(flat, rows, update, cap)
+DEFAULT_RULE = Cap(64.0)  # Config's default update rule (stateless, so one instance serves all)
 
 
-def _input_factors(update: str, batch: Examples, out: torch.Tensor, step: torch.Tensor, rows: int, lr: float,
-                   cap: float, wrong: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor | None:
-    """Per-entry factors of the context rows; each entry moves its row by its example's whole
-    error (cbow_mean=1), and the row moves score j of example i through out_ij / n_i (h is
-    the mean of n_i context vectors). `out` [B, K, dim] are the examples' output vectors."""
-    if update in ("implicit", "directional") and out.dim() != 3:
-        return None  # the exact softmax's dense update: the plain sum
-    if update == "implicit":
-        return implicit_factors(batch.context, take((out * out).sum((1, 2)).mul_(lr / 4), batch.bag), rows)
-    if update == "directional":
-        logit, direction = wrong
-        bag = batch.bag
-        col = torch.arange(len(bag), device=bag.device) - take(batch.offsets, bag)  # place in its context
-        size = take(batch.sizes, bag).to(out.dtype)
-
-        def curvature(unit: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
-            # out_ij . u for every context entry of example i: one bmm over a padded layout
-            padded = torch.zeros(len(batch), max(batch.max_size, 1), out.shape[2], dtype=out.dtype, device=out.device)
-            padded.index_put_((bag, col), unit)
-            along = torch.bmm(padded, out.transpose(1, 2))[bag, col]  # [nnz, K]
-            slope = sigmoid_slope_bound(take(logit, bag), take(direction, bag), along * (length / size)[:, None])
-            return (slope * along.square()).sum(1) / size
-
-        return directional_factors(batch.context, step, rows, lr, curvature)
-    return count_factors(batch.context, rows, update, cap)
-
-
-def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, generator: torch.Generator,
-             update: str = "cap", cap: float = 64.0) -> torch.Tensor:
+def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, generator: torch.Generator | None,
+             rule: UpdateRule = DEFAULT_RULE) -> torch.Tensor:
     """One batched word2vec SGD step; returns the summed loss of the batch (a 0-d tensor).
 
     Output rows move by -lr x their gradient, every context word by -lr x d(loss)/dh of its
-    example; `update` combines the steps one row gets from several examples (w2v_nce.updates).
+    example; `rule` combines the steps one row gets from several examples (w2v_nce.updates).
     """
     if batch.candidates is None:
         cand = objective.candidates(batch.targets, generator)
     else:
         cand = Candidates(ids=batch.candidates, targets=batch.targets)
-    if cand.ids is not None and update in COUNTING and fused.usable(model.inp):
-        return _fused_step(model, objective, batch, cand, lr, update, cap)
+    if cand.ids is not None and rule.counts_only and fused.usable(model.inp):
+        return _fused_step(model, objective, batch, cand, lr, rule)
     h = model.context_vectors(batch.context, batch.offsets)
     scores, out = model.scores(h, cand.ids)
     loss, g = objective.loss_grad(scores, cand)
     objective.update(g, lr)
-    wrong = (wrong_logit(g), torch.sign(g)) if update == "directional" else None
-    g.mul_(-lr)  # from here on, g is the step on the scores
+    step = g * -lr  # the step on each score
     if cand.ids is None:  # the exact softmax moves every output row: a dense update, the plain sum
-        err = g @ out  # [B, dim], computed before `out` moves, as in word2vec
-        model.out.addmm_(g.T, h)
+        err = step @ out  # [B, dim], computed before `out` moves, as in word2vec
+        model.out.addmm_(step.T, h)
         if model.bias is not None:
-            model.bias.add_(g.sum(0))
+            model.bias.add_(step.sum(0))
     else:
-        err = torch.bmm(g[:, None, :], out).squeeze(1)
+        err = torch.bmm(step[:, None, :], out).squeeze(1)
         flat = cand.ids.reshape(-1)
-        steps = (g[:, :, None] * h[:, None, :]).reshape(len(flat), -1)
-        factor = _output_factors(update, cand.ids, h, steps, len(model.out), lr, cap, wrong)
+        steps = (step[:, :, None] * h[:, None, :]).reshape(len(flat), -1)
+        factor = rule.output_factors(cand.ids, h, steps, len(model.out), lr, g)
         if factor is not None:
-            g = g * factor.view_as(g)
+            step = step * factor.view_as(step)
             steps *= factor[:, None]
         model.out.index_add_(0, flat, steps)
         if model.bias is not None:
-            model.bias.index_add_(0, flat, g.reshape(-1))
-    step = err.repeat_interleave(batch.sizes, dim=0, output_size=len(batch.context))
-    factor = _input_factors(update, batch, out, step, len(model.inp), lr, cap, wrong)
+            model.bias.index_add_(0, flat, step.reshape(-1))
+    ctx_steps = err.repeat_interleave(batch.sizes, dim=0, output_size=len(batch.context))
+    factor = rule.input_factors(batch, out, ctx_steps, len(model.inp), lr, g)
     if factor is not None:
-        step *= factor[:, None]
-    model.inp.index_add_(0, batch.context, step)
+        ctx_steps *= factor[:, None]
+    model.inp.index_add_(0, batch.context, ctx_steps)
     return loss.sum()
 
 
-COUNTING = ("sum", "mean", "sqrt", "cap")  # the rules whose factors only count hits
-
-
-def _fused_step(model: CBOW, objective: Objective, batch: Examples, cand: Candidates, lr: float, update: str,
-                cap: float) -> torch.Tensor:
+def _fused_step(model: CBOW, objective: Objective, batch: Examples, cand: Candidates, lr: float,
+                rule: CountingRule) -> torch.Tensor:
     """sgd_step's arithmetic through the fused CPU kernel (w2v_nce.fused): the same scores, loss
     and updates, without the [B, 1+k, dim] intermediates."""
     h, scores = fused.forward(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids)
     loss, g = objective.loss_grad(scores, cand)
     objective.update(g, lr)
     g.mul_(-lr)
-    out_factor = count_factors(cand.ids.reshape(-1), len(model.out), update, cap)
-    in_factor = count_factors(batch.context, len(model.inp), update, cap)
+    out_factor = rule.count_factors(cand.ids, len(model.out))
+    in_factor = rule.count_factors(batch.context, len(model.inp))
     fused.backward(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids, h, g,
                    out_factor, in_factor)
     return loss.sum()
 
 
-def run_batches(model: CBOW, objective: Objective, examples: Examples, cfg: Config, lr_at, workers: int,
-                report=None) -> torch.Tensor:
+def run_batches(model: CBOW, objective: Objective, rule: UpdateRule, examples: Examples, cfg: Config, lr_at,
+                workers: int, report=None) -> torch.Tensor:
     """Train on `examples` (noise words drawn ahead) in batches of cfg.batch_size; return the summed loss.
 
     With workers > 1 (CPU), that many threads share the batches and update the tables
@@ -211,8 +162,7 @@ def run_batches(model: CBOW, objective: Objective, examples: Examples, cfg: Conf
         try:
             for lo in starts[slot::workers]:
                 hi = min(lo + cfg.batch_size, len(examples))
-                totals[slot] += sgd_step(model, objective, examples.slice(lo, hi), lr_at(lo), None,
-                                         cfg.update, cfg.update_cap)
+                totals[slot] += sgd_step(model, objective, examples.slice(lo, hi), lr_at(lo), None, rule)
                 seen[slot] += hi - lo
                 if report is not None and slot == 0 and (lo // cfg.batch_size) % (16 * workers) == 0:
                     report(sum(seen), float(totals[slot]) / max(seen[slot], 1))
@@ -350,6 +300,7 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
     sampler = AliasSampler(unigram_power(vocab.counts, cfg.noise_power), device)
     objective = make_objective(cfg.loss, sampler, cfg.negatives, cfg.log_z, cfg.learn_log_z,
                                cfg.remove_accidental_hits)
+    rule = make_update(cfg.update, cfg.update_cap)
     log_unigram = torch.from_numpy(np.log(vocab.counts / vocab.counts.sum()))
     model = CBOW(len(vocab), cfg.dim, cfg.use_bias, device, generator, bias_init=log_unigram)
     progress = Progress()
@@ -392,7 +343,7 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
                     bar.update(int(words_at(example)) - bar.n)
                     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_at(example):.5f}", refresh=False)
 
-                chunk_loss = run_batches(model, objective, examples, cfg, lr_at, workers,
+                chunk_loss = run_batches(model, objective, rule, examples, cfg, lr_at, workers,
                                          report if progress_bar else None)
                 loss_sum += chunk_loss
                 loss_count += len(examples)

@@ -25,32 +25,174 @@ entry (one entry = one example's step to one row), the same for all entries of a
 second derivative of the loss in one score is |g|(1 − |g|), g its gradient (logistic:
 σ(1−σ); softmax-type: p(1−p)). So "wrong" = |g| is the probability of the wrong answer, and
 its logit moves with the score in the direction sign(g).
+
+Each rule is a class with one pair of methods (output rows, input rows); `make_update` is the
+one place a rule's name becomes a rule, and the trainer never branches on it.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from typing import Callable
+
 import torch
 
 from w2v_nce.tensor_ops import take
+from w2v_nce.windows import Examples
 
 UPDATES = ("sum", "mean", "sqrt", "cap", "implicit", "directional")
 
 
-def count_factors(ids: torch.Tensor, rows: int, update: str, cap: float) -> torch.Tensor | None:
-    """Per-entry factor of the rules that only count hits (sum, mean, sqrt, cap); None = 1."""
-    if update == "sum":
+class UpdateRule(ABC):
+    """Per-entry factors for one batch's steps to the output rows and to the input rows.
+
+    The trainer gives each method the rows the entries move, the entries' steps and g, the
+    gradient of the loss in every candidate's score [B, K]; None means a factor of 1 for all.
+    """
+
+    name = ""
+    counts_only = False  # factors from the rows' hit counts alone (the fused CPU kernel applies them)
+
+    @abstractmethod
+    def output_factors(self, ids: torch.Tensor, h: torch.Tensor, steps: torch.Tensor, rows: int, lr: float,
+                       g: torch.Tensor) -> torch.Tensor | None:
+        """Output rows `ids` [B, K]; entry (i, j) moves row ids[i, j] by steps[i*K + j] = step_ij h_i,
+        and the row moves score j of example i through h_i."""
+
+    @abstractmethod
+    def input_factors(self, batch: Examples, out: torch.Tensor, steps: torch.Tensor, rows: int, lr: float,
+                      g: torch.Tensor) -> torch.Tensor | None:
+        """Context rows `batch.context`; each entry moves its row by its example's whole error
+        (cbow_mean=1), steps [nnz, dim], and the row moves score j of example i through
+        out_ij / n_i (h is the mean of n_i context vectors). `out` [B, K, dim] are the
+        examples' output vectors (the whole table for the exact softmax)."""
+
+
+class CountingRule(UpdateRule):
+    """A factor that depends only on how many entries of the batch hit the same row."""
+
+    counts_only = True
+
+    def count_factors(self, ids: torch.Tensor, rows: int) -> torch.Tensor | None:
+        """Per-entry factor for the rows `ids` (any shape, flattened)."""
+        ids = ids.reshape(-1)
+        counts = torch.bincount(ids, minlength=rows)
+        return self.from_hits(take(counts, ids).to(torch.float32), counts)
+
+    @abstractmethod
+    def from_hits(self, hits: torch.Tensor, counts: torch.Tensor) -> torch.Tensor | None:
+        """Factors from each entry's row's hit count (`counts`: per row)."""
+
+    def output_factors(self, ids, h, steps, rows, lr, g):
+        return self.count_factors(ids, rows)
+
+    def input_factors(self, batch, out, steps, rows, lr, g):
+        return self.count_factors(batch.context, rows)
+
+
+class Sum(CountingRule):
+    """word2vec's rule: every step in full."""
+
+    name = "sum"
+
+    def count_factors(self, ids, rows):
         return None
-    counts = torch.bincount(ids, minlength=rows)
-    if update == "cap" and ids.device.type == "cpu" and int(counts.max()) <= cap:
-        return None  # no row reaches the cap: the plain sum (a device sync, so on the CPU only)
-    hits = take(counts, ids).to(torch.float32)
-    if update == "mean":
+
+    def from_hits(self, hits, counts):
+        return None
+
+
+class Mean(CountingRule):
+    name = "mean"
+
+    def from_hits(self, hits, counts):
         return hits.reciprocal_()
-    if update == "sqrt":
+
+
+class Sqrt(CountingRule):
+    name = "sqrt"
+
+    def from_hits(self, hits, counts):
         return hits.rsqrt_()
-    if update == "cap":
-        return hits.reciprocal_().mul_(cap).clamp_(max=1.0)
-    raise ValueError(f"{update!r} is not a counting rule")
+
+
+class Cap(CountingRule):
+    """The sum up to `cap` hits, then `cap` mean steps: min(1, cap / n)."""
+
+    name = "cap"
+
+    def __init__(self, cap: float):
+        self.cap = float(cap)
+
+    def count_factors(self, ids, rows):
+        ids = ids.reshape(-1)
+        counts = torch.bincount(ids, minlength=rows)
+        if ids.device.type == "cpu" and int(counts.max()) <= self.cap:
+            return None  # no row reaches the cap: the plain sum (a device sync, so on the CPU only)
+        return self.from_hits(take(counts, ids).to(torch.float32), counts)
+
+    def from_hits(self, hits, counts):
+        return hits.reciprocal_().mul_(self.cap).clamp_(max=1.0)
+
+
+class Implicit(UpdateRule):
+    """1 / (1 + Σ load): the implicit step with the curvature bounded by its trace (σ' <= 1/4)."""
+
+    name = "implicit"
+
+    def output_factors(self, ids, h, steps, rows, lr, g):
+        load = (h * h).sum(1, keepdim=True).mul_(lr / 4).expand(ids.shape).reshape(-1)
+        return implicit_factors(ids.reshape(-1), load, rows)
+
+    def input_factors(self, batch, out, steps, rows, lr, g):
+        if out.dim() != 3:
+            return None  # the exact softmax's dense update: the plain sum
+        return implicit_factors(batch.context, take((out * out).sum((1, 2)).mul_(lr / 4), batch.bag), rows)
+
+
+class Directional(UpdateRule):
+    """1 / (1 + lr κ): the proximal step along the row's own move (module docstring)."""
+
+    name = "directional"
+
+    def output_factors(self, ids, h, steps, rows, lr, g):
+        logit, direction = wrong_logit(g), torch.sign(g)
+
+        def curvature(unit: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+            along = torch.bmm(unit.view(*ids.shape, -1), h[:, :, None]).view(-1)  # h_i . u
+            slope = sigmoid_slope_bound(logit.view(-1), direction.view(-1), along * length)
+            return slope * along.square()
+
+        return directional_factors(ids.reshape(-1), steps, rows, lr, curvature)
+
+    def input_factors(self, batch, out, steps, rows, lr, g):
+        if out.dim() != 3:
+            return None  # the exact softmax's dense update: the plain sum
+        logit, direction = wrong_logit(g), torch.sign(g)
+        bag = batch.bag
+        col = torch.arange(len(bag), device=bag.device) - take(batch.offsets, bag)  # place in its context
+        size = take(batch.sizes, bag).to(out.dtype)
+
+        def curvature(unit: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+            # out_ij . u for every context entry of example i: one bmm over a padded layout
+            padded = torch.zeros(len(batch), max(batch.max_size, 1), out.shape[2], dtype=out.dtype, device=out.device)
+            padded.index_put_((bag, col), unit)
+            along = torch.bmm(padded, out.transpose(1, 2))[bag, col]  # [nnz, K]
+            slope = sigmoid_slope_bound(take(logit, bag), take(direction, bag), along * (length / size)[:, None])
+            return (slope * along.square()).sum(1) / size
+
+        return directional_factors(batch.context, steps, rows, lr, curvature)
+
+
+def make_update(name: str, cap: float = 64.0) -> UpdateRule:
+    """The one place an update rule's name becomes a rule."""
+    rules: dict[str, Callable[[], UpdateRule]] = {
+        "sum": Sum, "mean": Mean, "sqrt": Sqrt, "cap": lambda: Cap(cap), "implicit": Implicit,
+        "directional": Directional,
+    }
+    if name not in rules:
+        raise ValueError(f"unknown update {name!r}: choose one of {', '.join(UPDATES)}")
+    return rules[name]()
 
 
 def implicit_factors(ids: torch.Tensor, load: torch.Tensor, rows: int) -> torch.Tensor:
