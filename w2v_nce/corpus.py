@@ -7,8 +7,10 @@ only a partial token is carried between them.
 >>> import tempfile, os
 >>> path = os.path.join(tempfile.mkdtemp(), "c.txt")
 >>> _ = open(path, "w").write("the cat sat\\non the mat\\n")
->>> [(tokens, end) for tokens, end in read_pieces(path, block_bytes=4) if tokens]
-[(['the'], False), (['cat'], False), (['sat'], True), (['on'], False), (['the'], False), (['mat'], True)]
+>>> [(tokens, end) for tokens, end in read_pieces(path, block_bytes=4) if tokens or end]
+[(['the'], False), (['cat'], False), (['sat'], False), ([], True), (['on'], False), (['the'], False), (['mat'], False), ([], True)]
+
+(A line end that falls at a block's edge comes as an empty piece that ends the sentence.)
 """
 
 from __future__ import annotations
