@@ -103,13 +103,14 @@ def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, gene
     scores, out = model.scores(h, cand.ids)
     loss, g = objective.loss_grad(scores, cand)
     objective.update(g, lr)
-    step = g * -lr  # the step on each score
     if cand.ids is None:  # the exact softmax moves every output row: a dense update, the plain sum
+        step = g.mul_(-lr)  # [B, V]: scaled in place (no rule reads g for the dense update)
         err = step @ out  # [B, dim], computed before `out` moves, as in word2vec
         model.out.addmm_(step.T, h)
         if model.bias is not None:
             model.bias.add_(step.sum(0))
     else:
+        step = g * -lr  # the step on each score; the rules read the gradient g itself
         err = torch.bmm(step[:, None, :], out).squeeze(1)
         flat = cand.ids.reshape(-1)
         steps = (step[:, :, None] * h[:, None, :]).reshape(len(flat), -1)
