@@ -4,12 +4,15 @@ The update rule is word2vec's, batched: every example's gradient is applied with
 full learning rate (the batch's updates are summed, not averaged), output rows are
 updated with the error times h, and every context word receives the whole input error
 (gensim's cbow_mean=1). The learning rate decays linearly with words processed. A row
-that many examples of one batch update at once is damped (`Config.update`: a cap on its
-hits, or the implicit step) so that large batches do not overshoot; see the README.
+that many examples of one batch update at once is damped (`Config.update`, an UpdateRule
+from w2v_nce.updates: by default a cap on its hits) so that large batches do not overshoot;
+see the README.
 
 Data flows one way: a background thread turns each chunk of the encoded corpus into
 shuffled CBOW examples with their noise words drawn, and the workers (Hogwild threads on
-the CPU, one stream on a GPU) take batches from it.
+the CPU, one stream on a GPU) take batches from it. On the CPU the sampled losses' steps
+run through the fused C kernel (w2v_nce.fused) when it was built; the objective computes the
+loss and its gradient on the scores either way.
 """
 
 from __future__ import annotations
