@@ -140,10 +140,10 @@ def test_directional_damps_less_than_implicit():
     never damps an output row more than implicit does."""
     model, objective, batch = _batch_and_model(0)
     base = model.out.clone()
-    sgd_step(model, objective, batch, LR, None, make_update("directional"))
+    sgd_step(model, objective, batch, LR, None, make_update("directional", CAP))
     moved_directional = (model.out - base).norm(dim=1)
     model2, objective2, batch2 = _batch_and_model(0)
-    sgd_step(model2, objective2, batch2, LR, None, make_update("implicit"))
+    sgd_step(model2, objective2, batch2, LR, None, make_update("implicit", CAP))
     moved_implicit = (model2.out - base).norm(dim=1)
     assert (moved_directional >= moved_implicit - 1e-6).all()
     assert (moved_directional > moved_implicit + 1e-4).any()

@@ -42,7 +42,7 @@ from w2v_nce.model import CBOW
 from w2v_nce.objectives import Candidates, Objective, make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.tensor_ops import take
-from w2v_nce.updates import Cap, CountingRule, UpdateRule, make_update
+from w2v_nce.updates import CountingRule, UpdateRule, make_update
 from w2v_nce.vectors import Vectors, save_word2vec
 from w2v_nce.vocab import Vocab, word_count
 from w2v_nce.windows import Examples, cbow_examples, subsample
@@ -86,7 +86,7 @@ class EncodedCorpus:
         self.path.unlink(missing_ok=True)
 
 
-DEFAULT_RULE = Cap(64.0)  # Config's default update rule (stateless, so one instance serves all)
+DEFAULT_RULE = make_update(Config.update, Config.update_cap)  # Config's default (stateless: one serves all)
 
 
 def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, generator: torch.Generator | None,

@@ -77,11 +77,17 @@ class CountingRule(UpdateRule):
         """Per-entry factor for the rows `ids` (any shape, flattened)."""
         ids = ids.reshape(-1)
         counts = torch.bincount(ids, minlength=rows)
-        return self.from_hits(take(counts, ids).to(torch.float32), counts)
+        if self.all_ones(counts, ids.device):
+            return None
+        return self.from_hits(take(counts, ids).to(torch.float32))
+
+    def all_ones(self, counts: torch.Tensor, device: torch.device) -> bool:
+        """Whether every factor is 1 given the rows' hit `counts` (None is returned then)."""
+        return False
 
     @abstractmethod
-    def from_hits(self, hits: torch.Tensor, counts: torch.Tensor) -> torch.Tensor | None:
-        """Factors from each entry's row's hit count (`counts`: per row)."""
+    def from_hits(self, hits: torch.Tensor) -> torch.Tensor:
+        """Factors from each entry's row's hit count."""
 
     def output_factors(self, ids, h, steps, rows, lr, g):
         return self.count_factors(ids, rows)
@@ -96,23 +102,23 @@ class Sum(CountingRule):
     name = "sum"
 
     def count_factors(self, ids, rows):
-        return None
+        return None  # every factor is 1, whatever the counts: no need to count
 
-    def from_hits(self, hits, counts):
-        return None
+    def from_hits(self, hits):
+        return torch.ones_like(hits)
 
 
 class Mean(CountingRule):
     name = "mean"
 
-    def from_hits(self, hits, counts):
+    def from_hits(self, hits):
         return hits.reciprocal_()
 
 
 class Sqrt(CountingRule):
     name = "sqrt"
 
-    def from_hits(self, hits, counts):
+    def from_hits(self, hits):
         return hits.rsqrt_()
 
 
@@ -124,14 +130,11 @@ class Cap(CountingRule):
     def __init__(self, cap: float):
         self.cap = float(cap)
 
-    def count_factors(self, ids, rows):
-        ids = ids.reshape(-1)
-        counts = torch.bincount(ids, minlength=rows)
-        if ids.device.type == "cpu" and int(counts.max()) <= self.cap:
-            return None  # no row reaches the cap: the plain sum (a device sync, so on the CPU only)
-        return self.from_hits(take(counts, ids).to(torch.float32), counts)
+    def all_ones(self, counts, device):
+        # no row reaches the cap: the plain sum (the check syncs with the device, so on the CPU only)
+        return device.type == "cpu" and int(counts.max()) <= self.cap
 
-    def from_hits(self, hits, counts):
+    def from_hits(self, hits):
         return hits.reciprocal_().mul_(self.cap).clamp_(max=1.0)
 
 
@@ -184,7 +187,7 @@ class Directional(UpdateRule):
         return directional_factors(batch.context, steps, rows, lr, curvature)
 
 
-def make_update(name: str, cap: float = 64.0) -> UpdateRule:
+def make_update(name: str, cap: float) -> UpdateRule:
     """The one place an update rule's name becomes a rule."""
     rules: dict[str, Callable[[], UpdateRule]] = {
         "sum": Sum, "mean": Mean, "sqrt": Sqrt, "cap": lambda: Cap(cap), "implicit": Implicit,
