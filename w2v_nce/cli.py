@@ -106,7 +106,8 @@ def train(
 ) -> None:
     """Train CBOW vectors on CORPUS; write vectors.txt, checkpoint.pt, config.toml, metrics.json to OUT."""
     from w2v_nce.config import load_config
-    from w2v_nce.train import CHECKPOINT, load_checkpoint, train as run_training
+    from w2v_nce import fused
+    from w2v_nce.train import CHECKPOINT, load_checkpoint, resolve_device, train as run_training
 
     overrides = dict(
         loss=loss.value if loss else None, dim=dim, window=window, negatives=negatives, min_count=min_count,
@@ -120,13 +121,9 @@ def train(
     if cfg.loss == "is":
         typer.echo("warning: --loss is leaves the target out of its estimate of Z, so its loss is unbounded "
                    "below; on real text it diverges (README): use rnce to train embeddings", err=True)
-    from w2v_nce import fused
-    if not fused.AVAILABLE and not os.environ.get("W2V_NCE_NO_KERNEL") and cfg.device in ("auto", "cpu"):
-        import torch
-
-        if cfg.device == "cpu" or not torch.cuda.is_available():
-            typer.echo("note: the fused CPU kernel was not built (no C compiler at install?): training runs "
-                       "the PyTorch path, about 1.5x slower", err=True)
+    if resolve_device(cfg.device).type == "cpu" and not (fused.AVAILABLE or fused.DISABLED):
+        typer.echo("note: the fused CPU kernel was not built (no C compiler at install?): training runs "
+                   "the PyTorch path, about 1.5x slower", err=True)
     metrics = run_training(corpus, out, cfg, resume=resume, progress_bar=not quiet)
     typer.echo(
         f"trained {metrics['words']:,} words in {metrics['seconds']:.1f}s "

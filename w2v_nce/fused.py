@@ -20,8 +20,11 @@ _P = ctypes.c_void_p
 _N = ctypes.c_int64
 
 
+DISABLED = bool(os.environ.get("W2V_NCE_NO_KERNEL"))  # turned off on purpose (not missing)
+
+
 def _load() -> ctypes.CDLL | None:
-    if os.environ.get("W2V_NCE_NO_KERNEL"):
+    if DISABLED:
         return None
     spec = importlib.util.find_spec("w2v_nce._cbow_cpu")
     if spec is None or spec.origin is None:

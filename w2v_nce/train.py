@@ -39,7 +39,7 @@ from w2v_nce.config import Config, to_toml
 from w2v_nce.corpus import count_words
 from w2v_nce.errors import UserError
 from w2v_nce.model import CBOW
-from w2v_nce.objectives import Candidates, Objective, make_objective
+from w2v_nce.objectives import Candidates, Objective, SampledObjective, make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.tensor_ops import take
 from w2v_nce.updates import CountingRule, UpdateRule, make_update
@@ -100,7 +100,7 @@ def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, gene
         cand = objective.candidates(batch.targets, generator)
     else:
         cand = Candidates(ids=batch.candidates, targets=batch.targets)
-    if cand.ids is not None and rule.counts_only and fused.usable(model.inp):
+    if kernel_runs(model, objective, rule):
         return _fused_step(model, objective, batch, cand, lr, rule)
     h = model.context_vectors(batch.context, batch.offsets)
     scores, out = model.scores(h, cand.ids)
@@ -130,6 +130,12 @@ def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, gene
         ctx_steps *= factor[:, None]
     model.inp.index_add_(0, batch.context, ctx_steps)
     return loss.sum()
+
+
+def kernel_runs(model: CBOW, objective: Objective, rule: UpdateRule) -> bool:
+    """Whether sgd_step takes the fused CPU kernel: a sampled loss, a rule that only counts hits,
+    and tables the kernel can train (it was built; CPU, float32)."""
+    return isinstance(objective, SampledObjective) and rule.counts_only and fused.usable(model.inp)
 
 
 def _fused_step(model: CBOW, objective: Objective, batch: Examples, cand: Candidates, lr: float,
@@ -371,7 +377,7 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
     metrics = {
         "corpus": str(corpus),
         "device": str(device),
-        "cpu_kernel": device.type == "cpu" and fused.AVAILABLE,  # the fused C kernel ran the sampled steps
+        "cpu_kernel": kernel_runs(model, objective, rule),  # the fused C kernel ran the steps
         "loss": cfg.loss,
         "vocab_size": len(vocab),
         "corpus_words": encoded.words,
