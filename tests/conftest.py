@@ -54,20 +54,24 @@ def twin_corpus(tmp_path):
     return path, twins
 
 
+def require_kernel() -> None:
+    """Skip the calling test where the fused CPU kernel was not built (no C compiler at install),
+    except in CI (CI=true), where the install must have built it: fail there."""
+    from w2v_nce import fused
+
+    if not fused.AVAILABLE:
+        if os.environ.get("CI"):
+            pytest.fail("the fused CPU kernel was not built by the install (setup.py)")
+        pytest.skip("the fused CPU kernel is not built")
+
+
 @pytest.fixture(params=["kernel", "pytorch"])
 def cpu_path(request, monkeypatch):
-    """Run a test through the fused CPU kernel (w2v_nce.fused) and through the PyTorch path.
-
-    Where the kernel was not built (no C compiler at install) its runs are skipped, except in
-    CI (CI=true), where the install must have built it.
-    """
+    """Run a test through the fused CPU kernel (w2v_nce.fused) and through the PyTorch path."""
     from w2v_nce import fused
 
     if request.param == "kernel":
-        if not fused.AVAILABLE:
-            if os.environ.get("CI"):
-                pytest.fail("the fused CPU kernel was not built by the install (setup.py)")
-            pytest.skip("the fused CPU kernel is not built")
+        require_kernel()
     else:
         monkeypatch.setattr(fused, "AVAILABLE", False)
     return request.param

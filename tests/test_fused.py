@@ -3,13 +3,12 @@ index_add_ on the same batch), at a size that exercises its vector loops and the
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import require_kernel
 from w2v_nce import fused
 from w2v_nce.model import CBOW
 from w2v_nce.objectives import make_objective
@@ -19,14 +18,9 @@ from w2v_nce.updates import make_update
 from w2v_nce.windows import cbow_examples
 
 
-
 @pytest.fixture(autouse=True)
 def _kernel():
-    """Skipped where the kernel is not built (no C compiler at install); in CI that fails."""
-    if not fused.AVAILABLE:
-        if os.environ.get("CI"):
-            pytest.fail("the fused CPU kernel was not built by the install (setup.py)")
-        pytest.skip("the fused CPU kernel is not built")
+    require_kernel()
 
 
 def _setup(seed: int, dim: int, bias: bool, loss: str = "nce"):
