@@ -1,7 +1,7 @@
 """The fused CPU kernel (`_cbow_cpu.c`) behind the CPU path of `train.sgd_step`.
 
 `pip install` compiles `_cbow_cpu.c` into the package (setup.py; optional: without a C
-compiler the install still succeeds and training runs the PyTorch path, about half as fast
+compiler the install still succeeds and training runs the PyTorch path, about 1.5x slower
 on the CPU). `AVAILABLE` says whether it was built; W2V_NCE_NO_KERNEL=1 turns it off.
 
 Both functions take CPU float32 tables and int64 ids, contiguous, and release the GIL
