@@ -76,10 +76,13 @@ class CountingRule(UpdateRule):
     def count_factors(self, ids: torch.Tensor, rows: int) -> torch.Tensor | None:
         """Per-entry factor for the rows `ids` (any shape, flattened)."""
         ids = ids.reshape(-1)
-        counts = torch.bincount(ids, minlength=rows)
+        # index_add_, not bincount: bincount syncs with a GPU (it reads the largest id), and on
+        # the CPU it is slower (59 against 40 us for a 4096-example batch's 24,576 candidates)
+        ones = torch.ones(len(ids), dtype=torch.float32, device=ids.device)
+        counts = torch.zeros(rows, dtype=torch.float32, device=ids.device).index_add_(0, ids, ones)
         if self.all_ones(counts, ids.device):
             return None
-        return self.from_hits(take(counts, ids).to(torch.float32))
+        return self.from_hits(take(counts, ids))
 
     def all_ones(self, counts: torch.Tensor, device: torch.device) -> bool:
         """Whether every factor is 1 given the rows' hit `counts` (None is returned then)."""
