@@ -11,6 +11,7 @@
 #   neg  dim 100, configs/gpu.toml, 5 epochs: speed and quality (the >= 20M words/s target)
 #   nce  dim 100 / neg dim 300 / nce dim 300, 1 epoch: speed
 #   softmax at vocabulary 30k and 70k, 1 epoch: speed
+# before them, tests/test_cuda.py (the device's step against the CPU's).
 # EXTRA="--max-tokens 200000" limits the corpus for a quick check.
 set -euo pipefail
 corpus=$1 evals=$2 out=$3 device=${4:-cuda}
@@ -31,6 +32,14 @@ print(f"{sys.argv[2]:14s} {o['words_per_sec']:>14,.0f} words/s  analogy {o['anal
       f"batch {s['batch_size']} epochs {s['epochs']} on {s['device_resolved']} ({r['machine']['gpu'] or 'cpu'})")
 PY
 }
+# First the GPU path against the CPU (tests/test_cuda.py; pytest is on the GPU image): a row's
+# numbers mean nothing if a step on the device differs from the tested CPU step.
+if W2V_NCE_TEST_DEVICE=$device "${PYTHON:-python3}" -m pytest -q -p no:cacheprovider tests/test_cuda.py \
+     >"$out/test_cuda.log" 2>&1; then
+  echo "tests/test_cuda.py on $device: passed" | tee -a "$out/summary.txt"
+else
+  echo "tests/test_cuda.py on $device: FAILED, see $out/test_cuda.log" | tee -a "$out/summary.txt"
+fi
 printf 'max_vocab = 30000\n' >"$out/v30k.toml"
 printf 'max_vocab = 70000\n' >"$out/v70k.toml"
 row neg_d100 --loss neg --dim 100

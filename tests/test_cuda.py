@@ -1,0 +1,128 @@
+"""The GPU path against the CPU, for a machine with CUDA (CI has none: skipped there).
+
+Oracle: the CPU PyTorch path, which the other tests check against brute force and autograd;
+the GPU runs the same code on other kernels (atomics in index_add_, a CUDA generator), so
+what can differ is device handling. scripts/gpu_matrix.sh runs this file before it measures.
+W2V_NCE_TEST_DEVICE=cpu runs it on the CPU instead (a dry run of the tests themselves).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import chisquare
+
+from w2v_nce import fused
+from w2v_nce.model import CBOW
+from w2v_nce.objectives import make_objective
+from w2v_nce.sampler import AliasSampler, unigram_power
+from w2v_nce.train import sgd_step, train
+from w2v_nce.updates import make_update
+from w2v_nce.vectors import load_word2vec
+from w2v_nce.vocab import SENTENCE_END
+from w2v_nce.windows import Examples, cbow_examples, subsample
+from test_train import small_cfg
+
+DEVICE = torch.device(os.environ.get("W2V_NCE_TEST_DEVICE", "cuda"))
+pytestmark = pytest.mark.skipif(DEVICE.type == "cuda" and not torch.cuda.is_available(), reason="no CUDA GPU")
+
+VOCAB, DIM = 300, 24
+
+
+def _on(batch: Examples, device: torch.device) -> Examples:
+    return Examples(
+        targets=batch.targets.to(device), context=batch.context.to(device), offsets=batch.offsets.to(device),
+        host_offsets=batch.host_offsets, candidates=None if batch.candidates is None else batch.candidates.to(device),
+    )
+
+
+def _step(device: torch.device, loss: str, update: str) -> tuple[CBOW, object]:
+    """One SGD step on `device` from the same start; returns the model and the objective."""
+    gen = torch.Generator().manual_seed(0)
+    counts = np.arange(VOCAB, 0, -1) * 3
+    objective = make_objective(loss, AliasSampler(unigram_power(counts), device), 5, learn_log_z=loss == "nce")
+    model = CBOW(VOCAB, DIM, bias=loss != "neg", device=torch.device("cpu"), generator=gen)
+    model.inp = (torch.randn(VOCAB, DIM, generator=gen) * 0.3).to(device)
+    model.out = (torch.randn(VOCAB, DIM, generator=gen) * 0.3).to(device)
+    if model.bias is not None:
+        model.bias = torch.randn(VOCAB, generator=gen).to(device)
+    ids = torch.randint(0, VOCAB // 3, (4000,), generator=gen)  # frequent rows: some pass the cap
+    ids[::41] = SENTENCE_END
+    batch = cbow_examples(ids, 4, gen, shuffle=True)
+    if loss != "softmax":
+        noise = AliasSampler(unigram_power(counts)).sample((len(batch), 5), gen)
+        batch.candidates = torch.cat([batch.targets[:, None], noise], dim=1)
+    batch.host_offsets = batch.offsets.numpy()
+    loss_sum = sgd_step(model, objective, _on(batch, device), 0.05, None, make_update(update, 16.0))
+    assert torch.isfinite(loss_sum)
+    return model, objective
+
+
+@pytest.mark.parametrize("loss", ["softmax", "neg", "nce", "rnce"])
+@pytest.mark.parametrize("update", ["cap", "sum", "directional"])
+def test_step_equals_cpu(loss, update, monkeypatch):
+    monkeypatch.setattr(fused, "AVAILABLE", False)  # the CPU oracle: the PyTorch path, as on the GPU
+    cpu, cpu_objective = _step(torch.device("cpu"), loss, update)
+    gpu, gpu_objective = _step(DEVICE, loss, update)
+    assert gpu.inp.device.type == DEVICE.type
+    for name in ("inp", "out", "bias"):
+        want, got = getattr(cpu, name), getattr(gpu, name)
+        if want is not None:
+            torch.testing.assert_close(got.cpu(), want, rtol=1e-4, atol=1e-5)
+    assert float(gpu_objective.state_dict().get("log_z", 0.0)) == pytest.approx(
+        float(cpu_objective.state_dict().get("log_z", 0.0)), abs=1e-5)
+
+
+def test_windows_equal_cpu():
+    gen = torch.Generator().manual_seed(3)
+    ids = torch.randint(0, 50, (5000,), generator=gen)
+    ids[::17] = SENTENCE_END
+    words = int((ids != SENTENCE_END).sum())
+    radius = torch.randint(1, 6, (words,), generator=gen)
+    want = cbow_examples(ids, 5, None, radius=radius)
+    got = cbow_examples(ids.to(DEVICE), 5, None, radius=radius.to(DEVICE))
+    for name in ("targets", "context", "offsets"):
+        assert torch.equal(getattr(got, name).cpu(), getattr(want, name)), name
+
+
+def test_subsample_and_shuffle_keep_every_example():
+    """On the device with its own generator: subsampling keeps sentence ends and drops a word
+    as often as 1 - keep_prob says; shuffling permutes the examples, it does not change them."""
+    gen = torch.Generator(device=DEVICE).manual_seed(1)
+    ids = torch.randint(0, 2, (200_000,), device=DEVICE)
+    ids[::100] = SENTENCE_END
+    kept = subsample(ids, torch.tensor([0.25, 1.0], device=DEVICE), gen)
+    assert int((kept == SENTENCE_END).sum()) == 2000
+    zeros, ones = int((ids == 0).sum()), int((ids == 1).sum())
+    assert int((kept == 1).sum()) == ones
+    assert int((kept == 0).sum()) == pytest.approx(zeros * 0.25, rel=0.03)
+    plain = cbow_examples(kept, 3, torch.Generator(device=DEVICE).manual_seed(5))
+    shuffled = cbow_examples(kept, 3, torch.Generator(device=DEVICE).manual_seed(5), shuffle=True)
+    assert len(plain) == len(shuffled)
+    assert torch.equal(torch.sort(plain.targets).values, torch.sort(shuffled.targets).values)
+    assert not torch.equal(plain.targets, shuffled.targets)
+
+
+def test_alias_sampler_chi_square_on_device():
+    prob = unigram_power(np.array([500, 300, 120, 60, 15, 4, 1]), 0.75)
+    sampler = AliasSampler(prob, DEVICE)
+    draws = sampler.sample((400_000,), torch.Generator(device=DEVICE).manual_seed(7))
+    assert draws.device.type == DEVICE.type
+    observed = np.bincount(draws.cpu().numpy(), minlength=len(prob))
+    assert chisquare(observed, prob * len(draws)).pvalue > 1e-4
+
+
+@pytest.mark.parametrize("loss", ["neg", "nce", "softmax"])
+def test_train_and_resume_on_device(tmp_path, twin_corpus, loss):
+    corpus, twins = twin_corpus
+    metrics = train(corpus, tmp_path / "run", small_cfg(device=str(DEVICE), loss=loss, epochs=1, batch_size=256),
+                    progress_bar=False)
+    assert metrics["device"].startswith(DEVICE.type) and np.isfinite(metrics["final_loss"])
+    metrics = train(corpus, tmp_path / "run", small_cfg(device=str(DEVICE), loss=loss, epochs=2, batch_size=256),
+                    resume=True, progress_bar=False)
+    assert metrics["epochs"] == 2 and np.isfinite(metrics["final_loss"])
+    vectors = load_word2vec(tmp_path / "run" / "vectors.txt")  # gensim is not on the GPU machines
+    assert np.isfinite(vectors.matrix).all() and len(vectors.words) == 2 * len(twins)
