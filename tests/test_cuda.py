@@ -52,7 +52,7 @@ def _step(device: torch.device, loss: str, update: str) -> tuple[CBOW, object]:
     ids = torch.randint(0, VOCAB // 3, (4000,), generator=gen)  # frequent rows: some pass the cap
     ids[::41] = SENTENCE_END
     batch = cbow_examples(ids, 4, gen, shuffle=True)
-    if loss != "softmax":
+    if loss != "softmax":  # drawn once on the CPU, so that both devices score the same candidates
         noise = AliasSampler(unigram_power(counts)).sample((len(batch), 5), gen)
         batch.candidates = torch.cat([batch.targets[:, None], noise], dim=1)
     batch.host_offsets = batch.offsets.numpy()

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from w2v_nce.config import load_config
 from w2v_nce.train import train
 

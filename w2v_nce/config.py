@@ -25,8 +25,6 @@ from w2v_nce.objectives import LOSSES
 from w2v_nce.updates import UPDATES
 
 
-
-
 @dataclass(frozen=True)
 class Config:
     # objective

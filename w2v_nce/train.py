@@ -41,7 +41,6 @@ from w2v_nce.errors import UserError
 from w2v_nce.model import CBOW
 from w2v_nce.objectives import Candidates, Objective, SampledObjective, make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
-from w2v_nce.tensor_ops import take
 from w2v_nce.updates import CountingRule, UpdateRule, make_update
 from w2v_nce.vectors import Vectors, save_word2vec
 from w2v_nce.vocab import Vocab, word_count
