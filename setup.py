@@ -1,4 +1,4 @@
-"""Builds the optional fused CPU kernel (w2v_nce/_cbow_cpu.c); everything else is in pyproject.toml.
+"""Builds the optional fused CPU kernel (w2v_nce/_kernel.c); everything else is in pyproject.toml.
 
 The kernel is plain C called through ctypes (w2v_nce/fused.py), so it needs no Python or torch
 headers. It is compiled for the installing machine's processor (-march=native: about 20% faster
@@ -25,6 +25,6 @@ class OptionalNativeBuild(build_ext):
 
 
 setup(
-    ext_modules=[Extension("w2v_nce._cbow_cpu", ["w2v_nce/_cbow_cpu.c"], extra_compile_args=["-O3"], optional=True)],
+    ext_modules=[Extension("w2v_nce._kernel", ["w2v_nce/_kernel.c"], extra_compile_args=["-O3"], optional=True)],
     cmdclass={"build_ext": OptionalNativeBuild},
 )

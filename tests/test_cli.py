@@ -154,7 +154,7 @@ def test_diagnose_json(trained):
                                 "--max-examples", "300"])
     assert code == 0, err
     data = json.loads(stdout)
-    assert set(data) == {"loss", "examples", "cross_entropy", "perplexity", "unnormalized_cross_entropy",
+    assert set(data) == {"arch", "loss", "examples", "cross_entropy", "perplexity", "unnormalized_cross_entropy",
                          "log_z_mean", "log_z_std", "model_log_z"}
     assert data["loss"] == "nce" and 0 < data["examples"] <= 300  # exact count: see test_diagnose
     assert data["perplexity"] == pytest.approx(np.exp(data["cross_entropy"]))

@@ -16,7 +16,7 @@ import torch
 from scipy.stats import chisquare
 
 from w2v_nce import fused
-from w2v_nce.model import CBOW
+from w2v_nce.model import Model
 from w2v_nce.objectives import make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.train import sgd_step, train
@@ -39,12 +39,12 @@ def _on(batch: Examples, device: torch.device) -> Examples:
     )
 
 
-def _step(device: torch.device, loss: str, update: str) -> tuple[CBOW, object]:
+def _step(device: torch.device, loss: str, update: str) -> tuple[Model, object]:
     """One SGD step on `device` from the same start; returns the model and the objective."""
     gen = torch.Generator().manual_seed(0)
     counts = np.arange(VOCAB, 0, -1) * 3
     objective = make_objective(loss, AliasSampler(unigram_power(counts), device), 5, learn_log_z=loss == "nce")
-    model = CBOW(VOCAB, DIM, bias=loss != "neg", device=torch.device("cpu"), generator=gen)
+    model = Model(VOCAB, DIM, bias=loss != "neg", device=torch.device("cpu"), generator=gen)
     model.inp = (torch.randn(VOCAB, DIM, generator=gen) * 0.3).to(device)
     model.out = (torch.randn(VOCAB, DIM, generator=gen) * 0.3).to(device)
     if model.bias is not None:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from conftest import require_kernel
 from w2v_nce import fused
-from w2v_nce.model import CBOW
+from w2v_nce.model import Model
 from w2v_nce.objectives import make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.train import sgd_step
@@ -27,7 +27,7 @@ def _setup(seed: int, dim: int, bias: bool, loss: str = "nce"):
     gen = torch.Generator().manual_seed(seed)
     vocab = 50
     objective = make_objective(loss, AliasSampler(unigram_power(np.arange(vocab, 0, -1) * 7), "cpu"), 6)
-    model = CBOW(vocab, dim, bias=bias, device=torch.device("cpu"), generator=gen)
+    model = Model(vocab, dim, bias=bias, device=torch.device("cpu"), generator=gen)
     model.inp = torch.randn(vocab, dim, generator=gen)
     model.out = torch.randn(vocab, dim, generator=gen)
     if bias:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from w2v_nce.objectives import (
     LOSSES,
     Candidates,
+    HierarchicalSoftmax,
     ImportanceSampling,
     LocalNCE,
     NegativeSampling,
@@ -21,9 +22,13 @@ from w2v_nce.objectives import (
     make_objective,
 )
 from w2v_nce.sampler import AliasSampler
+from w2v_nce.vocab import HuffmanTree
 
 V = 6
 WEIGHTS = torch.tensor([5.0, 1.0, 3.0, 2.0, 0.5, 4.0])
+
+
+TREE = HuffmanTree.from_counts(np.array([5, 1, 3, 2, 1, 4]))  # hs: a tree over the same V words
 
 
 def _sampler() -> AliasSampler:
@@ -52,7 +57,7 @@ def _loss_grad_with_autograd(obj, scores, cand):
 
 @pytest.mark.parametrize("name", LOSSES)
 def test_gradient_equals_autograd_of_own_loss(name):
-    obj = make_objective(name, _sampler(), k=4, log_z=0.7)
+    obj = make_objective(name, _sampler(), k=4, log_z=0.7, tree=TREE)
     for seed in range(3):
         cand, scores = _batch(name, obj, seed)
         if name == "rnce":
@@ -66,7 +71,7 @@ def test_gradient_equals_autograd_of_own_loss(name):
 @pytest.mark.parametrize("name", LOSSES)
 def test_gradient_equals_central_finite_differences(name):
     """Independent of autograd: d(sum loss)/d(score) by central differences in float64."""
-    obj = make_objective(name, _sampler(), k=3, log_z=-0.4)
+    obj = make_objective(name, _sampler(), k=3, log_z=-0.4, tree=TREE)
     cand, scores = _batch(name, obj, seed=11, batch=5)
     _, grad = obj.loss_grad(scores.clone(), cand)
     eps = 1e-6
@@ -82,7 +87,7 @@ def test_gradient_equals_central_finite_differences(name):
 
 @pytest.mark.parametrize("name", LOSSES)
 def test_loss_grad_does_not_modify_scores(name):
-    obj = make_objective(name, _sampler(), k=4)
+    obj = make_objective(name, _sampler(), k=4, tree=TREE)
     cand, scores = _batch(name, obj, seed=5)
     before = scores.clone()
     obj.loss_grad(scores, cand)
@@ -102,9 +107,10 @@ def test_softmax_equals_cross_entropy():
     torch.testing.assert_close(grad, expected_grad)
 
 
-def _cand(ids):
+def _cand(obj, ids):
+    """Given candidates (target first), labelled and masked by the objective."""
     ids = torch.tensor(ids)
-    return Candidates(ids=ids, targets=ids[:, 0].clone())
+    return obj.complete(ids[:, 0].clone(), ids)
 
 
 def _log1pexp(x: float) -> float:  # -log σ(-x)
@@ -114,7 +120,7 @@ def _log1pexp(x: float) -> float:  # -log σ(-x)
 def test_negative_sampling_by_hand():
     obj = NegativeSampling(_sampler(), k=2)
     scores = torch.tensor([[2.0, -1.0, 0.5]], dtype=torch.float64)
-    loss, grad = obj.loss_grad(scores.clone(), _cand([[0, 3, 1]]))
+    loss, grad = obj.loss_grad(scores.clone(), _cand(obj, [[0, 3, 1]]))
     # -log σ(2) - log σ(1) - log σ(-0.5)
     expected = _log1pexp(-2.0) + _log1pexp(-1.0) + _log1pexp(0.5)
     assert float(loss[0]) == pytest.approx(expected, rel=1e-12)
@@ -127,7 +133,7 @@ def test_local_nce_by_hand(log_z):
     sampler = AliasSampler(torch.tensor([1.0, 1.0, 2.0]))  # q = 1/4, 1/4, 1/2
     obj = LocalNCE(sampler, k=2, log_z=log_z)
     scores = torch.tensor([[2.0, -1.0, 0.5]], dtype=torch.float64)
-    loss, grad = obj.loss_grad(scores.clone(), _cand([[0, 2, 1]]))
+    loss, grad = obj.loss_grad(scores.clone(), _cand(obj, [[0, 2, 1]]))
     # logits y = s - log Z - log(k q): k q = 0.5 (word 0), 1.0 (word 2), 0.5 (word 1)
     y0 = 2.0 - log_z - math.log(0.5)
     y1 = -1.0 - log_z - math.log(1.0)
@@ -150,7 +156,7 @@ def test_ranking_nce_is_cross_entropy_without_accidental_hits():
     ]
     gen = torch.Generator().manual_seed(0)
     scores = torch.randn(len(ids), 5, generator=gen, dtype=torch.float64)
-    loss, grad = obj.loss_grad(scores.clone(), _cand(ids))
+    loss, grad = obj.loss_grad(scores.clone(), _cand(obj, ids))
     for row, row_ids in enumerate(ids):
         keep = [0] + [j for j in range(1, 5) if row_ids[j] != row_ids[0]]
         logits = scores[row, keep] - log_q[torch.tensor(row_ids)[keep]]
@@ -168,7 +174,7 @@ def test_ranking_nce_hit_changes_the_loss():
     """Removing the hit matters: the unmasked softmax gives a different (larger) loss."""
     obj = RankingNCE(_sampler(), k=2)
     scores = torch.tensor([[1.0, 1.0, 0.0]], dtype=torch.float64)
-    loss, _ = obj.loss_grad(scores.clone(), _cand([[2, 2, 4]]))
+    loss, _ = obj.loss_grad(scores.clone(), _cand(obj, [[2, 2, 4]]))
     log_q = torch.log(WEIGHTS.double() / WEIGHTS.sum())
     y = scores[0] - log_q[[2, 2, 4]]
     unmasked = float(torch.logsumexp(y, 0) - y[0])
@@ -184,7 +190,7 @@ def test_importance_sampling_formula():
     obj = ImportanceSampling(sampler, k=k)
     ids = [[0, 1, 2, 0], [4, 4, 5, 3]]
     scores = torch.tensor([[0.5, -1.0, 2.0, 0.25], [1.5, 0.0, -0.5, 3.0]], dtype=torch.float64)
-    loss, _ = obj.loss_grad(scores.clone(), _cand(ids))
+    loss, _ = obj.loss_grad(scores.clone(), _cand(obj, ids))
     for row in range(2):
         z_hat = sum(math.exp(float(scores[row, j])) / q[ids[row][j]] for j in range(1, k + 1)) / k
         expected = math.log(z_hat) - float(scores[row, 0])
@@ -209,7 +215,7 @@ def test_importance_sampling_estimates_log_partition_function():
 def test_sampled_candidates_layout_and_noise_distribution(name):
     from scipy import stats
 
-    obj = make_objective(name, _sampler(), k=7)
+    obj = make_objective(name, _sampler(), k=7, tree=TREE)
     targets = torch.randint(0, V, (3000,), generator=torch.Generator().manual_seed(1))
     cand = obj.candidates(targets, torch.Generator().manual_seed(2))
     assert cand.ids.shape == (3000, 8) and cand.ids.dtype == torch.int64
@@ -251,11 +257,11 @@ def test_local_nce_fixed_log_z_does_not_move():
 
 
 def test_make_objective_builds_each_loss():
-    kinds = {"softmax": Softmax, "neg": NegativeSampling, "nce": LocalNCE, "rnce": RankingNCE,
-             "is": ImportanceSampling}
+    kinds = {"softmax": Softmax, "hs": HierarchicalSoftmax, "neg": NegativeSampling, "nce": LocalNCE,
+             "rnce": RankingNCE, "is": ImportanceSampling}
     assert set(kinds) == set(LOSSES)
     for name, cls in kinds.items():
-        obj = make_objective(name, _sampler(), 5)
+        obj = make_objective(name, _sampler(), 5, tree=TREE)
         assert type(obj) is cls and obj.name == name
     nce = make_objective("nce", _sampler(), 5, log_z=1.5, learn_log_z=True)
     assert nce.log_z == 1.5 and nce.learn_log_z
@@ -270,4 +276,4 @@ def test_make_objective_unknown_name_raises(bad):
 @pytest.mark.parametrize("name", ["neg", "nce", "rnce", "is"])
 def test_sampled_objectives_need_a_noise_word(name):
     with pytest.raises(ValueError):
-        make_objective(name, _sampler(), 0)
+        make_objective(name, _sampler(), 0, tree=TREE)

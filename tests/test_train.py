@@ -14,11 +14,13 @@ from conftest import write_twin_corpus
 from w2v_nce import train as train_module
 from w2v_nce.config import load_config
 from w2v_nce.errors import UserError
-from w2v_nce.model import CBOW
+from w2v_nce.model import Model
 from w2v_nce.objectives import LOSSES, make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
+from w2v_nce.updates import make_update
 from w2v_nce.train import CHECKPOINT, load_checkpoint, sgd_step, train, vectors_from_checkpoint
-from w2v_nce.windows import cbow_examples
+from w2v_nce.vocab import HuffmanTree
+from w2v_nce.windows import ARCHS, EXAMPLES
 
 
 def small_cfg(**kw):
@@ -88,23 +90,28 @@ def test_untrained_model_fails_the_twin_check(tmp_path):
 # --------------------------------------------------------------------------- one SGD step
 
 
+@pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("loss", LOSSES)
-def test_sgd_step_is_the_word2vec_update(loss, cpu_path):
+def test_sgd_step_is_the_word2vec_update(loss, arch, cpu_path):
     """One batched step equals: output rows and biases move by -lr * autograd gradient of the
-    summed loss; every context word moves by -lr * d(loss)/dh of its example (gensim's
-    cbow_mean=1 rule: the whole error, not divided by the context size)."""
+    summed loss; every input word of a bag moves by -lr * d(loss)/dh of its example (gensim's
+    cbow_mean=1 rule: the whole error, not divided by the context size; a skip-gram bag is one
+    word)."""
     vocab, dim, lr = 12, 5, 0.05
     gen = torch.Generator().manual_seed(0)
     counts = np.arange(vocab, 0, -1) * 3
     sampler = AliasSampler(unigram_power(counts), "cpu")
-    objective = make_objective(loss, sampler, 4, log_z=0.3, learn_log_z=(loss == "nce"))
-    model = CBOW(vocab, dim, bias=loss != "neg", device=torch.device("cpu"), generator=gen)
-    model.out = torch.randn(vocab, dim, generator=gen) * 0.5  # non-zero so every term matters
+    objective = make_objective(loss, sampler, 4, log_z=0.3, learn_log_z=(loss == "nce"),
+                               tree=HuffmanTree.from_counts(counts))
+    rows = objective.output_rows(vocab)
+    model = Model(vocab, dim, bias=loss not in ("neg", "hs"), device=torch.device("cpu"), generator=gen,
+                  out_rows=rows)
+    model.out = torch.randn(rows, dim, generator=gen) * 0.5  # non-zero so every term matters
     if model.bias is not None:
-        model.bias = torch.randn(vocab, generator=gen) * 0.5
+        model.bias = torch.randn(rows, generator=gen) * 0.5
     ids = torch.randint(0, vocab, (40,), generator=gen)
     ids[::9] = -1
-    batch = cbow_examples(ids, 3, gen)
+    batch = EXAMPLES[arch](ids, 3, gen)
     assert len(batch) > 10
 
     inp = model.inp.clone().requires_grad_(True)
@@ -125,7 +132,7 @@ def test_sgd_step_is_the_word2vec_update(loss, cpu_path):
     expected_loss.backward()
     log_z_before = getattr(objective, "log_z", None)
 
-    got_loss = sgd_step(model, objective, batch, lr, gen)
+    got_loss = sgd_step(model, objective, batch, lr, gen, make_update("sum", 1.0))  # word2vec: every step in full
 
     assert float(got_loss) == pytest.approx(expected_loss.item(), rel=1e-5)
     torch.testing.assert_close(model.out, (out - lr * out.grad).detach(), rtol=1e-5, atol=1e-6)
@@ -197,16 +204,16 @@ def test_resume_after_interruption_is_bit_identical(tmp_path, twin_corpus, monke
     cfg = small_cfg(loss=loss, epochs=2, dim=8, chunk_tokens=4000, batch_size=128, sample=1e-3, **extra)
     straight = train(corpus, tmp_path / "straight", cfg, progress_bar=False)
 
-    real_save = train_module._save_checkpoint
+    real_save = train_module.Trainer.save_checkpoint
 
     def save_then_interrupt(*args, **kwargs):
         real_save(*args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "_save_checkpoint", save_then_interrupt)
+    monkeypatch.setattr(train_module.Trainer, "save_checkpoint", save_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         train(corpus, tmp_path / "resumed", cfg, progress_bar=False)
-    monkeypatch.setattr(train_module, "_save_checkpoint", real_save)
+    monkeypatch.setattr(train_module.Trainer, "save_checkpoint", real_save)
     assert load_checkpoint(tmp_path / "resumed" / CHECKPOINT)["progress"]["epoch"] == 1
     assert not (tmp_path / "resumed" / "vectors.txt").exists()
     assert leftovers(tmp_path / "resumed") == []
@@ -307,7 +314,7 @@ def test_no_temporary_files_after_success_or_interrupt(tmp_path, twin_corpus, mo
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "cbow_examples", interrupted)  # Ctrl-C in the middle of an epoch
+    monkeypatch.setattr(train_module, "subsample", interrupted)  # Ctrl-C in the middle of an epoch
     with pytest.raises(KeyboardInterrupt):
         train(corpus, tmp_path / "run2", small_cfg(epochs=1), progress_bar=False)
     assert leftovers(tmp_path / "run2") == []

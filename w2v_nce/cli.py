@@ -19,21 +19,20 @@ from typing import Any, Callable, Optional
 import typer
 
 from w2v_nce.errors import UserError
+from w2v_nce.objectives import LOSSES
+from w2v_nce.windows import ARCHS
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="word2vec CBOW embeddings with softmax, negative sampling, NCE and ranking NCE.",
+    help="word2vec (CBOW, skip-gram) with full softmax, hierarchical softmax, negative sampling, NCE and ranking NCE.",
 )
 
 
-class Loss(str, Enum):
-    softmax = "softmax"
-    neg = "neg"
-    nce = "nce"
-    rnce = "rnce"
-    is_ = "is"
+# Choices derived from the tables that define them (the objectives, the example makers).
+Loss = Enum("Loss", {name: name for name in LOSSES}, type=str)
+Arch = Enum("Arch", {name: name for name in ARCHS}, type=str)
 
 
 class Format(str, Enum):
@@ -86,6 +85,7 @@ def train(
     corpus: Path = typer.Argument(..., help="Text corpus (plain or .gz): whitespace tokens, one sentence a line."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML preset (see configs/)."),
     out: Path = typer.Option(Path("runs/latest"), "--out", "-o", help="Output directory."),
+    arch: Optional[Arch] = typer.Option(None, help="cbow: a window predicts its centre word; skipgram: each window word does."),
     loss: Optional[Loss] = typer.Option(None, help="Training objective."),
     dim: Optional[int] = typer.Option(None, help="Vector size."),
     window: Optional[int] = typer.Option(None, help="Maximum context window (dynamic, as word2vec)."),
@@ -95,7 +95,7 @@ def train(
     sample: Optional[float] = typer.Option(None, help="Subsampling threshold (0 = off)."),
     epochs: Optional[int] = typer.Option(None, help="Passes over the corpus."),
     lr: Optional[float] = typer.Option(None, help="Starting learning rate (decays linearly)."),
-    batch_size: Optional[int] = typer.Option(None, help="CBOW examples per SGD step."),
+    batch_size: Optional[int] = typer.Option(None, help="Examples (CBOW windows, skip-gram pairs) per SGD step."),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N."),
     threads: Optional[int] = typer.Option(None, help="CPU threads (0 = all cores)."),
     seed: Optional[int] = typer.Option(None, help="Random seed."),
@@ -104,13 +104,13 @@ def train(
     resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.pt."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Train CBOW vectors on CORPUS; write vectors.txt, checkpoint.pt, config.toml, metrics.json to OUT."""
+    """Train word vectors on CORPUS; write vectors.txt, checkpoint.pt, config.toml, metrics.json to OUT."""
     from w2v_nce.config import load_config
     from w2v_nce import fused
     from w2v_nce.train import CHECKPOINT, load_checkpoint, resolve_device, train as run_training
 
     overrides = dict(
-        loss=loss.value if loss else None, dim=dim, window=window, negatives=negatives, min_count=min_count,
+        arch=arch.value if arch else None, loss=loss.value if loss else None, dim=dim, window=window, negatives=negatives, min_count=min_count,
         max_vocab=max_vocab, sample=sample, epochs=epochs, lr=lr, batch_size=batch_size, device=device,
         threads=threads, seed=seed, log_z=log_z, learn_log_z=learn_log_z,
     )
@@ -126,7 +126,7 @@ def train(
                    "the PyTorch path, about 1.5x slower", err=True)
     metrics = run_training(corpus, out, cfg, resume=resume, progress_bar=not quiet)
     typer.echo(
-        f"trained {metrics['words']:,} words in {metrics['seconds']:.1f}s "
+        f"trained {metrics['arch']} with {metrics['loss']} on {metrics['words']:,} words in {metrics['seconds']:.1f}s "
         f"({metrics['words_per_sec']:,.0f} words/s on {metrics['device']}), "
         f"vocabulary {metrics['vocab_size']:,}, final loss {metrics['final_loss']:.4f}; "
         f"vectors in {out / 'vectors.txt'}"
@@ -232,7 +232,7 @@ def similarity(
 def diagnose(
     checkpoint: Path = typer.Argument(..., help="checkpoint.pt written by train."),
     heldout: Path = typer.Argument(..., help="Held-out corpus (not trained on)."),
-    max_examples: int = typer.Option(20000, help="Use at most this many held-out CBOW examples."),
+    max_examples: int = typer.Option(20000, help="Use at most this many held-out examples."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Held-out full-softmax cross-entropy and the self-normalisation of the raw scores (log Z)."""

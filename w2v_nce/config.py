@@ -23,18 +23,20 @@ from typing import Any
 from w2v_nce.errors import UserError
 from w2v_nce.objectives import LOSSES
 from w2v_nce.updates import UPDATES
+from w2v_nce.windows import ARCHS
 
 
 @dataclass(frozen=True)
 class Config:
-    # objective
-    loss: str = "neg"  # softmax | neg | nce | rnce | is
+    # architecture and objective
+    arch: str = "cbow"  # cbow (a window's mean predicts its centre) | skipgram (each window word predicts it)
+    loss: str = "neg"  # softmax | hs | neg | nce | rnce | is
     negatives: int = 5  # k noise words per example (sampled losses)
     noise_power: float = 0.75  # q(x) ∝ count^noise_power
     log_z: float = 0.0  # NCE: log Z subtracted from every score (0 = self-normalised)
     learn_log_z: bool = False  # NCE: learn one shared log Z instead of fixing it
     remove_accidental_hits: bool = True  # rnce: drop noise words equal to the target (TensorFlow-style)
-    output_bias: bool | None = None  # per-word output bias b_x; None: on for softmax/nce/rnce/is
+    output_bias: bool | None = None  # per-row output bias b_x; None: on for softmax/nce/rnce/is
     # model
     dim: int = 100
     window: int = 5  # maximum window; each example draws its own in 1..window (word2vec)
@@ -46,8 +48,8 @@ class Config:
     epochs: int = 5
     lr: float = 0.025  # starting learning rate α0, decayed linearly to α0 * min_lr_ratio
     min_lr_ratio: float = 1e-4
-    batch_size: int = 4096  # CBOW examples per SGD step (README: large batches)
-    shuffle: bool = True  # train on each chunk's examples in random order (README: large batches)
+    batch_size: int = 4096  # examples per SGD step (CBOW windows or skip-gram pairs; docs/large-batches.md)
+    shuffle: bool = True  # train on each chunk's examples in random order (docs/large-batches.md)
     update: str = "cap"  # how a row's steps within a batch combine: sum (word2vec) | mean | sqrt | cap | implicit | directional
     update_cap: float = 64.0  # update = "cap": a row hit n > cap times in a batch gets cap/n of the sum
     # runtime
@@ -58,7 +60,7 @@ class Config:
 
     @property
     def use_bias(self) -> bool:
-        return self.loss != "neg" if self.output_bias is None else self.output_bias
+        return self.loss not in ("neg", "hs") if self.output_bias is None else self.output_bias
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
@@ -96,6 +98,7 @@ def _check(cfg: Config) -> Config:
         if not ok:
             raise UserError(msg)
 
+    need(cfg.arch in ARCHS, f"unknown arch {cfg.arch!r}: choose one of {', '.join(ARCHS)}")
     need(cfg.loss in LOSSES, f"unknown loss {cfg.loss!r}: choose one of {', '.join(LOSSES)}")
     need(cfg.update in UPDATES, f"unknown update {cfg.update!r}: choose one of {', '.join(UPDATES)}")
     need(cfg.update_cap > 0, f"update_cap must be positive, got {cfg.update_cap}")

@@ -1,8 +1,10 @@
 """Held-out likelihood and self-normalisation of a trained model.
 
-On held-out CBOW examples (no subsampling, full window) it computes, with the exact
-softmax over the whole vocabulary:
-  cross_entropy   mean of log Z(c) - s(x, c), in nats per word, and its perplexity;
+On held-out examples of the model's architecture (no subsampling, full window: CBOW windows
+or skip-gram pairs) it computes the model's exact probabilities (the softmax over the whole
+vocabulary; for hierarchical softmax the product along the word's Huffman path, which is
+normalised by construction and costs O(log V) a word):
+  cross_entropy   mean of -log p(x | c), in nats per word, and its perplexity;
   log Z(c)        logsumexp_v s(v, c), the log partition function of the raw scores;
                   its mean and standard deviation tell how self-normalised the model is
                   (Local NCE: mean near the model's log Z constant, 0 by default);
@@ -12,6 +14,7 @@ softmax over the whole vocabulary:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,15 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from w2v_nce.config import Config, apply_overrides
 from w2v_nce.errors import UserError
-from w2v_nce.model import CBOW
+from w2v_nce.train import Trainer, checkpoint_config
 from w2v_nce.vocab import Vocab, word_count
-from w2v_nce.windows import Examples, cbow_examples
+from w2v_nce.windows import EXAMPLES, Examples
 
 
 @dataclass
 class Diagnosis:
+    arch: str
     loss: str
     examples: int
     cross_entropy: float
@@ -38,8 +41,9 @@ class Diagnosis:
     model_log_z: float
 
 
-def heldout_examples(vocab: Vocab, corpus: Path | str, window: int, max_examples: int) -> Examples:
-    """The first `max_examples` CBOW examples of `corpus`: every word, full window."""
+def heldout_examples(vocab: Vocab, corpus: Path | str, window: int, max_examples: int,
+                     arch: str = "cbow") -> Examples:
+    """The first `max_examples` examples of `arch` in `corpus`: every word, full window."""
     pieces: list[np.ndarray] = []
     words, wanted = 0, max_examples + 2 * window
     examples = None
@@ -47,12 +51,12 @@ def heldout_examples(vocab: Vocab, corpus: Path | str, window: int, max_examples
         pieces.append(piece)
         words += word_count(piece)
         if words >= wanted:  # enough words, unless many have no context: then read on
-            examples = _full_window_examples(pieces, window)
+            examples = _full_window_examples(pieces, window, arch)
             if len(examples) >= max_examples:
                 break
             wanted *= 2
     else:
-        examples = _full_window_examples(pieces, window) if words else None
+        examples = _full_window_examples(pieces, window, arch) if words else None
     if examples is None:
         raise UserError(f"held-out corpus '{corpus}' has no in-vocabulary words")
     if len(examples) == 0:
@@ -60,30 +64,33 @@ def heldout_examples(vocab: Vocab, corpus: Path | str, window: int, max_examples
     return examples.slice(0, min(max_examples, len(examples)))
 
 
-def _full_window_examples(pieces: list[np.ndarray], window: int) -> Examples:
+def _full_window_examples(pieces: list[np.ndarray], window: int, arch: str) -> Examples:
     flat = torch.from_numpy(np.concatenate(pieces))
-    return cbow_examples(flat, window, None, radius=torch.full((word_count(flat),), window))
+    return EXAMPLES[arch](flat, window, None, radius=torch.full((word_count(flat),), window))
 
 
 @torch.no_grad()
 def diagnose(state: dict, heldout: Path | str, max_examples: int = 20000, batch_size: int = 1024) -> Diagnosis:
     """Diagnose the checkpoint `state` (see train.load_checkpoint) on the `heldout` corpus."""
-    cfg: Config = apply_overrides(Config(), state["config"])
+    cfg = dataclasses.replace(checkpoint_config(state), device="cpu")
     vocab = Vocab(list(state["words"]), state["counts"].numpy())
-    model = CBOW(len(vocab), cfg.dim, cfg.use_bias, torch.device("cpu"), torch.Generator())
-    model.load_state_dict(state["model"])
+    trainer = Trainer(cfg, vocab, state)
+    model, objective = trainer.model, trainer.objective
     model_log_z = float(state.get("objective", {}).get("log_z", 0.0))
-    examples = heldout_examples(vocab, heldout, cfg.window, max_examples)
+    examples = heldout_examples(vocab, heldout, cfg.window, max_examples, cfg.arch)
 
-    log_z, target = [], []
+    log_p, log_z = [], []
     for lo in range(0, len(examples), batch_size):
         batch = examples.slice(lo, min(lo + batch_size, len(examples)))
-        scores, _ = model.scores(model.context_vectors(batch.context, batch.offsets), None)
-        log_z.append(torch.logsumexp(scores.double(), dim=1))
-        target.append(scores.double().gather(1, batch.targets[:, None]).squeeze(1))
-    log_z_all, target_all = torch.cat(log_z), torch.cat(target)
-    cross_entropy = float((log_z_all - target_all).mean())
+        h = model.context_vectors(batch.context, batch.offsets)
+        lp, lz = objective.log_prob(lambda ids: model.scores(h, ids)[0], batch.targets)
+        log_p.append(lp)
+        log_z.append(lz)
+    log_p_all, log_z_all = torch.cat(log_p), torch.cat(log_z)
+    target_all = log_p_all + log_z_all  # the raw score of the target
+    cross_entropy = float(-log_p_all.mean())
     return Diagnosis(
+        arch=cfg.arch,
         loss=cfg.loss,
         examples=len(examples),
         cross_entropy=cross_entropy,

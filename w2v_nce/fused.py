@@ -1,11 +1,13 @@
-"""The fused CPU kernel (`_cbow_cpu.c`) behind the CPU path of `train.sgd_step`.
+"""The fused CPU kernel (`_kernel.c`) behind the CPU path of `train.sgd_step`.
 
-`pip install` compiles `_cbow_cpu.c` into the package (setup.py; optional: without a C
+`pip install` compiles `_kernel.c` into the package (setup.py; optional: without a C
 compiler the install still succeeds and training runs the PyTorch path, about 1.5x slower
 on the CPU). `AVAILABLE` says whether it was built; W2V_NCE_NO_KERNEL=1 turns it off.
 
-Both functions take CPU float32 tables and int64 ids, contiguous, and release the GIL
-(ctypes does), so Hogwild worker threads run them in parallel.
+Both functions take CPU float32 tables, int64 ids and an optional bool mask, and release the
+GIL (ctypes does), so Hogwild worker threads run them in parallel. What they are handed is
+checked (dtype, device, shapes; contiguity is made); W2V_NCE_CHECK_IDS=1 also checks that
+every id is a row of its table (a pass over the ids per call: for debugging).
 """
 
 from __future__ import annotations
@@ -21,22 +23,23 @@ _N = ctypes.c_int64
 
 
 DISABLED = bool(os.environ.get("W2V_NCE_NO_KERNEL"))  # turned off on purpose (not missing)
+CHECK_IDS = bool(os.environ.get("W2V_NCE_CHECK_IDS"))
 
 
 def _load() -> ctypes.CDLL | None:
     if DISABLED:
         return None
-    spec = importlib.util.find_spec("w2v_nce._cbow_cpu")
+    spec = importlib.util.find_spec("w2v_nce._kernel")
     if spec is None or spec.origin is None:
         return None
     try:
         lib = ctypes.CDLL(spec.origin)
     except OSError:
         return None
-    lib.cbow_forward.argtypes = [_P] * 6 + [_N] * 3 + [_P] * 2
-    lib.cbow_forward.restype = None
-    lib.cbow_backward.argtypes = [_P] * 10 + [_N] * 3 + [_P]
-    lib.cbow_backward.restype = None
+    lib.bag_forward.argtypes = [_P] * 7 + [_N] * 3 + [_P] * 2
+    lib.bag_forward.restype = None
+    lib.bag_backward.argtypes = [_P] * 11 + [_N] * 3 + [_P]
+    lib.bag_backward.restype = None
     return lib
 
 
@@ -53,30 +56,65 @@ def usable(table: torch.Tensor) -> bool:
     return AVAILABLE and table.device.type == "cpu" and table.dtype == torch.float32
 
 
+def _need(ok: bool, what: str) -> None:
+    if not ok:
+        raise ValueError(f"fused kernel: {what}")
+
+
+def _checked(inp, out, bias, context, offsets, cand, mask):
+    """The arguments as the kernel reads them (contiguous), after checking what it relies on."""
+    for name, t in (("inp", inp), ("out", out)):
+        _need(t.dtype == torch.float32 and t.device.type == "cpu" and t.dim() == 2 and t.is_contiguous(),
+              f"{name} must be a contiguous 2-D float32 CPU table")
+    _need(inp.shape[1] == out.shape[1], "inp and out must have the same width")
+    _need(bias is None or (bias.dtype == torch.float32 and bias.shape == (len(out),) and bias.is_contiguous()),
+          "bias must be a contiguous float32 vector with one entry per output row")
+    for name, t in (("context", context), ("offsets", offsets), ("cand", cand)):
+        _need(t.dtype == torch.int64 and t.device.type == "cpu", f"{name} must be int64 on the CPU")
+    _need(cand.dim() == 2 and offsets.dim() == 1 and len(offsets) == len(cand) + 1,
+          "cand must be [B, K] and offsets [B + 1]")
+    _need(mask is None or (mask.dtype == torch.bool and mask.shape == cand.shape), "mask must be bool like cand")
+    context, offsets, cand = context.contiguous(), offsets.contiguous(), cand.contiguous()
+    mask = None if mask is None else mask.contiguous()
+    if CHECK_IDS:
+        _need(int(offsets[0]) == 0 and int(offsets[-1]) == len(context) and bool((offsets[1:] >= offsets[:-1]).all()),
+              "offsets must rise from 0 to len(context)")
+        _need(len(context) == 0 or 0 <= int(context.min()) and int(context.max()) < len(inp), "context id out of range")
+        live = cand if mask is None else cand[mask]
+        _need(len(live) == 0 or 0 <= int(live.min()) and int(live.max()) < len(out), "candidate id out of range")
+    return context, offsets, cand, mask
+
+
 def forward(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, context: torch.Tensor,
-            offsets: torch.Tensor, cand: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """h [B, dim] (mean of each example's context rows) and scores [B, K] of candidates `cand`."""
+            offsets: torch.Tensor, cand: torch.Tensor, mask: torch.Tensor | None = None,
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """h [B, dim] (mean of each example's bag of input rows) and scores [B, K] of candidates
+    `cand` (0 where `mask` is False)."""
+    context, offsets, cand, mask = _checked(inp, out, bias, context, offsets, cand, mask)
     n, k = cand.shape
     d = inp.shape[1]
     h = torch.empty(n, d, dtype=torch.float32)
     scores = torch.empty(n, k, dtype=torch.float32)
-    context, offsets, cand = context.contiguous(), offsets.contiguous(), cand.contiguous()
-    _LIB.cbow_forward(_ptr(inp), _ptr(out), _ptr(bias), _ptr(context), _ptr(offsets), _ptr(cand), n, k, d,
-                      _ptr(h), _ptr(scores))
+    _LIB.bag_forward(_ptr(inp), _ptr(out), _ptr(bias), _ptr(context), _ptr(offsets), _ptr(cand), _ptr(mask),
+                     n, k, d, _ptr(h), _ptr(scores))
     return h, scores
 
 
 def backward(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, context: torch.Tensor,
-             offsets: torch.Tensor, cand: torch.Tensor, h: torch.Tensor, step: torch.Tensor,
-             out_factor: torch.Tensor | None, in_factor: torch.Tensor | None) -> None:
+             offsets: torch.Tensor, cand: torch.Tensor, mask: torch.Tensor | None, h: torch.Tensor,
+             step: torch.Tensor, out_factor: torch.Tensor | None, in_factor: torch.Tensor | None) -> None:
     """Apply `step` [B, K] (-lr x dloss/dscore) in place, as train.sgd_step's PyTorch path does:
     output rows by step x factor x h, every context row by its example's whole error."""
+    context, offsets, cand, mask = _checked(inp, out, bias, context, offsets, cand, mask)
     n, k = cand.shape
     d = inp.shape[1]
+    _need(h.shape == (n, d) and step.shape == (n, k), "h must be [B, dim] and step [B, K]")
     err = torch.empty(n, d, dtype=torch.float32)
-    context, offsets, cand = context.contiguous(), offsets.contiguous(), cand.contiguous()
+    h = h.to(torch.float32).contiguous()
     step = step.to(torch.float32).contiguous()
     out_factor = None if out_factor is None else out_factor.to(torch.float32).contiguous()
     in_factor = None if in_factor is None else in_factor.to(torch.float32).contiguous()
-    _LIB.cbow_backward(_ptr(inp), _ptr(out), _ptr(bias), _ptr(context), _ptr(offsets), _ptr(cand), _ptr(h),
-                       _ptr(step), _ptr(out_factor), _ptr(in_factor), n, k, d, _ptr(err))
+    _need(out_factor is None or out_factor.numel() == n * k, "out_factor must have one entry per candidate")
+    _need(in_factor is None or in_factor.numel() == len(context), "in_factor must have one entry per context word")
+    _LIB.bag_backward(_ptr(inp), _ptr(out), _ptr(bias), _ptr(context), _ptr(offsets), _ptr(cand), _ptr(mask),
+                      _ptr(h), _ptr(step), _ptr(out_factor), _ptr(in_factor), n, k, d, _ptr(err))

@@ -1,8 +1,10 @@
-"""CBOW model: input vectors (the embeddings users keep), output vectors, optional output bias.
+"""The model: input vectors (the embeddings users keep), output rows, optional output bias.
 
-The model scores candidate output words for a batch of contexts: h(c) is the mean of the
-context words' input vectors and s(x, c) = <h(c), out[x]> + bias[x]. It knows nothing of
-the loss; `train.sgd_step` applies the updates.
+An example's input is a bag of words: its context for CBOW, one context word for skip-gram
+(a bag of one). The model scores candidate output rows for a batch of bags: h(c) is the mean
+of the bag's input vectors and s(x, c) = <h(c), out[x]> + bias[x]. It knows neither the
+architecture nor the loss: the loss says how many output rows there are (one per word, or
+the V - 1 inner nodes of hierarchical softmax), and `train.sgd_step` applies the updates.
 """
 
 from __future__ import annotations
@@ -13,25 +15,26 @@ import torch.nn.functional as F
 from w2v_nce.tensor_ops import take
 
 
-class CBOW:
+class Model:
     def __init__(self, vocab_size: int, dim: int, bias: bool, device: torch.device, generator: torch.Generator,
-                 bias_init: torch.Tensor | None = None):
+                 bias_init: torch.Tensor | None = None, out_rows: int | None = None):
         # gensim 4's initialisation: inputs uniform in ±1/dim (word2vec.c uses ±0.5/dim; on the
-        # full wiki17m gensim's range gave analogy 32.7% against 32.1-32.3%, README), outputs
-        # zero. The bias starts at `bias_init` (the trainer gives log unigram probabilities: the
-        # untrained model is then the unigram distribution, already normalised), else zero.
+        # full wiki17m gensim's range scored higher, docs/results.md), outputs zero. The bias
+        # starts at `bias_init` (the trainer gives log unigram probabilities: the untrained model
+        # is then the unigram distribution, already normalised), else zero.
+        out_rows = vocab_size if out_rows is None else out_rows
         self.inp = (torch.rand(vocab_size, dim, generator=generator, device=device) * 2 - 1) / dim
-        self.out = torch.zeros(vocab_size, dim, device=device)
+        self.out = torch.zeros(out_rows, dim, device=device)
         self.bias = None
         if bias:
-            self.bias = torch.zeros(vocab_size, device=device) if bias_init is None else bias_init.to(device, torch.float32)
+            self.bias = torch.zeros(out_rows, device=device) if bias_init is None else bias_init.to(device, torch.float32)
 
     def context_vectors(self, context: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-        """h = mean of each example's context input vectors: [B, dim]."""
+        """h = mean of each example's bag of input vectors: [B, dim]."""
         return F.embedding_bag(context, self.inp, offsets[:-1], mode="mean")
 
     def scores(self, h: torch.Tensor, ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scores of candidates `ids` [B, K] (or of the whole vocabulary if None), and their
+        """Scores of candidates `ids` [B, K] (or of every output row if None), and their
         output vectors ([B, K, dim], or the full table)."""
         if ids is None:
             out = self.out
@@ -50,6 +53,9 @@ class CBOW:
 
     def load_state_dict(self, state: dict) -> None:
         device = self.inp.device
-        self.inp = state["inp"].to(device)
-        self.out = state["out"].to(device)
-        self.bias = None if state["bias"] is None else state["bias"].to(device)
+        for name in ("inp", "out"):
+            if tuple(state[name].shape) != tuple(getattr(self, name).shape):
+                raise ValueError(f"{name} has shape {tuple(state[name].shape)}, expected {tuple(getattr(self, name).shape)}")
+        self.inp = state["inp"].to(device, torch.float32).contiguous()
+        self.out = state["out"].to(device, torch.float32).contiguous()
+        self.bias = None if state["bias"] is None else state["bias"].to(device, torch.float32).contiguous()

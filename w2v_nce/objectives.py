@@ -1,20 +1,25 @@
 """Training objectives for p(x | c): one interface, one class per loss.
 
 An objective never sees embeddings. The trainer gives it the target words; it chooses
-the candidate output words to score (the target plus k noise words, or the whole
-vocabulary); the trainer scores them, s = <h(c), w_x> (+ b_x), and the objective turns
-the scores into a per-example loss and its gradient with respect to the scores.
+the candidate output rows to score (the target plus k noise words, the inner nodes on the
+target's Huffman path, or the whole vocabulary), each with a label and a mask; the trainer
+scores them, s = <h(c), w_x> (+ b_x), and the objective turns the scores into a per-example
+loss and its gradient with respect to the scores.
 The gradients are closed-form (tests check them against autograd), so the trainer can
 apply word2vec's plain per-example SGD without building a graph.
 
 Losses (k noise words x' ~ q, target x):
   softmax  exact cross-entropy over the vocabulary:       logsumexp_v s_v - s_x
+  hs       hierarchical softmax (word2vec): a logistic decision at every inner node n on x's
+           Huffman path, label 1 - code:                   -Σ_n log σ(±s_n)
   neg      negative sampling (word2vec):                   -log σ(s_x) - Σ log σ(-s_x'), x' ≠ x
   nce      Local NCE, logit y = s - log Z - log(k q):      -log σ(y_x) - Σ log σ(-y_x')
   rnce     ranking / Global NCE (sampled softmax), y = s - log q, accidental hits removed:
                                                            logsumexp(y_x, y_x'...) - y_x
   is       importance-sampled partition function:  log Z ≈ logsumexp_x'(s_x' - log q) - log k
                                                            log Z - s_x
+hs, neg and nce are one logistic loss on labelled candidates; they differ in which
+candidates they score and in a per-candidate logit offset.
 """
 
 from __future__ import annotations
@@ -22,37 +27,68 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from w2v_nce.sampler import AliasSampler
 from w2v_nce.tensor_ops import take
+from w2v_nce.vocab import HuffmanTree
 
 
 @dataclass
 class Candidates:
-    """Output words to score for a batch of B examples.
+    """Output rows to score for a batch of B examples.
 
-    ids: [B, 1+k] word ids with the target in column 0, or None for the whole vocabulary.
+    ids: [B, K] output-table rows (for the sampled losses the target in column 0, then the
+        noise words), or None for the whole vocabulary.
     targets: [B] target word ids.
+    labels: [B, K] the logistic losses' labels (1 = the real word / the branch taken), or None.
+    mask: [B, K] bool, False for a candidate left out of the loss and the update (padding past
+        a Huffman path's end, a noise word equal to the target), or None for all in.
     """
 
     ids: torch.Tensor | None
     targets: torch.Tensor
+    labels: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
 
+
+Scorer = Callable[[torch.Tensor | None], torch.Tensor]  # candidate ids [B, K] (None: all rows) -> scores
 
 class Objective(ABC):
-    """A loss on the scores of candidate output words."""
+    """A loss on the scores of candidate output rows."""
 
     name: str = ""
+    dense = False  # scores every output row (ids None): no candidates, no fused kernel
+
+    def output_rows(self, vocab_size: int) -> int:
+        """Rows of the output table this objective scores (one per word unless it says otherwise)."""
+        return vocab_size
+
+    def draw(self, targets: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """The random part of the candidates (ids [B, K]), drawn ahead by the example maker; None
+        when the candidates follow from the targets alone."""
+        return None
+
+    def complete(self, targets: torch.Tensor, drawn: torch.Tensor | None) -> Candidates:
+        """The candidates of a batch, with labels and mask, from its targets and `draw`'s ids."""
+        return Candidates(ids=None, targets=targets)
 
     def candidates(self, targets: torch.Tensor, generator: torch.Generator | None = None) -> Candidates:
-        return Candidates(ids=None, targets=targets)
+        return self.complete(targets, self.draw(targets, generator))
 
     @abstractmethod
     def loss_grad(self, scores: torch.Tensor, cand: Candidates) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-example loss [B] and d(loss)/d(scores), same shape as `scores`."""
+
+    def log_prob(self, score: Scorer, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's exact log p(target | context) [B] and log Z [B] of its raw scores, from
+        `score` (the context's scores of given rows). By default the softmax over all rows."""
+        scores = score(None).double()
+        log_z = torch.logsumexp(scores, dim=1)
+        return scores.gather(1, targets[:, None]).squeeze(1) - log_z, log_z
 
     def update(self, dscores: torch.Tensor, lr: float) -> None:
         """SGD step on the objective's own parameters (none by default)."""
@@ -68,6 +104,7 @@ class Softmax(Objective):
     """Exact softmax over the whole vocabulary (scores are [B, V])."""
 
     name = "softmax"
+    dense = True
 
     def loss_grad(self, scores, cand):
         log_p = torch.log_softmax(scores, dim=1)
@@ -78,6 +115,21 @@ class Softmax(Objective):
         return loss, grad
 
 
+def _binary_logistic(
+    logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed BCE over candidates: -[l log σ(y) + (1-l) log σ(-y)], and its gradient σ(y) - l.
+
+    Candidates outside `mask` are left out of both.
+    """
+    labels = labels.to(logits.dtype)
+    loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+    grad = torch.sigmoid(logits) - labels
+    if mask is not None:
+        loss, grad = loss * mask, grad * mask
+    return loss.sum(1), grad
+
+
 class SampledObjective(Objective):
     """Base for losses that score the target and k words drawn from the noise sampler."""
 
@@ -86,28 +138,24 @@ class SampledObjective(Objective):
             raise ValueError(f"{type(self).__name__} needs at least one noise word, got k={k}")
         self.sampler, self.k = sampler, k
 
-    def candidates(self, targets, generator=None):
+    def draw(self, targets, generator=None):
         noise = self.sampler.sample((len(targets), self.k), generator)
-        return Candidates(ids=torch.cat([targets[:, None], noise], dim=1), targets=targets)
+        return torch.cat([targets[:, None], noise], dim=1)
 
-    def labels(self, scores: torch.Tensor) -> torch.Tensor:
-        labels = torch.zeros_like(scores)
+    def complete(self, targets, drawn):
+        labels = torch.zeros(drawn.shape, dtype=torch.float32, device=drawn.device)
         labels[:, 0] = 1.0
-        return labels
+        return Candidates(ids=drawn, targets=targets, labels=labels, mask=self.mask(drawn, targets))
+
+    def mask(self, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
+        return None
 
 
-def _binary_logistic(
-    logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed BCE over candidates: -[l log σ(y) + (1-l) log σ(-y)], and its gradient σ(y) - l.
-
-    `weight` (0 or 1 per candidate) leaves candidates out of both.
-    """
-    loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
-    grad = torch.sigmoid(logits) - labels
-    if weight is not None:
-        loss, grad = loss * weight, grad * weight
-    return loss.sum(1), grad
+def _accidental_hits(ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """False where a noise word is the target itself."""
+    keep = torch.ones(ids.shape, dtype=torch.bool, device=ids.device)
+    keep[:, 1:] = ids[:, 1:] != targets[:, None]
+    return keep
 
 
 class NegativeSampling(SampledObjective):
@@ -118,10 +166,47 @@ class NegativeSampling(SampledObjective):
 
     name = "neg"
 
+    def mask(self, ids, targets):
+        return _accidental_hits(ids, targets)
+
     def loss_grad(self, scores, cand):
-        keep = torch.ones_like(scores)
-        keep[:, 1:] = cand.ids[:, 1:] != cand.targets[:, None]
-        return _binary_logistic(scores, self.labels(scores), keep)
+        return _binary_logistic(scores, cand.labels, cand.mask)
+
+
+class HierarchicalSoftmax(Objective):
+    """word2vec's hierarchical softmax: p(x | c) = Π σ(±s_n) over the inner nodes n on x's path
+    in the Huffman tree (w2v_nce.vocab.HuffmanTree), + when the path turns left (code 0), as in
+    word2vec.c and gensim (label 1 - code). The V - 1 inner nodes are the output rows. A binary
+    tree, so the probabilities of all words sum to 1 exactly; log Z is 0 by construction.
+    """
+
+    name = "hs"
+
+    def __init__(self, tree: HuffmanTree, device: str | torch.device = "cpu"):
+        self.points = torch.from_numpy(tree.points).to(device)
+        self.labels = 1.0 - torch.from_numpy(tree.codes).to(device, torch.float32)
+        self.mask = torch.arange(tree.points.shape[1], device=device) < torch.from_numpy(tree.lengths).to(device)[:, None]
+
+    def output_rows(self, vocab_size):
+        return vocab_size - 1
+
+    def complete(self, targets, drawn):
+        return Candidates(ids=take(self.points, targets), targets=targets, labels=take(self.labels, targets),
+                          mask=take(self.mask, targets))
+
+    def loss_grad(self, scores, cand):
+        return _binary_logistic(scores, cand.labels, cand.mask)
+
+    def log_prob(self, score, targets):
+        cand = self.complete(targets, None)
+        log_p = -self.loss_grad(score(cand.ids), cand)[0].double()
+        return log_p, torch.zeros_like(log_p)
+
+    def vocab_log_prob(self, inner_scores: torch.Tensor) -> torch.Tensor:
+        """log p(w | c) of every word [B, V] from the scores of all inner nodes [B, V - 1]."""
+        path = inner_scores[:, self.points]  # [B, V, L]
+        y = torch.where(self.labels.bool(), path, -path)
+        return (F.logsigmoid(y) * self.mask).sum(2)
 
 
 class LocalNCE(SampledObjective):
@@ -141,7 +226,7 @@ class LocalNCE(SampledObjective):
 
     def loss_grad(self, scores, cand):
         logits = scores - self.log_z - take(self.log_kq, cand.ids)
-        return _binary_logistic(logits, self.labels(scores))
+        return _binary_logistic(logits, cand.labels, cand.mask)
 
     def update(self, dscores, lr):
         # d loss / d log Z = -sum of d loss / d s. Every example shares log Z, so it takes one
@@ -172,11 +257,13 @@ class RankingNCE(SampledObjective):
         super().__init__(sampler, k)
         self.remove_accidental_hits = remove_accidental_hits
 
+    def mask(self, ids, targets):
+        return _accidental_hits(ids, targets) if self.remove_accidental_hits else None
+
     def loss_grad(self, scores, cand):
         logits = scores - take(self.sampler.log_prob, cand.ids)
-        if self.remove_accidental_hits:
-            hits = cand.ids[:, 1:] == cand.targets[:, None]
-            logits[:, 1:].masked_fill_(hits, -math.inf)
+        if cand.mask is not None:
+            logits.masked_fill_(~cand.mask, -math.inf)
         log_p = torch.log_softmax(logits, dim=1)
         grad = log_p.exp()
         grad[:, 0] -= 1.0
@@ -201,7 +288,7 @@ class ImportanceSampling(SampledObjective):
         return log_z - scores[:, 0], grad
 
 
-LOSSES = ("softmax", "neg", "nce", "rnce", "is")
+LOSSES = ("softmax", "hs", "neg", "nce", "rnce", "is")
 
 
 def make_objective(
@@ -211,10 +298,15 @@ def make_objective(
     log_z: float = 0.0,
     learn_log_z: bool = False,
     remove_accidental_hits: bool = True,
+    tree: HuffmanTree | None = None,
 ) -> Objective:
-    """The one place a loss name becomes an objective."""
+    """The one place a loss name becomes an objective (`tree`: the vocabulary's Huffman tree, for hs)."""
     if name == "softmax":
         return Softmax()
+    if name == "hs":
+        if tree is None:
+            raise ValueError("hs needs the vocabulary's Huffman tree")
+        return HierarchicalSoftmax(tree, sampler.device)
     if name == "neg":
         return NegativeSampling(sampler, k)
     if name == "nce":

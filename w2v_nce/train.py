@@ -1,18 +1,20 @@
-"""Training: corpus -> vocabulary -> encoded ids -> CBOW batches -> SGD, with checkpoints.
+"""Training: corpus -> vocabulary -> encoded ids -> examples -> SGD, with checkpoints.
 
 The update rule is word2vec's, batched: every example's gradient is applied with the
 full learning rate (the batch's updates are summed, not averaged), output rows are
-updated with the error times h, and every context word receives the whole input error
-(gensim's cbow_mean=1). The learning rate decays linearly with words processed. A row
-that many examples of one batch update at once is damped (`Config.update`, an UpdateRule
-from w2v_nce.updates: by default a cap on its hits) so that large batches do not overshoot;
-see the README.
+updated with the error times h, and every input word of a bag receives the whole input
+error (gensim's cbow_mean=1; a skip-gram bag is one word). The learning rate decays
+linearly with words processed. A row that many examples of one batch update at once is
+damped (`Config.update`, an UpdateRule from w2v_nce.updates: by default a cap on its hits)
+so that large batches do not overshoot; see docs/large-batches.md.
 
 Data flows one way: a background thread turns each chunk of the encoded corpus into
-shuffled CBOW examples with their noise words drawn, and the workers (Hogwild threads on
-the CPU, one stream on a GPU) take batches from it. On the CPU the sampled losses' steps
-run through the fused C kernel (w2v_nce.fused) when it was built; the objective computes the
-loss and its gradient on the scores either way.
+shuffled examples of `Config.arch` (w2v_nce.windows) with their noise words drawn, and the
+workers (Hogwild threads on the CPU, one stream on a GPU) take batches from it. On the CPU
+every loss but the dense softmax runs through the fused C kernel (w2v_nce.fused) when it was
+built; the objective computes the loss and its gradient on the scores either way.
+
+`Trainer` holds what a run builds once and runs an epoch; `train` is the whole job.
 """
 
 from __future__ import annotations
@@ -35,16 +37,16 @@ from tqdm import tqdm
 
 from w2v_nce import fused
 from w2v_nce.atomic import atomic_path, write_text
-from w2v_nce.config import Config, to_toml
+from w2v_nce.config import Config, apply_overrides, to_toml
 from w2v_nce.corpus import count_words
 from w2v_nce.errors import UserError
-from w2v_nce.model import CBOW
-from w2v_nce.objectives import Candidates, Objective, SampledObjective, make_objective
+from w2v_nce.model import Model
+from w2v_nce.objectives import Candidates, Objective, make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.updates import CountingRule, UpdateRule, make_update
 from w2v_nce.vectors import Vectors, save_word2vec
-from w2v_nce.vocab import Vocab, word_count
-from w2v_nce.windows import Examples, cbow_examples, subsample
+from w2v_nce.vocab import HuffmanTree, Vocab, word_count
+from w2v_nce.windows import EXAMPLES, Examples, subsample
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -88,17 +90,15 @@ class EncodedCorpus:
 DEFAULT_RULE = make_update(Config.update, Config.update_cap)  # Config's default (stateless: one serves all)
 
 
-def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, generator: torch.Generator | None,
+def sgd_step(model: Model, objective: Objective, batch: Examples, lr: float, generator: torch.Generator | None,
              rule: UpdateRule = DEFAULT_RULE) -> torch.Tensor:
     """One batched word2vec SGD step; returns the summed loss of the batch (a 0-d tensor).
 
-    Output rows move by -lr x their gradient, every context word by -lr x d(loss)/dh of its
-    example; `rule` combines the steps one row gets from several examples (w2v_nce.updates).
+    Output rows move by -lr x their gradient, every input row of a bag by -lr x d(loss)/dh of
+    its example; `rule` combines the steps one row gets from several examples (w2v_nce.updates).
     """
-    if batch.candidates is None:
-        cand = objective.candidates(batch.targets, generator)
-    else:
-        cand = Candidates(ids=batch.candidates, targets=batch.targets)
+    drawn = batch.candidates if batch.candidates is not None else objective.draw(batch.targets, generator)
+    cand = objective.complete(batch.targets, drawn)
     if kernel_runs(model, objective, rule):
         return _fused_step(model, objective, batch, cand, lr, rule)
     h = model.context_vectors(batch.context, batch.offsets)
@@ -112,11 +112,11 @@ def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, gene
         if model.bias is not None:
             model.bias.add_(step.sum(0))
     else:
-        step = g * -lr  # the step on each score; the rules read the gradient g itself
+        step = g * -lr  # the step on each score (0 outside the mask); the rules read the gradient g itself
         err = torch.bmm(step[:, None, :], out).squeeze(1)
         flat = cand.ids.reshape(-1)
         steps = (step[:, :, None] * h[:, None, :]).reshape(len(flat), -1)
-        factor = rule.output_factors(cand.ids, h, steps, len(model.out), lr, g)
+        factor = rule.output_factors(cand.ids, h, steps, len(model.out), lr, g, cand.mask)
         if factor is not None:
             step = step * factor.view_as(step)
             steps *= factor[:, None]
@@ -131,28 +131,28 @@ def sgd_step(model: CBOW, objective: Objective, batch: Examples, lr: float, gene
     return loss.sum()
 
 
-def kernel_runs(model: CBOW, objective: Objective, rule: UpdateRule) -> bool:
-    """Whether sgd_step takes the fused CPU kernel: a sampled loss, a rule that only counts hits,
-    and tables the kernel can train (it was built; CPU, float32)."""
-    return isinstance(objective, SampledObjective) and rule.counts_only and fused.usable(model.inp)
+def kernel_runs(model: Model, objective: Objective, rule: UpdateRule) -> bool:
+    """Whether sgd_step takes the fused CPU kernel: a loss on candidate rows (not the dense
+    softmax), a rule that only counts hits, and tables the kernel can train (built; CPU, float32)."""
+    return not objective.dense and rule.counts_only and fused.usable(model.inp)
 
 
-def _fused_step(model: CBOW, objective: Objective, batch: Examples, cand: Candidates, lr: float,
+def _fused_step(model: Model, objective: Objective, batch: Examples, cand: Candidates, lr: float,
                 rule: CountingRule) -> torch.Tensor:
     """sgd_step's arithmetic through the fused CPU kernel (w2v_nce.fused): the same scores, loss
-    and updates, without the [B, 1+k, dim] intermediates."""
-    h, scores = fused.forward(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids)
+    and updates, without the [B, K, dim] intermediates."""
+    h, scores = fused.forward(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids, cand.mask)
     loss, g = objective.loss_grad(scores, cand)
     objective.update(g, lr)
     g.mul_(-lr)
-    out_factor = rule.count_factors(cand.ids, len(model.out))
+    out_factor = rule.count_factors(cand.ids, len(model.out), cand.mask)
     in_factor = rule.count_factors(batch.context, len(model.inp))
-    fused.backward(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids, h, g,
+    fused.backward(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids, cand.mask, h, g,
                    out_factor, in_factor)
     return loss.sum()
 
 
-def run_batches(model: CBOW, objective: Objective, rule: UpdateRule, examples: Examples, cfg: Config, lr_at,
+def run_batches(model: Model, objective: Objective, rule: UpdateRule, examples: Examples, cfg: Config, lr_at,
                 workers: int, report=None) -> torch.Tensor:
     """Train on `examples` (noise words drawn ahead) in batches of cfg.batch_size; return the summed loss.
 
@@ -189,15 +189,6 @@ def run_batches(model: CBOW, objective: Objective, rule: UpdateRule, examples: E
     if errors:
         raise errors[0]
     return sum(totals)
-
-
-def _examples(chunk: np.ndarray, keep_prob: torch.Tensor, cfg: Config, objective: Objective,
-              generator: torch.Generator) -> Examples:
-    """A chunk's CBOW examples, with the noise words of every example drawn in one go."""
-    ids = torch.from_numpy(chunk).to(keep_prob.device)
-    examples = cbow_examples(subsample(ids, keep_prob, generator), cfg.window, generator, shuffle=cfg.shuffle)
-    examples.candidates = objective.candidates(examples.targets, generator).ids
-    return examples
 
 
 def prefetch(items: Iterator, depth: int = 1) -> Iterator:
@@ -248,27 +239,14 @@ class Progress:
     loss_count: int = 0
 
 
-def _save_checkpoint(path: Path, cfg: Config, vocab: Vocab, model: CBOW, objective: Objective,
-                     progress: Progress, generator: torch.Generator) -> None:
-    state = {
-        "config": dataclasses.asdict(cfg),
-        "words": vocab.words,
-        "counts": torch.from_numpy(vocab.counts),
-        "model": model.state_dict(),
-        "objective": objective.state_dict(),
-        "progress": dataclasses.asdict(progress),
-        "generator": generator.get_state(),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
 def load_checkpoint(path: Path | str) -> dict:
+    """A checkpoint written by train, loaded without running any code it might carry
+    (`weights_only`: tensors and plain containers only)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint '{path}' does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         missing = {"config", "words", "counts", "model"} - set(state)
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
         raise UserError(f"checkpoint '{path}' cannot be read: {str(exc).splitlines()[0]}") from None
@@ -277,8 +255,118 @@ def load_checkpoint(path: Path | str) -> dict:
     return state
 
 
+def checkpoint_config(state: dict) -> Config:
+    """The Config a checkpoint was trained with (one from before `arch` existed was CBOW)."""
+    return apply_overrides(Config(), state["config"])
+
+
 def vectors_from_checkpoint(state: dict) -> Vectors:
     return Vectors(list(state["words"]), state["model"]["inp"].numpy().astype(np.float32))
+
+
+class Trainer:
+    """One training run's parts, built once: the noise sampler, the objective, the update rule,
+    the model, the example maker of `cfg.arch`, the random generator and the progress.
+
+    `run_epoch` trains one pass over an encoded corpus; `state_dict` is the checkpoint.
+    The Python API and the CLI both drive it through `train`.
+    """
+
+    def __init__(self, cfg: Config, vocab: Vocab, state: dict | None = None):
+        self.cfg, self.vocab = cfg, vocab
+        self.device = resolve_device(cfg.device)
+        # Hogwild worker threads on the CPU, one core each (run_epoch)
+        self.workers = (cfg.threads or os.cpu_count() or 1) if self.device.type == "cpu" else 1
+        # One generator for initialisation, subsampling, windows and noise; during training only
+        # the thread that makes the examples draws from it, so runs are reproducible (threads=1).
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        sampler = AliasSampler(unigram_power(vocab.counts, cfg.noise_power), self.device)
+        tree = HuffmanTree.from_counts(vocab.counts) if cfg.loss == "hs" else None
+        self.objective = make_objective(cfg.loss, sampler, cfg.negatives, cfg.log_z, cfg.learn_log_z,
+                                        cfg.remove_accidental_hits, tree=tree)
+        self.rule = make_update(cfg.update, cfg.update_cap)
+        rows = self.objective.output_rows(len(vocab))
+        log_unigram = torch.from_numpy(np.log(vocab.counts / vocab.counts.sum())) if rows == len(vocab) else None
+        self.model = Model(len(vocab), cfg.dim, cfg.use_bias, self.device, self.generator, bias_init=log_unigram,
+                           out_rows=rows)
+        self.make_examples = EXAMPLES[cfg.arch]
+        self.keep_prob = torch.tensor(vocab.keep_prob(cfg.sample), dtype=torch.float32, device=self.device)
+        self.progress = Progress()
+        if state is not None:
+            try:
+                self.model.load_state_dict(state["model"])
+                self.objective.load_state_dict(state.get("objective", {}))
+                self.progress = Progress(**state.get("progress", {}))
+                if "generator" in state:
+                    self.generator.set_state(state["generator"])
+            except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
+                raise UserError(f"checkpoint does not fit its own config: {str(exc).splitlines()[0]}") from None
+
+    def examples(self, chunk: np.ndarray) -> Examples:
+        """A chunk's examples, with the random part of their candidates drawn in one go."""
+        ids = torch.from_numpy(chunk).to(self.device)
+        kept = subsample(ids, self.keep_prob, self.generator)
+        examples = self.make_examples(kept, self.cfg.window, self.generator, shuffle=self.cfg.shuffle)
+        examples.candidates = self.objective.draw(examples.targets, self.generator)
+        return examples
+
+    def run_epoch(self, encoded: EncodedCorpus, bar: tqdm | None = None) -> None:
+        """One pass over `encoded`, the LR decaying linearly over all `cfg.epochs` passes."""
+        cfg, progress = self.cfg, self.progress
+        if self.device.type == "cpu":
+            torch.set_num_threads(1)  # one core per worker thread (and the example maker's)
+        total_words = cfg.epochs * encoded.words
+        start = time.perf_counter()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        loss_count = 0
+        chunks = ((self.examples(chunk), word_count(chunk)) for chunk in encoded.chunks(cfg.chunk_tokens))
+        for examples, chunk_words in prefetch(chunks):
+            words_before = progress.words_done
+
+            def words_at(example: int) -> float:
+                """Corpus words processed once training reaches `example` of this chunk."""
+                return words_before + chunk_words * example / max(len(examples), 1)
+
+            def lr_at(example: int) -> float:
+                return cfg.lr * max(cfg.min_lr_ratio, 1.0 - words_at(example) / total_words)
+
+            def report(example: int, loss: float) -> None:
+                bar.update(int(words_at(example)) - bar.n)
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_at(example):.5f}", refresh=False)
+
+            loss_sum += run_batches(self.model, self.objective, self.rule, examples, cfg, lr_at, self.workers,
+                                    report if bar is not None else None)
+            loss_count += len(examples)
+            progress.words_done += chunk_words
+            progress.examples += len(examples)
+            if bar is not None:
+                bar.update(progress.words_done - bar.n)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        progress.seconds += time.perf_counter() - start
+        progress.epoch += 1
+        progress.loss_sum, progress.loss_count = float(loss_sum), loss_count
+        if not math.isfinite(progress.loss_sum):
+            raise UserError(f"training diverged (loss is {progress.loss_sum}); lower --lr")
+
+    def state_dict(self) -> dict:
+        return {
+            "config": dataclasses.asdict(self.cfg),
+            "words": self.vocab.words,
+            "counts": torch.from_numpy(self.vocab.counts),
+            "model": self.model.state_dict(),
+            "objective": self.objective.state_dict(),
+            "progress": dataclasses.asdict(self.progress),
+            "generator": self.generator.get_state(),
+        }
+
+    def save_checkpoint(self, path: Path) -> None:
+        with atomic_path(path) as tmp:
+            torch.save(self.state_dict(), tmp)
+
+    def vectors(self) -> Vectors:
+        return Vectors(self.vocab.words, self.model.inp.cpu().numpy())
 
 
 def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = False,
@@ -288,16 +376,6 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
     corpus, out_dir = Path(corpus), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"output directory '{out_dir}' is an existing file")
-    device = resolve_device(cfg.device)
-    workers = 1
-    if device.type == "cpu":  # Hogwild worker threads, one core each
-        workers = cfg.threads or os.cpu_count() or 1
-        torch.set_num_threads(1)
-    # One generator for initialisation, subsampling, windows and noise; during training only the
-    # thread that makes the examples draws from it, so runs are reproducible (with threads=1).
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-
     state = load_checkpoint(out_dir / CHECKPOINT) if resume else None
     if state is not None:
         vocab = Vocab(list(state["words"]), state["counts"].numpy())
@@ -305,20 +383,7 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
     else:
         counts, corpus_tokens = count_words(corpus)
         vocab = Vocab.from_counts(counts, cfg.min_count, cfg.max_vocab)
-
-    sampler = AliasSampler(unigram_power(vocab.counts, cfg.noise_power), device)
-    objective = make_objective(cfg.loss, sampler, cfg.negatives, cfg.log_z, cfg.learn_log_z,
-                               cfg.remove_accidental_hits)
-    rule = make_update(cfg.update, cfg.update_cap)
-    log_unigram = torch.from_numpy(np.log(vocab.counts / vocab.counts.sum()))
-    model = CBOW(len(vocab), cfg.dim, cfg.use_bias, device, generator, bias_init=log_unigram)
-    progress = Progress()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        objective.load_state_dict(state.get("objective", {}))
-        progress = Progress(**state["progress"])
-        generator.set_state(state["generator"])
-    keep_prob = torch.tensor(vocab.keep_prob(cfg.sample), dtype=torch.float32, device=device)
+    trainer = Trainer(cfg, vocab, state)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -326,57 +391,24 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
     write_text(out_dir / "config.toml", to_toml(cfg))
 
     encoded = EncodedCorpus(corpus, vocab, out_dir)
+    progress = trainer.progress
     try:
         total_words = cfg.epochs * encoded.words
         bar = tqdm(total=total_words, initial=min(progress.words_done, total_words), unit="w",
                    unit_scale=True, disable=not progress_bar, dynamic_ncols=True, smoothing=0.1)
         while progress.epoch < cfg.epochs:
-            start = time.perf_counter()
-            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-            loss_count = 0
-            chunks = (
-                (_examples(chunk, keep_prob, cfg, objective, generator), word_count(chunk))
-                for chunk in encoded.chunks(cfg.chunk_tokens)
-            )
-            for examples, chunk_words in prefetch(chunks):
-                words_before = progress.words_done
-
-                def words_at(example: int) -> float:
-                    """Corpus words processed once training reaches `example` of this chunk."""
-                    return words_before + chunk_words * example / max(len(examples), 1)
-
-                def lr_at(example: int) -> float:
-                    return cfg.lr * max(cfg.min_lr_ratio, 1.0 - words_at(example) / total_words)
-
-                def report(example: int, loss: float) -> None:
-                    bar.update(int(words_at(example)) - bar.n)
-                    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_at(example):.5f}", refresh=False)
-
-                chunk_loss = run_batches(model, objective, rule, examples, cfg, lr_at, workers,
-                                         report if progress_bar else None)
-                loss_sum += chunk_loss
-                loss_count += len(examples)
-                progress.words_done += chunk_words
-                progress.examples += len(examples)
-                bar.update(progress.words_done - bar.n)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            progress.seconds += time.perf_counter() - start
-            progress.epoch += 1
-            progress.loss_sum, progress.loss_count = float(loss_sum), loss_count
-            if not math.isfinite(progress.loss_sum):
-                raise UserError(f"training diverged (loss is {progress.loss_sum}); lower --lr")
-            _save_checkpoint(out_dir / CHECKPOINT, cfg, vocab, model, objective, progress, generator)
+            trainer.run_epoch(encoded, bar if progress_bar else None)
+            trainer.save_checkpoint(out_dir / CHECKPOINT)
         bar.close()
     finally:
         encoded.close()
 
-    vectors = Vectors(vocab.words, model.inp.cpu().numpy())
-    save_word2vec(vectors, out_dir / "vectors.txt")
+    save_word2vec(trainer.vectors(), out_dir / "vectors.txt")
     metrics = {
         "corpus": str(corpus),
-        "device": str(device),
-        "cpu_kernel": kernel_runs(model, objective, rule),  # the fused C kernel ran the steps
+        "device": str(trainer.device),
+        "cpu_kernel": kernel_runs(trainer.model, trainer.objective, trainer.rule),  # the fused C kernel ran the steps
+        "arch": cfg.arch,
         "loss": cfg.loss,
         "vocab_size": len(vocab),
         "corpus_words": encoded.words,
@@ -387,7 +419,7 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
         "seconds": round(progress.seconds, 3),
         "words_per_sec": round(progress.words_done / max(progress.seconds, 1e-9), 1),
         "final_loss": progress.loss_sum / max(progress.loss_count, 1),
-        **objective.state_dict(),
+        **trainer.objective.state_dict(),
     }
     write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics

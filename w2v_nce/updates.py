@@ -55,9 +55,10 @@ class UpdateRule(ABC):
 
     @abstractmethod
     def output_factors(self, ids: torch.Tensor, h: torch.Tensor, steps: torch.Tensor, rows: int, lr: float,
-                       g: torch.Tensor) -> torch.Tensor | None:
+                       g: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor | None:
         """Output rows `ids` [B, K]; entry (i, j) moves row ids[i, j] by steps[i*K + j] = step_ij h_i,
-        and the row moves score j of example i through h_i."""
+        and the row moves score j of example i through h_i. Entries outside `mask` (None: all
+        in) do not move their row."""
 
     @abstractmethod
     def input_factors(self, batch: Examples, out: torch.Tensor, steps: torch.Tensor, rows: int, lr: float,
@@ -73,13 +74,17 @@ class CountingRule(UpdateRule):
 
     counts_only = True
 
-    def count_factors(self, ids: torch.Tensor, rows: int) -> torch.Tensor | None:
-        """Per-entry factor for the rows `ids` (any shape, flattened)."""
+    def count_factors(self, ids: torch.Tensor, rows: int, mask: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Per-entry factor for the rows `ids` (any shape, flattened); entries outside `mask` are
+        not hits."""
         ids = ids.reshape(-1)
         # index_add_, not bincount: bincount syncs with a GPU (it reads the largest id), and on
-        # the CPU it is slower (59 against 40 us for a 4096-example batch's 24,576 candidates)
-        ones = torch.ones(len(ids), dtype=torch.float32, device=ids.device)
-        counts = torch.zeros(rows, dtype=torch.float32, device=ids.device).index_add_(0, ids, ones)
+        # the CPU it is slower (docs/performance.md)
+        if mask is None:
+            hit = torch.ones(len(ids), dtype=torch.float32, device=ids.device)
+        else:
+            hit = mask.reshape(-1).to(torch.float32)
+        counts = torch.zeros(rows, dtype=torch.float32, device=ids.device).index_add_(0, ids, hit)
         if self.all_ones(counts):
             return None
         return self.from_hits(take(counts, ids))
@@ -92,8 +97,8 @@ class CountingRule(UpdateRule):
     def from_hits(self, hits: torch.Tensor) -> torch.Tensor:
         """Factors from each entry's row's hit count."""
 
-    def output_factors(self, ids, h, steps, rows, lr, g):
-        return self.count_factors(ids, rows)
+    def output_factors(self, ids, h, steps, rows, lr, g, mask):
+        return self.count_factors(ids, rows, mask)
 
     def input_factors(self, batch, out, steps, rows, lr, g):
         return self.count_factors(batch.context, rows)
@@ -104,7 +109,7 @@ class Sum(CountingRule):
 
     name = "sum"
 
-    def count_factors(self, ids, rows):
+    def count_factors(self, ids, rows, mask=None):
         return None  # every factor is 1, whatever the counts: no need to count
 
     def from_hits(self, hits):
@@ -146,8 +151,9 @@ class Implicit(UpdateRule):
 
     name = "implicit"
 
-    def output_factors(self, ids, h, steps, rows, lr, g):
-        load = (h * h).sum(1, keepdim=True).mul_(lr / 4).expand(ids.shape).reshape(-1)
+    def output_factors(self, ids, h, steps, rows, lr, g, mask):
+        load = (h * h).sum(1, keepdim=True).mul_(lr / 4).expand(ids.shape)
+        load = (load if mask is None else load * mask).reshape(-1)
         return implicit_factors(ids.reshape(-1), load, rows)
 
     def input_factors(self, batch, out, steps, rows, lr, g):
@@ -161,13 +167,14 @@ class Directional(UpdateRule):
 
     name = "directional"
 
-    def output_factors(self, ids, h, steps, rows, lr, g):
+    def output_factors(self, ids, h, steps, rows, lr, g, mask):
         logit, direction = wrong_logit(g), torch.sign(g)
 
         def curvature(unit: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
             along = torch.bmm(unit.view(*ids.shape, -1), h[:, :, None]).view(-1)  # h_i . u
             slope = sigmoid_slope_bound(logit.view(-1), direction.view(-1), along * length)
-            return slope * along.square()
+            share = slope * along.square()
+            return share if mask is None else share * mask.reshape(-1)
 
         return directional_factors(ids.reshape(-1), steps, rows, lr, curvature)
 

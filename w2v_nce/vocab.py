@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,3 +83,67 @@ class Vocab:
                 ids.append(SENTENCE_END)
             if ids:
                 yield np.asarray(ids, dtype=np.int32)
+
+
+class _HeapItem(tuple):
+    """(count, node): compared by count alone, as gensim's Heapitem is, so that ties fall where
+    the heap leaves them and the codes equal gensim's."""
+
+    def __lt__(self, other):
+        return self[0] < other[0]
+
+
+@dataclass
+class HuffmanTree:
+    """word2vec's Huffman tree over a vocabulary, as word2vec.c and gensim build it.
+
+    Word w's path from the root visits the inner nodes points[w, :lengths[w]] (rows of the
+    V - 1 output vectors, the root is V - 2) and turns left (code 0) or right (code 1) at each:
+    codes[w, :lengths[w]]. Entries past a word's length are padding (0).
+    """
+
+    points: np.ndarray  # [V, L] int64
+    codes: np.ndarray  # [V, L] uint8
+    lengths: np.ndarray  # [V] int64
+
+    @property
+    def inner_nodes(self) -> int:
+        return len(self.lengths) - 1
+
+    @classmethod
+    def from_counts(cls, counts: np.ndarray) -> "HuffmanTree":
+        """gensim's `_build_heap` / `_assign_binary_codes`: a min-heap of nodes ordered by count
+        alone, the two smallest merged into inner node V + i, the first popped on the 0 side.
+
+        >>> t = HuffmanTree.from_counts(np.array([5, 3, 2, 1]))
+        >>> t.codes.tolist(), t.points.tolist(), t.lengths.tolist()
+        ([[0, 0, 0], [1, 0, 0], [1, 1, 1], [1, 1, 0]], [[2, 0, 0], [2, 1, 0], [2, 1, 0], [2, 1, 0]], [1, 2, 3, 3])
+        """
+        counts = np.asarray(counts, dtype=np.int64)
+        v = len(counts)
+        if v < 2:
+            raise UserError(f"hierarchical softmax needs at least 2 words in the vocabulary, got {v}")
+        heap = [_HeapItem((int(c), i)) for i, c in enumerate(counts)]
+        heapq.heapify(heap)
+        parent = np.zeros(2 * v - 1, dtype=np.int64)
+        bit = np.zeros(2 * v - 1, dtype=np.uint8)
+        for i in range(v - 1):
+            (c1, a), (c2, b) = heapq.heappop(heap), heapq.heappop(heap)
+            parent[a], parent[b], bit[b] = v + i, v + i, 1
+            heapq.heappush(heap, _HeapItem((c1 + c2, v + i)))
+        root = 2 * v - 2
+        depth = np.zeros(2 * v - 1, dtype=np.int64)
+        for node in range(root - 1, -1, -1):  # a parent is always created after its children
+            depth[node] = depth[parent[node]] + 1
+        lengths = depth[:v].copy()
+        width = int(lengths.max())
+        points = np.zeros((v, width), dtype=np.int64)
+        codes = np.zeros((v, width), dtype=np.uint8)
+        node = np.arange(v)
+        for up in range(width):  # walk every leaf's path upwards at once, filling from its end
+            live = np.flatnonzero(lengths > up)
+            at = lengths[live] - 1 - up
+            points[live, at] = parent[node[live]] - v
+            codes[live, at] = bit[node[live]]
+            node[live] = parent[node[live]]
+        return cls(points, codes, lengths)

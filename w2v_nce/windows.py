@@ -1,10 +1,18 @@
-"""CBOW examples from a chunk of encoded corpus, as word2vec makes them, on the device.
+"""Training examples from a chunk of encoded corpus, as word2vec makes them, on the device.
 
-For each chunk: drop occurrences by subsampling, then for every remaining word draw a
-window radius uniformly from 1..window (word2vec's dynamic window) and take as context
-the words within that radius in the same sentence. Examples are returned in corpus
-order, in a ragged layout: `context[offsets[i]:offsets[i+1]]` belongs to `targets[i]`.
-Words with no context at all are skipped, as word2vec does.
+For each chunk: drop occurrences by subsampling, then for every remaining word (the centre)
+draw a window radius uniformly from 1..window (word2vec's dynamic window) and take the words
+within that radius in the same sentence. An example is a bag of input words and a target
+word, in a ragged layout: `context[offsets[i]:offsets[i+1]]` is the bag of `targets[i]`.
+
+  cbow       one example per centre word: the bag is its window, the target the centre.
+  skipgram   one example per (window word, centre word) pair: the bag is the window word
+             alone, the target the centre. This is word2vec.c's and gensim's sg=1 loop, which
+             trains syn0[window word] against the centre word's output row(s); summed over
+             the corpus it is the same set of pairs as "predict the window from the centre".
+
+Words with no context at all are skipped, as word2vec does. `EXAMPLES` maps `Config.arch`
+to its example maker: the only place the architecture matters.
 """
 
 from __future__ import annotations
@@ -118,3 +126,31 @@ def cbow_examples(
     steps.index_fill_(0, (offsets[:-1] + left).masked_select(straddle), 2)
     context = take(words, torch.cumsum(steps, 0))
     return Examples(targets=take(words, center), context=context, offsets=offsets)
+
+
+def skipgram_examples(
+    ids: torch.Tensor,
+    window: int,
+    generator: torch.Generator | None,
+    radius: torch.Tensor | None = None,
+    shuffle: bool = False,
+) -> Examples:
+    """Skip-gram examples from `ids`: each CBOW window split into (window word, centre) pairs,
+    bags of one; with `shuffle`, the pairs in a random order.
+
+    >>> pairs = skipgram_examples(torch.tensor([7, 8, 9]), 1, None, radius=torch.tensor([1, 1, 1]))
+    >>> list(zip(pairs.context.tolist(), pairs.targets.tolist()))
+    [(8, 7), (7, 8), (9, 8), (8, 9)]
+    """
+    bags = cbow_examples(ids, window, generator, radius)
+    targets = bags.targets.repeat_interleave(bags.sizes, output_size=len(bags.context))
+    context = bags.context
+    if shuffle:
+        order = torch.randperm(len(context), generator=generator, device=context.device)
+        targets, context = take(targets, order), take(context, order)
+    offsets = torch.arange(len(context) + 1, device=context.device)
+    return Examples(targets=targets, context=context, offsets=offsets)
+
+
+EXAMPLES = {"cbow": cbow_examples, "skipgram": skipgram_examples}
+ARCHS = tuple(EXAMPLES)

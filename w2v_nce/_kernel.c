@@ -1,17 +1,20 @@
-/* The CPU hot loop of a batched CBOW step over sampled candidates, fused.
+/* The CPU hot loop of a batched word2vec step over candidate output rows, fused.
  *
- * The PyTorch path of train.sgd_step gathers every candidate's output vector into a
- * [B, 1+k, dim] tensor, multiplies, and scatters the steps back with index_add_: ~20
- * kernels a batch, each a pass over memory. These two functions do the same arithmetic
- * row by row, touching each row where it lies, as word2vec's C loop does. The loss
- * stays in Python (w2v_nce.objectives): forward gives the scores, the objective turns
- * them into a step on every score, backward applies it.
+ * An example is a bag of input rows (a CBOW window, or one word for skip-gram) and K
+ * candidate output rows (target and noise words, or the inner nodes of a Huffman path),
+ * some masked out (padding, accidental hits). The PyTorch path of train.sgd_step gathers
+ * every candidate's output vector into a [B, K, dim] tensor, multiplies, and scatters the
+ * steps back with index_add_: ~20 kernels a batch, each a pass over memory. These two
+ * functions do the same arithmetic row by row, touching each row where it lies, as
+ * word2vec's C loop does. The loss stays in Python (w2v_nce.objectives): forward gives
+ * the scores, the objective turns them into a step on every score, backward applies it.
  *
  * Called through ctypes (w2v_nce/fused.py), which releases the GIL: Hogwild threads run
  * these at once on the same tables, as word2vec's threads do.
  *
  * Layout: tables are row-major float32 [rows, d]; ids are int64. Example b's context is
- * context[offsets[b] .. offsets[b+1]), its candidates cand[b*k .. b*k+k).
+ * context[offsets[b] .. offsets[b+1]), its candidates cand[b*k .. b*k+k); mask (uint8,
+ * NULL for all) is 0 for a candidate that is neither scored nor updated.
  */
 #include <stdint.h>
 #include <string.h>
@@ -31,10 +34,11 @@ static void axpy(float alpha, const float *x, float *y, int64_t d) {
     for (int64_t i = 0; i < d; i++) y[i] += alpha * x[i];
 }
 
-/* h[b] = mean of the context rows of example b; scores[b, j] = h[b] . out[cand[b, j]] (+ bias). */
-void cbow_forward(const float *inp, const float *out, const float *bias, const int64_t *context,
-                  const int64_t *offsets, const int64_t *cand, int64_t n, int64_t k, int64_t d,
-                  float *h, float *scores) {
+/* h[b] = mean of the context rows of example b; scores[b, j] = h[b] . out[cand[b, j]] (+ bias),
+ * 0 where masked. */
+void bag_forward(const float *inp, const float *out, const float *bias, const int64_t *context,
+                 const int64_t *offsets, const int64_t *cand, const uint8_t *mask, int64_t n, int64_t k,
+                 int64_t d, float *h, float *scores) {
     for (int64_t b = 0; b < n; b++) {
         float *hb = h + b * d;
         memset(hb, 0, (size_t)d * sizeof(float));
@@ -45,6 +49,10 @@ void cbow_forward(const float *inp, const float *out, const float *bias, const i
             for (int64_t i = 0; i < d; i++) hb[i] *= inv;
         }
         for (int64_t j = 0; j < k; j++) {
+            if (mask && !mask[b * k + j]) {
+                scores[b * k + j] = 0.0f;
+                continue;
+            }
             int64_t c = cand[b * k + j];
             float s = dot(hb, out + c * d, d);
             scores[b * k + j] = bias ? s + bias[c] : s;
@@ -56,18 +64,21 @@ void cbow_forward(const float *inp, const float *out, const float *bias, const i
  *   err[b]       = sum_j step[b, j] out[cand[b, j]]   (output rows as they were: first pass)
  *   out[c_bj]   += step[b, j] f_out[b, j] h[b]         bias[c_bj] += step[b, j] f_out[b, j]
  *   inp[ctx_e]  += f_in[e] err[b(e)]                   (every context word the whole error)
- * f_out / f_in are the update rule's per-entry factors (w2v_nce.updates), NULL for 1.
+ * over the unmasked candidates. f_out / f_in are the update rule's per-entry factors
+ * (w2v_nce.updates), NULL for 1.
  * err is an [n, d] workspace. */
-void cbow_backward(float *inp, float *out, float *bias, const int64_t *context, const int64_t *offsets,
-                   const int64_t *cand, const float *h, const float *step, const float *f_out,
-                   const float *f_in, int64_t n, int64_t k, int64_t d, float *err) {
+void bag_backward(float *inp, float *out, float *bias, const int64_t *context, const int64_t *offsets,
+                  const int64_t *cand, const uint8_t *mask, const float *h, const float *step, const float *f_out,
+                  const float *f_in, int64_t n, int64_t k, int64_t d, float *err) {
     for (int64_t b = 0; b < n; b++) {
         float *eb = err + b * d;
         memset(eb, 0, (size_t)d * sizeof(float));
-        for (int64_t j = 0; j < k; j++) axpy(step[b * k + j], out + cand[b * k + j] * d, eb, d);
+        for (int64_t j = 0; j < k; j++)
+            if (!mask || mask[b * k + j]) axpy(step[b * k + j], out + cand[b * k + j] * d, eb, d);
     }
     for (int64_t b = 0; b < n; b++) {
         for (int64_t j = 0; j < k; j++) {
+            if (mask && !mask[b * k + j]) continue;
             int64_t c = cand[b * k + j];
             float s = f_out ? step[b * k + j] * f_out[b * k + j] : step[b * k + j];
             axpy(s, h + b * d, out + c * d, d);
