@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Benchmark this project's CBOW trainer against gensim's Word2Vec: speed and quality, one table.
+"""Benchmark this project's trainer against gensim's Word2Vec: speed and quality, one table.
 
 Both trainers get the same corpus file and the same settings (CBOW with mean of context
-vectors, negative sampling, dynamic window, subsampling, linear learning-rate decay, the same
-number of threads and seed), in one run:
+vectors or skip-gram, negative sampling or hierarchical softmax, dynamic window, subsampling,
+linear learning-rate decay, the same number of threads and seed), in one run:
 
   * corpus: the source (plain or .gz, default ../shared/corpora/wiki17m.txt.gz beside the
     repository) is streamed once into ONE plain-text file of lines of at most --line-words
@@ -12,7 +12,7 @@ number of threads and seed), in one run:
     are a single line.) --max-tokens N keeps only the first N tokens.
   * ours: `w2v_nce.train.train` with a Config built from the options (--loss, --batch-size
     and --device pass through; --threads sets torch's CPU threads).
-  * gensim: `Word2Vec(sg=0, cbow_mean=1, hs=0, negative=k, ...)`, `build_vocab(corpus_file=)`
+  * gensim: `Word2Vec(sg=0|1, cbow_mean=1, hs=0|1, negative=k|0, ...)`, `build_vocab(corpus_file=)`
     then `train(corpus_file=)`, its fastest mode, with workers = --threads; always on the CPU
     (gensim has no GPU code), also when ours runs on CUDA.
 
@@ -37,7 +37,8 @@ Usage:
   python scripts/bench_vs_gensim.py --max-tokens 2000000 --json bench.json
   python scripts/bench_vs_gensim.py --device cuda --batch-size 4096  # ours on GPU, gensim on CPU
   python scripts/bench_vs_gensim.py --skip-gensim                    # ours only (no ratios)
-  python scripts/bench_vs_gensim.py --gensim-workers 1               # gensim with a linear LR decay (README)
+  python scripts/bench_vs_gensim.py --gensim-workers 1               # gensim with a linear LR decay (docs)
+  python scripts/bench_vs_gensim.py --arch skipgram --loss hs         # vs gensim sg=1, hs=1, negative=0
 
 Timings depend on what else the machine runs; gensim's threads and ours compete with it alike,
 but run on an idle machine for numbers to quote. gensim with more than one worker is not
@@ -228,12 +229,14 @@ def train_ours(corpus: Path, out_dir: Path, cfg: Config) -> tuple[Vectors, dict]
 
 
 def gensim_params(cfg: Config, workers: int) -> dict:
-    """gensim Word2Vec keyword arguments equivalent to our Config (CBOW, negative sampling)."""
+    """gensim Word2Vec keyword arguments equivalent to our Config: its architecture, and
+    hierarchical softmax for loss hs, else negative sampling (gensim has no other loss)."""
+    hs = cfg.loss == "hs"
     return {
-        "sg": 0,
+        "sg": int(cfg.arch == "skipgram"),
         "cbow_mean": 1,
-        "hs": 0,
-        "negative": cfg.negatives,
+        "hs": int(hs),
+        "negative": 0 if hs else cfg.negatives,
         "ns_exponent": cfg.noise_power,
         "vector_size": cfg.dim,
         "window": cfg.window,
@@ -463,10 +466,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     o.add_argument("--config", type=Path, default=None,
                    help="TOML preset for ours (e.g. configs/gpu.toml: batch size, update rule); "
                    "the shared settings above override its keys")
+    s.add_argument("--arch", default=None, help="cbow | skipgram (gensim sg=0 | sg=1; default: Config's, cbow)")
     o.add_argument("--loss", default=None,
-                   help="softmax | neg | nce | rnce | is (default: Config's, neg; gensim always uses neg)")
+                   help="softmax | hs | neg | nce | rnce | is (default: Config's, neg); gensim trains hs=1 for hs, "
+                   "negative sampling for the others")
     o.add_argument("--batch-size", type=int, default=None,
-                   help="CBOW examples per SGD step (default: Config's)")
+                   help="examples per SGD step (default: Config's)")
     o.add_argument("--device", default=None,
                    help="auto | cpu | cuda | cuda:N (default: Config's, auto); gensim always runs on the CPU")
     e = ap.add_argument_group("evaluation")
@@ -493,7 +498,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.restrict_vocab < 1:
         raise UserError(f"--restrict-vocab must be at least 1, got {args.restrict_vocab}")
     cfg = load_config(args.config, {
-        "loss": args.loss, "dim": args.dim, "window": args.window, "negatives": args.negatives,
+        "arch": args.arch, "loss": args.loss, "dim": args.dim, "window": args.window, "negatives": args.negatives,
         "sample": args.sample, "min_count": args.min_count, "epochs": args.epochs, "lr": args.lr,
         "min_lr_ratio": args.min_lr_ratio, "threads": args.threads, "seed": args.seed,
         "batch_size": args.batch_size, "device": args.device,
@@ -504,7 +509,8 @@ def run(args: argparse.Namespace) -> dict:
     gparams = gensim_params(cfg, workers)
     machine = machine_info(device)
 
-    print(f"settings: CBOW (sg=0, cbow_mean=1), dim {cfg.dim}, window {cfg.window}, negative {cfg.negatives}, "
+    arch = "CBOW (sg=0, cbow_mean=1)" if cfg.arch == "cbow" else "skip-gram (sg=1)"
+    print(f"settings: {arch}, dim {cfg.dim}, window {cfg.window}, negative {cfg.negatives}, "
           f"sample {cfg.sample:g}, min_count {cfg.min_count}, epochs {cfg.epochs}, alpha {cfg.lr:g} -> "
           f"{cfg.lr * cfg.min_lr_ratio:g}, threads {cfg.threads or 'all'}, seed {cfg.seed}")
     print(f"  ours:   loss {cfg.loss}, batch_size {cfg.batch_size}, update {cfg.update}, device {device}, torch threads "
@@ -512,10 +518,10 @@ def run(args: argparse.Namespace) -> dict:
     if args.skip_gensim:
         print("  gensim: skipped")
     else:
-        print(f"  gensim: Word2Vec corpus_file mode on the CPU, workers {workers}, "
-              f"ns_exponent {gparams['ns_exponent']:g}")
-    if cfg.loss != "neg":
-        print(f"  note: ours trains with loss {cfg.loss!r}; gensim always trains negative sampling")
+        print(f"  gensim: Word2Vec corpus_file mode on the CPU, workers {workers}, hs {gparams['hs']}, "
+              f"negative {gparams['negative']}, ns_exponent {gparams['ns_exponent']:g}")
+    if cfg.loss not in ("neg", "hs"):
+        print(f"  note: ours trains with loss {cfg.loss!r}; gensim trains negative sampling")
     gpu = f" ({machine['gpu']})" if machine["gpu"] else ""
     print(f"machine: {machine['cpu_count']} CPUs ({machine['cpus_usable']} usable), {machine['cpu_model']}; "
           f"torch {machine['torch']} on {device}{gpu}; gensim {machine['gensim']} (FAST_VERSION "

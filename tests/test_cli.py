@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -222,6 +223,54 @@ def test_resume_through_cli(trained, tmp_path):
     # changing the model when resuming is refused
     code, out_text, err = invoke(["train", trained["corpus"], "-o", out, "--resume", "--dim", "16", "-q"])
     assert_one_error_line(code, out_text, err, "dim")
+    for option, value in (("--arch", "skipgram"), ("--loss", "hs"), ("--min-count", "3")):
+        code, out_text, err = invoke(["train", trained["corpus"], "-o", out, "--resume", option, value, "-q"])
+        assert_one_error_line(code, out_text, err, option.strip("-").replace("-", "_"), "when resuming")
+
+
+@pytest.mark.parametrize("arch, loss", [("skipgram", "neg"), ("skipgram", "hs"), ("cbow", "hs")])
+def test_train_each_arch_and_tree_loss_then_export_and_diagnose(trained, tmp_path, arch, loss):
+    from gensim.models import KeyedVectors
+
+    out = tmp_path / "run"
+    code, stdout, err = invoke(["train", trained["corpus"], "-o", out, "--arch", arch, "--loss", loss,
+                                *TRAIN_OPTS])
+    assert code == 0, err
+    assert f"trained {arch} with {loss}" in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["arch"] == arch and metrics["loss"] == loss
+    assert 'arch = "' + arch + '"' in (out / "config.toml").read_text()
+    code, _, err = invoke(["export", out / "checkpoint.pt", "-o", tmp_path / "v.bin", "-f", "binary"])
+    assert code == 0, err
+    kv = KeyedVectors.load_word2vec_format(str(tmp_path / "v.bin"), binary=True)
+    assert len(kv) == metrics["vocab_size"] == 80 and kv.vector_size == 8
+    code, stdout, err = invoke(["diagnose", out / "checkpoint.pt", trained["heldout"], "--json"])
+    assert code == 0, err
+    data = json.loads(stdout)
+    assert data["arch"] == arch and data["loss"] == loss
+    assert math.isfinite(data["cross_entropy"]) and data["cross_entropy"] > 0
+    if loss == "hs":
+        assert data["log_z_mean"] == 0.0 and data["log_z_std"] == 0.0  # normalised by construction
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
+    """Checkpoints load with weights_only: a pickle that calls a function on load is refused, and
+    the function never runs."""
+    import pickle
+
+    import torch
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    ckpt = tmp_path / "evil.pt"
+    torch.save({"config": {}, "words": [], "counts": torch.zeros(1), "model": Payload()}, ckpt,
+               pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    assert_one_error_line(*run_main(capsys, ["export", ckpt, "-o", tmp_path / "v.txt"]), "evil.pt", "refused")
+    assert not marker.exists() and not (tmp_path / "v.txt").exists()
 
 
 def test_main_success_returns_zero(trained, capsys):

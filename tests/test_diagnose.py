@@ -22,13 +22,14 @@ from w2v_nce.train import load_checkpoint, train
 WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ran", "a", "red", "hat"]
 
 
-def make_state(loss="nce", window=2, dim=4, bias=True, log_z=None, seed=0):
+def make_state(loss="nce", window=2, dim=4, bias=True, log_z=None, seed=0, arch="cbow"):
     gen = torch.Generator().manual_seed(seed)
-    cfg = Config(loss=loss, window=window, dim=dim, output_bias=bias, min_count=1)
+    cfg = Config(arch=arch, loss=loss, window=window, dim=dim, output_bias=bias, min_count=1)
+    rows = len(WORDS) - 1 if loss == "hs" else len(WORDS)  # hs: the inner nodes
     model = {
         "inp": torch.randn(len(WORDS), dim, generator=gen),
-        "out": torch.randn(len(WORDS), dim, generator=gen),
-        "bias": torch.randn(len(WORDS), generator=gen) if bias else None,
+        "out": torch.randn(rows, dim, generator=gen),
+        "bias": torch.randn(rows, generator=gen) if bias else None,
     }
     state = {
         "config": dataclasses.asdict(cfg),
@@ -52,14 +53,19 @@ def write_heldout(path, seed=0, lines=12):
 
 def brute_force(state, heldout_path, max_examples=None):
     """Explicit loops: every in-vocabulary word, context = in-vocabulary words within `window`
-    in the same line (itself excluded); no context, no example."""
+    in the same line (itself excluded); no context, no example. CBOW: one example, h the mean
+    of the context; skip-gram: one example per context word, h its vector. Softmax over every
+    word's score, or for hs the product of σ(±s) along the word's path in gensim's tree."""
     window = state["config"]["window"]
+    arch, loss = state["config"]["arch"], state["config"]["loss"]
     index = {w: i for i, w in enumerate(state["words"])}
     inp = state["model"]["inp"].double().tolist()
     out = state["model"]["out"].double().tolist()
     bias = state["model"]["bias"]
     bias = [0.0] * len(index) if bias is None else bias.double().tolist()
     model_log_z = state["objective"].get("log_z", 0.0)
+    if loss == "hs":
+        tree = _gensim_tree(state["words"], state["counts"].tolist())
     ce, log_zs, unnorm = [], [], []
     for line in heldout_path.read_text(encoding="utf-8").split("\n"):
         ids = [index[t] for t in line.split() if t in index]
@@ -67,14 +73,21 @@ def brute_force(state, heldout_path, max_examples=None):
             context = [ids[j] for j in range(i - window, i + window + 1) if j != i and 0 <= j < len(ids)]
             if not context:
                 continue
-            dim = len(inp[0])
-            h = [sum(inp[c][d] for c in context) / len(context) for d in range(dim)]
-            s = [sum(h[d] * out[v][d] for d in range(dim)) + bias[v] for v in range(len(index))]
-            top = max(s)
-            log_z = top + math.log(math.fsum(math.exp(x - top) for x in s))
-            ce.append(log_z - s[target])
-            log_zs.append(log_z)
-            unnorm.append(model_log_z - s[target])
+            bags = [context] if arch == "cbow" else [[c] for c in context]
+            for bag in bags:
+                dim = len(inp[0])
+                h = [sum(inp[c][d] for c in bag) / len(bag) for d in range(dim)]
+                s = [sum(h[d] * out[v][d] for d in range(dim)) + bias[v] for v in range(len(out))]
+                if loss == "hs":
+                    code, point = tree[target]
+                    log_z, log_p = 0.0, sum(-math.log1p(math.exp(s[n] if c else -s[n])) for c, n in zip(code, point))
+                else:
+                    top = max(s)
+                    log_z = top + math.log(math.fsum(math.exp(x - top) for x in s))
+                    log_p = s[target] - log_z
+                ce.append(-log_p)
+                log_zs.append(log_z)
+                unnorm.append(model_log_z - (log_p + log_z))
     if max_examples is not None:
         ce, log_zs, unnorm = ce[:max_examples], log_zs[:max_examples], unnorm[:max_examples]
     return {
@@ -88,25 +101,38 @@ def brute_force(state, heldout_path, max_examples=None):
     }
 
 
+def _gensim_tree(words, counts):
+    """gensim's Huffman codes and points (an independent oracle for ours)."""
+    from gensim.models import Word2Vec
+
+    model = Word2Vec(vector_size=4, min_count=1, hs=1, negative=0)
+    model.build_vocab_from_freq(dict(zip(words, counts)))
+    return [(list(model.wv.get_vecattr(w, "code")), list(model.wv.get_vecattr(w, "point"))) for w in words]
+
+
 @pytest.mark.parametrize(
-    "loss,window,bias,log_z,batch_size",
+    "loss,window,bias,log_z,batch_size,arch",
     [
-        ("nce", 2, True, 1.3, 1024),
-        ("nce", 1, True, None, 3),
-        ("neg", 3, False, None, 7),
-        ("softmax", 2, True, None, 1),
-        ("rnce", 5, True, None, 16),
-        ("is", 2, False, None, 1024),
+        ("nce", 2, True, 1.3, 1024, "cbow"),
+        ("nce", 1, True, None, 3, "cbow"),
+        ("neg", 3, False, None, 7, "cbow"),
+        ("softmax", 2, True, None, 1, "cbow"),
+        ("rnce", 5, True, None, 16, "cbow"),
+        ("is", 2, False, None, 1024, "cbow"),
+        ("hs", 2, False, None, 5, "cbow"),
+        ("hs", 3, False, None, 1024, "skipgram"),
+        ("neg", 2, False, None, 7, "skipgram"),
+        ("nce", 2, True, 0.4, 1024, "skipgram"),
     ],
 )
-def test_diagnose_matches_brute_force(tmp_path, loss, window, bias, log_z, batch_size):
-    state = make_state(loss=loss, window=window, bias=bias, log_z=log_z, seed=window)
+def test_diagnose_matches_brute_force(tmp_path, loss, window, bias, log_z, batch_size, arch):
+    state = make_state(loss=loss, window=window, bias=bias, log_z=log_z, seed=window, arch=arch)
     heldout = tmp_path / "heldout.txt"
     write_heldout(heldout, seed=window)
     got = diagnose(state, heldout, batch_size=batch_size)
     expected = brute_force(state, heldout)
     assert expected["examples"] > 20
-    assert got.loss == loss and got.examples == expected["examples"]
+    assert got.loss == loss and got.arch == arch and got.examples == expected["examples"]
     for key in ("cross_entropy", "perplexity", "log_z_mean", "log_z_std", "unnormalized_cross_entropy",
                 "model_log_z"):
         assert getattr(got, key) == pytest.approx(expected[key], rel=1e-6, abs=1e-6), key

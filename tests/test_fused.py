@@ -1,5 +1,6 @@
 """The fused CPU kernel against the PyTorch path it replaces (oracle: embedding_bag, bmm,
-index_add_ on the same batch), at a size that exercises its vector loops and their tails."""
+index_add_ on the same batch), at a size that exercises its vector loops and their tails, for
+CBOW and skip-gram bags and for sampled and tree (masked) candidates."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from w2v_nce.objectives import make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.train import sgd_step
 from w2v_nce.updates import make_update
-from w2v_nce.windows import cbow_examples
+from w2v_nce.vocab import HuffmanTree
+from w2v_nce.windows import EXAMPLES
 
 
 @pytest.fixture(autouse=True)
@@ -23,19 +25,21 @@ def _kernel():
     require_kernel()
 
 
-def _setup(seed: int, dim: int, bias: bool, loss: str = "nce"):
+def _setup(seed: int, dim: int, bias: bool, loss: str = "nce", arch: str = "cbow"):
     gen = torch.Generator().manual_seed(seed)
     vocab = 50
-    objective = make_objective(loss, AliasSampler(unigram_power(np.arange(vocab, 0, -1) * 7), "cpu"), 6)
-    model = Model(vocab, dim, bias=bias, device=torch.device("cpu"), generator=gen)
+    counts = np.arange(vocab, 0, -1) * 7
+    objective = make_objective(loss, AliasSampler(unigram_power(counts), "cpu"), 6, tree=HuffmanTree.from_counts(counts))
+    rows = objective.output_rows(vocab)
+    model = Model(vocab, dim, bias=bias, device=torch.device("cpu"), generator=gen, out_rows=rows)
     model.inp = torch.randn(vocab, dim, generator=gen)
-    model.out = torch.randn(vocab, dim, generator=gen)
+    model.out = torch.randn(rows, dim, generator=gen)
     if bias:
-        model.bias = torch.randn(vocab, generator=gen)
+        model.bias = torch.randn(rows, generator=gen)
     ids = torch.randint(0, vocab, (400,), generator=gen)
     ids[::37] = -1  # sentence ends
-    batch = cbow_examples(ids, 4, gen, shuffle=True)
-    batch.candidates = objective.candidates(batch.targets, gen).ids
+    batch = EXAMPLES[arch](ids, 4, gen, shuffle=True)
+    batch.candidates = objective.draw(batch.targets, gen)
     return model, objective, batch
 
 
@@ -52,14 +56,48 @@ def test_forward_equals_embedding_bag_and_bmm(dim, bias):
     torch.testing.assert_close(scores, want, rtol=1e-5, atol=1e-5)
 
 
+def test_masked_candidates_score_zero_and_do_not_move():
+    model, objective, batch = _setup(0, 8, bias=True, loss="hs")
+    cand = objective.complete(batch.targets, None)
+    assert not cand.mask.all()  # Huffman paths of different lengths: padding
+    _, scores = fused.forward(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids, cand.mask)
+    assert (scores[~cand.mask] == 0).all()
+    before = model.out.clone()
+    step = torch.where(cand.mask, torch.zeros_like(scores), torch.full_like(scores, 1e3))  # only padding "moves"
+    h, _ = fused.forward(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids, cand.mask)
+    fused.backward(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids, cand.mask, h, step,
+                   None, None)
+    assert torch.equal(model.out, before)
+
+
+def test_bad_arguments_are_refused():
+    model, objective, batch = _setup(0, 8, bias=False, loss="neg")
+    with pytest.raises(ValueError, match="int64"):
+        fused.forward(model.inp, model.out, None, batch.context.int(), batch.offsets, batch.candidates)
+    with pytest.raises(ValueError, match="float32"):
+        fused.forward(model.inp.double(), model.out, None, batch.context, batch.offsets, batch.candidates)
+    with pytest.raises(ValueError, match="offsets"):
+        fused.forward(model.inp, model.out, None, batch.context, batch.offsets[:-1], batch.candidates)
+
+
+def test_out_of_range_ids_are_refused_when_checking(monkeypatch):
+    monkeypatch.setattr(fused, "CHECK_IDS", True)
+    model, objective, batch = _setup(0, 8, bias=False, loss="neg")
+    bad = batch.candidates.clone()
+    bad[3, 2] = len(model.out)
+    with pytest.raises(ValueError, match="out of range"):
+        fused.forward(model.inp, model.out, None, batch.context, batch.offsets, bad)
+
+
 @pytest.mark.parametrize("dim", [8, 19])
-@pytest.mark.parametrize("loss", ["neg", "nce", "rnce"])
+@pytest.mark.parametrize("loss, arch", [("neg", "cbow"), ("nce", "cbow"), ("rnce", "cbow"), ("hs", "cbow"),
+                                        ("neg", "skipgram"), ("hs", "skipgram")])
 @pytest.mark.parametrize("update, cap", [("sum", 256.0), ("cap", 3.0)])
-def test_step_equals_pytorch_path(dim, loss, update, cap, monkeypatch):
+def test_step_equals_pytorch_path(dim, loss, arch, update, cap, monkeypatch):
     results = []
     for available in (True, False):
         monkeypatch.setattr(fused, "AVAILABLE", available)
-        model, objective, batch = _setup(1, dim, bias=loss != "neg", loss=loss)
+        model, objective, batch = _setup(1, dim, bias=loss not in ("neg", "hs"), loss=loss, arch=arch)
         loss_sum = sgd_step(model, objective, batch, 0.05, None, make_update(update, cap))
         results.append((float(loss_sum), model.inp, model.out, model.bias))
     (l1, inp1, out1, b1), (l2, inp2, out2, b2) = results

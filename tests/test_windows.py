@@ -1,4 +1,4 @@
-"""CBOW example construction against a brute-force enumeration of word2vec's rule."""
+"""CBOW and skip-gram example construction against a brute-force enumeration of word2vec's rule."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 
 from w2v_nce.vocab import SENTENCE_END
-from w2v_nce.windows import Examples, cbow_examples, subsample
+from w2v_nce.windows import Examples, cbow_examples, skipgram_examples, subsample
 
 
 def brute_force(ids: list[int], radius: list[int]) -> list[tuple[int, list[int]]]:
@@ -166,3 +166,28 @@ def test_subsample_keeps_each_word_with_its_keep_probability():
     assert np.abs(z).max() < 5, z
     # and not trivially: the kept fraction really varies with keep_prob
     np.testing.assert_allclose(kept_total / trials, p, atol=0.01)
+
+
+def test_skipgram_pairs_match_brute_force():
+    """Skip-gram (gensim sg=1): one (window word, centre) pair per word within the centre's
+    radius, the window word the input (a bag of one) and the centre the target."""
+    rng = random.Random(7)
+    for trial in range(40):
+        window = rng.choice([1, 2, 3, 5])
+        ids = random_ids(rng, rng.randrange(0, 60), vocab=7, p_end=rng.choice([0.0, 0.1, 0.3]))
+        n_words = sum(x != SENTENCE_END for x in ids)
+        radius = [rng.randint(1, window) for _ in range(n_words)]
+        got = skipgram_examples(torch.tensor(ids, dtype=torch.int64), window, None,
+                                radius=torch.tensor(radius, dtype=torch.int64))
+        want = [(centre, [word]) for centre, context in brute_force(ids, radius) for word in context]
+        assert as_list(got) == want
+        assert torch.equal(got.offsets, torch.arange(len(want) + 1))
+
+
+def test_skipgram_shuffle_permutes_the_pairs():
+    ids = torch.tensor(random_ids(random.Random(3), 500, vocab=50, p_end=0.05), dtype=torch.int64)
+    plain = skipgram_examples(ids, 4, torch.Generator().manual_seed(5))
+    shuffled = skipgram_examples(ids, 4, torch.Generator().manual_seed(5), shuffle=True)
+    pairs = sorted(zip(plain.context.tolist(), plain.targets.tolist()))
+    assert sorted(zip(shuffled.context.tolist(), shuffled.targets.tolist())) == pairs
+    assert shuffled.targets.tolist() != plain.targets.tolist()

@@ -23,9 +23,11 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Full, Queue
@@ -246,10 +248,17 @@ def load_checkpoint(path: Path | str) -> dict:
     if not path.is_file():
         raise UserError(f"checkpoint '{path}' does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        missing = {"config", "words", "counts", "model"} - set(state)
+        with warnings.catch_warnings():  # an untrusted file's pickle protocol must not print warnings
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # garbage, or objects that only a full unpickler would build
+        raise UserError(f"checkpoint '{path}' cannot be read: it is not a file of tensors and plain data "
+                        "(anything else is refused: loading it could run code)") from None
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
         raise UserError(f"checkpoint '{path}' cannot be read: {str(exc).splitlines()[0]}") from None
+    if not isinstance(state, dict):
+        raise UserError(f"checkpoint '{path}' is not a w2v-nce checkpoint")
+    missing = {"config", "words", "counts", "model"} - set(state)
     if missing:
         raise UserError(f"checkpoint '{path}' is not a w2v-nce checkpoint (missing {sorted(missing)[0]})")
     return state
