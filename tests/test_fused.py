@@ -96,8 +96,8 @@ def test_out_of_range_ids_are_refused_when_checking(monkeypatch):
 def test_step_equals_pytorch_path(dim, loss, arch, update, cap, monkeypatch):
     results = []
     for available in (True, False):
-        monkeypatch.setattr(fused, "AVAILABLE", available)
         model, objective, batch = _setup(1, dim, bias=loss not in ("neg", "hs"), loss=loss, arch=arch)
+        monkeypatch.setattr(fused, "AVAILABLE", available)  # after drawing: the same noise words for both
         loss_sum = sgd_step(model, objective, batch, 0.05, None, make_update(update, cap))
         results.append((float(loss_sum), model.inp, model.out, model.bias))
     (l1, inp1, out1, b1), (l2, inp2, out2, b2) = results

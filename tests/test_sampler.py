@@ -66,7 +66,7 @@ def test_alias_table_docstring_example_by_hand():
     assert alias[1] == 0 and alias[2] == 0
 
 
-def test_alias_sampler_chi_square_zipf():
+def test_alias_sampler_chi_square_zipf(cpu_path):
     prob = _zipf(50)
     sampler = AliasSampler(torch.tensor(prob * 123.0))  # unnormalised weights are fine
     np.testing.assert_allclose(sampler.prob.double().numpy(), prob, rtol=1e-6)
@@ -80,7 +80,7 @@ def test_alias_sampler_chi_square_zipf():
     assert p_value > 1e-3, p_value
 
 
-def test_alias_sampler_chi_square_detects_a_wrong_distribution():
+def test_alias_sampler_chi_square_detects_a_wrong_distribution(cpu_path):
     """The chi-square check above has power: the same draws against a slightly different
     distribution (a 10% relative change of two words) are rejected."""
     prob = _zipf(50)
@@ -93,7 +93,7 @@ def test_alias_sampler_chi_square_detects_a_wrong_distribution():
     assert stats.chisquare(counts, wrong * counts.sum()).pvalue < 1e-6
 
 
-def test_alias_sampler_never_draws_zero_probability_words():
+def test_alias_sampler_never_draws_zero_probability_words(cpu_path):
     weights = np.array([0.0, 3.0, 0.0, 1.0, 0.0, 0.0, 2.0, 0.0])
     sampler = AliasSampler(weights)
     draws = sampler.sample((400, 500), torch.Generator().manual_seed(3))
@@ -105,6 +105,17 @@ def test_alias_sampler_never_draws_zero_probability_words():
     assert stats.chisquare(counts[nz], expected).pvalue > 1e-3
 
 
+def test_alias_sampler_chi_square_large_vocabulary(cpu_path):
+    """A vocabulary-sized table (the kernel's bucket choice uses 32 random bits: no visible bias)."""
+    weights = unigram_power(np.sort(np.random.default_rng(0).zipf(1.3, 20_000))[::-1].astype(float))
+    draws = AliasSampler(weights).sample((4_000_000,), torch.Generator().manual_seed(1))
+    counts = np.bincount(draws.numpy(), minlength=len(weights))
+    expected = weights * counts.sum()
+    often = expected > 20  # pool the rare words into one cell
+    observed = np.append(counts[often], counts[~often].sum())
+    assert stats.chisquare(observed, np.append(expected[often], expected[~often].sum())).pvalue > 1e-3
+
+
 def test_alias_sampler_log_prob_and_len():
     weights = np.array([1.0, 2.0, 5.0])
     sampler = AliasSampler(weights)
@@ -112,7 +123,7 @@ def test_alias_sampler_log_prob_and_len():
     np.testing.assert_allclose(sampler.log_prob.double().numpy(), np.log(weights / 8.0), rtol=1e-6)
 
 
-def test_alias_sampler_is_reproducible_with_a_seeded_generator():
+def test_alias_sampler_is_reproducible_with_a_seeded_generator(cpu_path):
     sampler = AliasSampler(_zipf(20))
     a = sampler.sample((1000,), torch.Generator().manual_seed(5))
     b = sampler.sample((1000,), torch.Generator().manual_seed(5))

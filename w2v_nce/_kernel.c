@@ -91,3 +91,20 @@ void bag_backward(float *inp, float *out, float *bias, const int64_t *context, c
             axpy(f_in ? f_in[e] : 1.0f, eb, inp + context[e] * d, d);
     }
 }
+
+/* count draws from an alias table (w2v_nce.sampler) into out, from a splitmix64 stream started at
+ * seed: each draw picks a bucket with Lemire's multiply-shift on 32 random bits and tosses a
+ * 24-bit coin against accept[bucket]. A few ns a draw, against ~40 for the tensor version. */
+void alias_sample(const float *accept, const int64_t *alias, int64_t v, int64_t count, uint64_t seed,
+                  int64_t *out) {
+    uint64_t state = seed;
+    for (int64_t i = 0; i < count; i++) {
+        uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        z ^= z >> 31;
+        int64_t bucket = (int64_t)(((z >> 32) * (uint64_t)v) >> 32);
+        float coin = (float)(z & 0xFFFFFF) * (1.0f / 16777216.0f);
+        out[i] = coin < accept[bucket] ? bucket : alias[bucket];
+    }
+}

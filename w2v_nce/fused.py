@@ -40,6 +40,8 @@ def _load() -> ctypes.CDLL | None:
     lib.bag_forward.restype = None
     lib.bag_backward.argtypes = [_P] * 11 + [_N] * 3 + [_P]
     lib.bag_backward.restype = None
+    lib.alias_sample.argtypes = [_P, _P, _N, _N, ctypes.c_uint64, _P]
+    lib.alias_sample.restype = None
     return lib
 
 
@@ -118,3 +120,13 @@ def backward(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, co
     _need(in_factor is None or in_factor.numel() == len(context), "in_factor must have one entry per context word")
     _LIB.bag_backward(_ptr(inp), _ptr(out), _ptr(bias), _ptr(context), _ptr(offsets), _ptr(cand), _ptr(mask),
                       _ptr(h), _ptr(step), _ptr(out_factor), _ptr(in_factor), n, k, d, _ptr(err))
+
+
+def alias_sample(accept: torch.Tensor, alias: torch.Tensor, shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """Draws from the alias table (accept float32 [V], alias int64 [V], on the CPU): ids of `shape`."""
+    _need(accept.dtype == torch.float32 and alias.dtype == torch.int64 and accept.shape == alias.shape
+          and accept.is_contiguous() and alias.is_contiguous() and accept.device.type == "cpu",
+          "accept must be float32 and alias int64, contiguous CPU vectors of one length")
+    out = torch.empty(shape, dtype=torch.int64)
+    _LIB.alias_sample(_ptr(accept), _ptr(alias), len(accept), out.numel(), seed, _ptr(out))
+    return out

@@ -139,8 +139,9 @@ class SampledObjective(Objective):
         self.sampler, self.k = sampler, k
 
     def draw(self, targets, generator=None):
-        noise = self.sampler.sample((len(targets), self.k), generator)
-        return torch.cat([targets[:, None], noise], dim=1)
+        ids = self.sampler.sample((len(targets), 1 + self.k), generator)  # column 0 is then the target
+        ids[:, 0] = targets
+        return ids
 
     def complete(self, targets, drawn):
         labels = torch.zeros(drawn.shape, dtype=torch.float32, device=drawn.device)

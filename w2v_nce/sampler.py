@@ -68,6 +68,13 @@ class AliasSampler:
         return len(self.prob)
 
     def sample(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Ids of `shape`, drawn from `generator`'s stream (on the CPU with the fused kernel: a
+        stream seeded from it, ~10x faster; the same distribution, tested by chi-square)."""
+        from w2v_nce import fused  # imported here: fused imports nothing of ours, this avoids a cycle at import
+
+        if fused.usable(self.accept):
+            seed = int(torch.randint(1 << 62, (1,), generator=generator))
+            return fused.alias_sample(self.accept, self.alias, shape, seed)
         bucket = torch.randint(len(self), shape, generator=generator, device=self.device)
         coin = torch.rand(shape, generator=generator, device=self.device)
         return torch.where(coin < take(self.accept, bucket), bucket, take(self.alias, bucket))
