@@ -15,10 +15,11 @@ from w2v_nce import train as train_module
 from w2v_nce.config import load_config
 from w2v_nce.errors import UserError
 from w2v_nce.model import Model
-from w2v_nce.objectives import LOSSES, make_objective
+from w2v_nce.objectives import LOSSES, Candidates, make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.updates import make_update
-from w2v_nce.train import CHECKPOINT, load_checkpoint, sgd_step, train, vectors_from_checkpoint
+from w2v_nce.train import (CHECKPOINT, DEFAULT_RULE, load_checkpoint, sgd_step, step_backend, train,
+                           vectors_from_checkpoint)
 from w2v_nce.vocab import HuffmanTree
 from w2v_nce.windows import ARCHS, EXAMPLES
 
@@ -115,13 +116,69 @@ def test_sgd_step_is_the_word2vec_update(loss, arch, cpu_path):
     batch = EXAMPLES[arch](ids, 3, gen)
     assert len(batch) > 10
 
-    inp = model.inp.clone().requires_grad_(True)
-    out = model.out.clone().requires_grad_(True)
-    bias = None if model.bias is None else model.bias.clone().requires_grad_(True)
     state = gen.get_state()
     replay = torch.Generator().manual_seed(0)
     replay.set_state(state)
-    cand = objective.candidates(batch.targets, replay)
+    drawn = objective.draw(batch.targets, replay)
+    tables = (model.inp.clone(), model.out.clone(), None if model.bias is None else model.bias.clone())
+    # The kernel trains the logistic losses example by example (word2vec's order): its oracle is the
+    # same autograd step taken one example at a time; every other path steps the whole batch at once.
+    sequential = step_backend(model, objective, DEFAULT_RULE) == "sequential"
+    assert sequential == (cpu_path == "kernel" and loss in ("hs", "neg", "nce"))
+    cand = objective.complete(batch.targets, drawn)
+    if sequential:
+        expected_loss, tables = _word2vec_loop(objective, batch, cand, tables, lr)
+    else:
+        expected_loss, tables = _autograd_step(objective, batch, cand, tables, lr)
+    moved_from = model.inp.clone()
+    log_z_before = getattr(objective, "log_z", None)
+
+    got_loss = sgd_step(model, objective, batch, lr, gen, make_update("sum", 1.0))  # word2vec: every step in full
+
+    assert float(got_loss) == pytest.approx(expected_loss, rel=1e-5)
+    inp, out, bias = tables
+    torch.testing.assert_close(model.out, out, rtol=1e-5, atol=1e-6)
+    if bias is not None:
+        torch.testing.assert_close(model.bias, bias, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.inp, inp, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(model.inp, moved_from)
+    if loss == "nce":
+        assert objective.log_z != log_z_before
+
+
+def _word2vec_loop(objective, batch, cand, tables, lr):
+    """word2vec.c's loop, literally: for each example, h is the mean of its bag; each candidate in
+    turn is scored against its row as it is then, g = d loss / d score from the objective on that
+    one score, err += -lr g out[c] and out[c] += -lr g h; finally every bag word moves by err."""
+    inp, out, bias = (None if t is None else t.clone().double() for t in tables)
+    total = 0.0
+    for i in range(len(batch)):
+        bag = batch.context[batch.offsets[i]:batch.offsets[i + 1]]
+        h = inp[bag].mean(0)
+        err = torch.zeros_like(h)
+        for j in range(cand.ids.shape[1]):
+            if cand.mask is not None and not cand.mask[i, j]:
+                continue
+            c = int(cand.ids[i, j])
+            score = out[c] @ h + (bias[c] if bias is not None else 0.0)
+            one = Candidates(ids=cand.ids[i:i + 1, j:j + 1], targets=cand.targets[i:i + 1],
+                             labels=cand.labels[i:i + 1, j:j + 1], mask=None)
+            loss, g = objective.loss_grad(score.reshape(1, 1), one)
+            total += float(loss.sum())
+            g = float(g)
+            err -= lr * g * out[c]
+            out[c] -= lr * g * h
+            if bias is not None:
+                bias[c] -= lr * g
+        inp.index_add_(0, bag, err.expand(len(bag), -1))
+    return total, tuple(None if t is None else t.float() for t in (inp, out, bias))
+
+
+def _autograd_step(objective, batch, cand, tables, lr):
+    """word2vec's step from autograd: output rows and biases by -lr x the gradient of the summed
+    loss, every input word of a bag by -lr x d(loss)/dh of its example (gensim's cbow_mean=1: the
+    whole error, not divided by the bag's size). Returns (loss, new tables)."""
+    inp, out, bias = (None if t is None else t.clone().requires_grad_(True) for t in tables)
     h = F.embedding_bag(batch.context, inp, batch.offsets[:-1], mode="mean")
     h.retain_grad()
     if cand.ids is None:
@@ -129,21 +186,11 @@ def test_sgd_step_is_the_word2vec_update(loss, arch, cpu_path):
     else:
         scores = (out[cand.ids] * h[:, None, :]).sum(2) + (bias[cand.ids] if bias is not None else 0)
     with torch.autograd.graph.saved_tensors_hooks(lambda t: t.clone(), lambda t: t):
-        expected_loss = objective.loss_grad(scores, cand)[0].sum()
-    expected_loss.backward()
-    log_z_before = getattr(objective, "log_z", None)
-
-    got_loss = sgd_step(model, objective, batch, lr, gen, make_update("sum", 1.0))  # word2vec: every step in full
-
-    assert float(got_loss) == pytest.approx(expected_loss.item(), rel=1e-5)
-    torch.testing.assert_close(model.out, (out - lr * out.grad).detach(), rtol=1e-5, atol=1e-6)
-    if bias is not None:
-        torch.testing.assert_close(model.bias, (bias - lr * bias.grad).detach(), rtol=1e-5, atol=1e-6)
+        loss = objective.loss_grad(scores, cand)[0].sum()
+    loss.backward()
     step = torch.zeros_like(inp).index_add_(0, batch.context, -lr * h.grad[batch.bag])
-    torch.testing.assert_close(model.inp, (inp + step).detach(), rtol=1e-5, atol=1e-6)
-    assert not torch.equal(model.inp, inp.detach())
-    if loss == "nce":
-        assert objective.log_z != log_z_before
+    new_bias = None if bias is None else (bias - lr * bias.grad).detach()
+    return loss.item(), ((inp + step).detach(), (out - lr * out.grad).detach(), new_bias)
 
 
 # --------------------------------------------------------------------------- outputs

@@ -17,6 +17,7 @@
  * NULL for all) is 0 for a candidate that is neither scored nor updated.
  */
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 static float dot(const float *a, const float *b, int64_t d) {
@@ -107,4 +108,54 @@ void alias_sample(const float *accept, const int64_t *alias, int64_t v, int64_t 
         float coin = (float)(z & 0xFFFFFF) * (1.0f / 16777216.0f);
         out[i] = coin < accept[bucket] ? bucket : alias[bucket];
     }
+}
+
+/* The logistic losses (negative sampling, NCE, hierarchical softmax) trained example by example,
+ * as word2vec.c and gensim do: each example's step is applied before the next example is scored.
+ * For example b with bag h (mean of its input rows) and every unmasked candidate c = cand[b, j]:
+ *   y = h . out[c] (+ bias[c]) - row_offset[c] - const_offset      (NCE: log Z + log k q(c))
+ *   g = σ(y) - labels[b, j]                                         (d loss / d y)
+ *   loss += softplus(y) - labels[b, j] y                            (binary cross-entropy)
+ *   err  -= lr g out[c];  out[c] -= lr g h;  bias[c] -= lr g
+ * then every input row of the bag moves by err (the whole error, gensim's cbow_mean=1).
+ * row_offset may be NULL. *gsum receives Σ g (for a learnt log Z). h and err are [d] workspaces.
+ * Returns the summed loss. */
+double logistic_sgd(float *inp, float *out, float *bias, const int64_t *context, const int64_t *offsets,
+                    const int64_t *cand, const uint8_t *mask, const float *labels, const float *row_offset,
+                    float const_offset, int64_t n, int64_t k, int64_t d, float lr, float *h, float *err,
+                    double *gsum) {
+    double loss = 0.0, gtotal = 0.0;
+    for (int64_t b = 0; b < n; b++) {
+        int64_t lo = offsets[b], hi = offsets[b + 1];
+        if (hi == lo) continue;
+        memset(h, 0, (size_t)d * sizeof(float));
+        for (int64_t e = lo; e < hi; e++) axpy(1.0f, inp + context[e] * d, h, d);
+        if (hi - lo > 1) {
+            float inv = 1.0f / (float)(hi - lo);
+            for (int64_t i = 0; i < d; i++) h[i] *= inv;
+        }
+        memset(err, 0, (size_t)d * sizeof(float));
+        for (int64_t j = 0; j < k; j++) {
+            int64_t at = b * k + j;
+            if (mask && !mask[at]) continue;
+            int64_t c = cand[at];
+            float *row = out + c * d;
+            float y = dot(h, row, d) - const_offset;
+            if (bias) y += bias[c];
+            if (row_offset) y -= row_offset[c];
+            float label = labels[at];
+            float ex = expf(-fabsf(y));
+            float p = y >= 0.0f ? 1.0f / (1.0f + ex) : ex / (1.0f + ex);
+            loss += (double)(fmaxf(y, 0.0f) - label * y + log1pf(ex));
+            float g = p - label;
+            gtotal += g;
+            float step = -lr * g;
+            axpy(step, row, err, d);
+            axpy(step, h, row, d);
+            if (bias) bias[c] += step;
+        }
+        for (int64_t e = lo; e < hi; e++) axpy(1.0f, err, inp + context[e] * d, d);
+    }
+    *gsum = gtotal;
+    return loss;
 }

@@ -130,6 +130,27 @@ def _binary_logistic(
     return loss.sum(1), grad
 
 
+class LogisticObjective(Objective):
+    """A binary logistic loss on every labelled candidate (hs, neg, nce): logit y = s - offset,
+    where the offset is a per-row vector (or None) plus a constant. The fused CPU kernel trains
+    this family example by example (w2v_nce.fused.logistic_sgd) from the same three pieces:
+    candidates with labels and mask, and `logit_offset`."""
+
+    def logit_offset(self) -> tuple[torch.Tensor | None, float | torch.Tensor]:
+        """(per-row offset [rows] or None, constant offset)."""
+        return None, 0.0
+
+    def loss_grad(self, scores, cand):
+        rows, const = self.logit_offset()
+        logits = scores - const
+        if rows is not None:
+            logits = logits - take(rows, cand.ids)
+        return _binary_logistic(logits, cand.labels, cand.mask)
+
+    def update_from_sum(self, grad_sum: float | torch.Tensor, examples: int, lr: float) -> None:
+        """`update`, given only the sum of d loss / d score over the batch's candidates."""
+
+
 class SampledObjective(Objective):
     """Base for losses that score the target and k words drawn from the noise sampler."""
 
@@ -159,7 +180,7 @@ def _accidental_hits(ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return keep
 
 
-class NegativeSampling(SampledObjective):
+class NegativeSampling(SampledObjective, LogisticObjective):
     """word2vec's negative sampling: a logistic classifier on the raw score.
 
     As in word2vec.c and gensim, a noise word that happens to be the target is skipped.
@@ -170,11 +191,8 @@ class NegativeSampling(SampledObjective):
     def mask(self, ids, targets):
         return _accidental_hits(ids, targets)
 
-    def loss_grad(self, scores, cand):
-        return _binary_logistic(scores, cand.labels, cand.mask)
 
-
-class HierarchicalSoftmax(Objective):
+class HierarchicalSoftmax(LogisticObjective):
     """word2vec's hierarchical softmax: p(x | c) = Π σ(±s_n) over the inner nodes n on x's path
     in the Huffman tree (w2v_nce.vocab.HuffmanTree), + when the path turns left (code 0), as in
     word2vec.c and gensim (label 1 - code). The V - 1 inner nodes are the output rows. A binary
@@ -195,9 +213,6 @@ class HierarchicalSoftmax(Objective):
         return Candidates(ids=take(self.points, targets), targets=targets, labels=take(self.labels, targets),
                           mask=take(self.mask, targets))
 
-    def loss_grad(self, scores, cand):
-        return _binary_logistic(scores, cand.labels, cand.mask)
-
     def log_prob(self, score, targets):
         cand = self.complete(targets, None)
         log_p = -self.loss_grad(score(cand.ids), cand)[0].double()
@@ -210,7 +225,7 @@ class HierarchicalSoftmax(Objective):
         return (F.logsigmoid(y) * self.mask).sum(2)
 
 
-class LocalNCE(SampledObjective):
+class LocalNCE(SampledObjective, LogisticObjective):
     """Local (binary) NCE: logit = s - log Z - log(k q(x)).
 
     With a fixed log Z = 0 the model is trained to self-normalise, so exp(s) ≈ p(x|c);
@@ -225,16 +240,18 @@ class LocalNCE(SampledObjective):
         self.learn_log_z = learn_log_z
         self.log_kq = sampler.log_prob + math.log(k)
 
-    def loss_grad(self, scores, cand):
-        logits = scores - self.log_z - take(self.log_kq, cand.ids)
-        return _binary_logistic(logits, cand.labels, cand.mask)
+    def logit_offset(self):
+        return self.log_kq, self.log_z
 
     def update(self, dscores, lr):
+        self.update_from_sum(dscores.sum(), len(dscores), lr)
+
+    def update_from_sum(self, grad_sum, examples, lr):
         # d loss / d log Z = -sum of d loss / d s. Every example shares log Z, so it takes one
         # SGD step on the batch's mean loss: the summed step of a 1024-example batch overshoots
-        # (log Z ran to 9 in one epoch). A tensor, so there is no device sync.
+        # (log Z ran to 9 in one epoch). A tensor on a GPU, so there is no device sync.
         if self.learn_log_z:
-            self.log_z = self.log_z + lr * dscores.sum() / len(dscores)
+            self.log_z = self.log_z + lr * grad_sum / examples
 
     def state_dict(self):
         return {"log_z": float(self.log_z)}

@@ -43,7 +43,7 @@ from w2v_nce.config import Config, apply_overrides, to_toml
 from w2v_nce.corpus import count_words
 from w2v_nce.errors import UserError
 from w2v_nce.model import Model
-from w2v_nce.objectives import Candidates, Objective, make_objective
+from w2v_nce.objectives import Candidates, LogisticObjective, Objective, make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.updates import CountingRule, UpdateRule, make_update
 from w2v_nce.vectors import Vectors, save_word2vec
@@ -101,7 +101,10 @@ def sgd_step(model: Model, objective: Objective, batch: Examples, lr: float, gen
     """
     drawn = batch.candidates if batch.candidates is not None else objective.draw(batch.targets, generator)
     cand = objective.complete(batch.targets, drawn)
-    if kernel_runs(model, objective, rule):
+    backend = step_backend(model, objective, rule)
+    if backend == "sequential":
+        return _sequential_step(model, objective, batch, cand, lr)
+    if backend == "fused":
         return _fused_step(model, objective, batch, cand, lr, rule)
     h = model.context_vectors(batch.context, batch.offsets)
     scores, out = model.scores(h, cand.ids)
@@ -133,10 +136,36 @@ def sgd_step(model: Model, objective: Objective, batch: Examples, lr: float, gen
     return loss.sum()
 
 
+def step_backend(model: Model, objective: Objective, rule: UpdateRule) -> str:
+    """Which implementation sgd_step runs, decided from the parts alone:
+
+      sequential  the fused CPU kernel trains a logistic loss (hs, neg, nce) example by example,
+                  in word2vec's own order: each step lands before the next example is scored, so
+                  no two steps of a batch meet and the batch's update rule has nothing to combine
+      fused       the fused CPU kernel's batched forward and backward (rnce, is), the loss in Python
+      pytorch     tensor ops: the GPU, the dense softmax, the curvature rules, no kernel built
+
+    The kernel takes a rule that only counts hits (the default); implicit and directional need
+    the scores' curvature and run in PyTorch.
+    """
+    if not fused.usable(model.inp) or objective.dense or not rule.counts_only:
+        return "pytorch"
+    return "sequential" if isinstance(objective, LogisticObjective) else "fused"
+
+
 def kernel_runs(model: Model, objective: Objective, rule: UpdateRule) -> bool:
-    """Whether sgd_step takes the fused CPU kernel: a loss on candidate rows (not the dense
-    softmax), a rule that only counts hits, and tables the kernel can train (built; CPU, float32)."""
-    return not objective.dense and rule.counts_only and fused.usable(model.inp)
+    """Whether sgd_step takes the fused CPU kernel (either way)."""
+    return step_backend(model, objective, rule) != "pytorch"
+
+
+def _sequential_step(model: Model, objective: LogisticObjective, batch: Examples, cand: Candidates,
+                     lr: float) -> torch.Tensor:
+    """sgd_step through the kernel's example-by-example logistic loop (w2v_nce.fused.logistic_sgd)."""
+    rows, const = objective.logit_offset()
+    loss, grad_sum = fused.logistic_sgd(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids,
+                                        cand.mask, cand.labels, rows, float(const), lr)
+    objective.update_from_sum(grad_sum, len(batch), lr)
+    return torch.tensor(loss, dtype=torch.float64)
 
 
 def _fused_step(model: Model, objective: Objective, batch: Examples, cand: Candidates, lr: float,
@@ -417,6 +446,7 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
         "corpus": str(corpus),
         "device": str(trainer.device),
         "cpu_kernel": kernel_runs(trainer.model, trainer.objective, trainer.rule),  # the fused C kernel ran the steps
+        "step": step_backend(trainer.model, trainer.objective, trainer.rule),
         "arch": cfg.arch,
         "loss": cfg.loss,
         "vocab_size": len(vocab),
