@@ -31,6 +31,13 @@ static float dot(const float *a, const float *b, int64_t d) {
     return s;
 }
 
+/* log(1 + t) for t in [0, 1] as 2 atanh(t / (2 + t)), five terms: within 1e-6 of log1pf, ~4x
+ * cheaper (the loss is summed for every candidate, and log1pf was a quarter of the step). */
+static inline float log1p_unit(float t) {
+    float u = t / (2.0f + t), u2 = u * u;
+    return 2.0f * u * (1.0f + u2 * (1.0f / 3 + u2 * (1.0f / 5 + u2 * (1.0f / 7 + u2 * (1.0f / 9)))));
+}
+
 static void axpy(float alpha, const float *x, float *y, int64_t d) {
     for (int64_t i = 0; i < d; i++) y[i] += alpha * x[i];
 }
@@ -119,12 +126,21 @@ void alias_sample(const float *accept, const int64_t *alias, int64_t v, int64_t 
  *   err  -= lr g out[c];  out[c] -= lr g h;  bias[c] -= lr g
  * then every input row of the bag moves by err (the whole error, gensim's cbow_mean=1).
  * row_offset may be NULL. *gsum receives Σ g (for a learnt log Z). h and err are [d] workspaces.
+ *
+ * Output rows hot_lo .. hot_lo + hot_n - 1 (the rows that nearly every example touches: the top of
+ * the Huffman tree, the most frequent words) are trained in `hot` ([2, hot_n, d] workspace), a
+ * private copy taken at the start, and their change is added to the shared rows at the end: Hogwild
+ * threads that all write the same rows example after example spend their time passing cache lines
+ * between cores (measured in docs/performance.md). With one thread the result is the same.
  * Returns the summed loss. */
 double logistic_sgd(float *inp, float *out, float *bias, const int64_t *context, const int64_t *offsets,
                     const int64_t *cand, const uint8_t *mask, const float *labels, const float *row_offset,
                     float const_offset, int64_t n, int64_t k, int64_t d, float lr, float *h, float *err,
-                    double *gsum) {
+                    double *gsum, int64_t hot_lo, int64_t hot_n, float *hot) {
     double loss = 0.0, gtotal = 0.0;
+    float *start = hot + hot_n * d;
+    memcpy(hot, out + hot_lo * d, (size_t)(hot_n * d) * sizeof(float));
+    memcpy(start, hot, (size_t)(hot_n * d) * sizeof(float));
     for (int64_t b = 0; b < n; b++) {
         int64_t lo = offsets[b], hi = offsets[b + 1];
         if (hi == lo) continue;
@@ -139,14 +155,14 @@ double logistic_sgd(float *inp, float *out, float *bias, const int64_t *context,
             int64_t at = b * k + j;
             if (mask && !mask[at]) continue;
             int64_t c = cand[at];
-            float *row = out + c * d;
+            float *row = (uint64_t)(c - hot_lo) < (uint64_t)hot_n ? hot + (c - hot_lo) * d : out + c * d;
             float y = dot(h, row, d) - const_offset;
             if (bias) y += bias[c];
             if (row_offset) y -= row_offset[c];
             float label = labels[at];
             float ex = expf(-fabsf(y));
             float p = y >= 0.0f ? 1.0f / (1.0f + ex) : ex / (1.0f + ex);
-            loss += (double)(fmaxf(y, 0.0f) - label * y + log1pf(ex));
+            loss += (double)(fmaxf(y, 0.0f) - label * y + log1p_unit(ex));
             float g = p - label;
             gtotal += g;
             float step = -lr * g;
@@ -156,6 +172,7 @@ double logistic_sgd(float *inp, float *out, float *bias, const int64_t *context,
         }
         for (int64_t e = lo; e < hi; e++) axpy(1.0f, err, inp + context[e] * d, d);
     }
+    for (int64_t i = 0; i < hot_n * d; i++) out[hot_lo * d + i] += hot[i] - start[i];
     *gsum = gtotal;
     return loss;
 }

@@ -40,7 +40,7 @@ def _load() -> ctypes.CDLL | None:
     lib.bag_forward.restype = None
     lib.bag_backward.argtypes = [_P] * 11 + [_N] * 3 + [_P]
     lib.bag_backward.restype = None
-    lib.logistic_sgd.argtypes = [_P] * 9 + [ctypes.c_float] + [_N] * 3 + [ctypes.c_float] + [_P] * 3
+    lib.logistic_sgd.argtypes = [_P] * 9 + [ctypes.c_float] + [_N] * 3 + [ctypes.c_float] + [_P] * 3 + [_N] * 2 + [_P]
     lib.logistic_sgd.restype = ctypes.c_double
     lib.alias_sample.argtypes = [_P, _P, _N, _N, ctypes.c_uint64, _P]
     lib.alias_sample.restype = None
@@ -136,10 +136,13 @@ def alias_sample(accept: torch.Tensor, alias: torch.Tensor, shape: tuple[int, ..
 
 def logistic_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, context: torch.Tensor,
                  offsets: torch.Tensor, cand: torch.Tensor, mask: torch.Tensor | None, labels: torch.Tensor,
-                 row_offset: torch.Tensor | None, const_offset: float, lr: float) -> tuple[float, float]:
+                 row_offset: torch.Tensor | None, const_offset: float, lr: float,
+                 hot: tuple[int, int] = (0, 0)) -> tuple[float, float]:
     """Train the logistic loss on a batch example by example, as word2vec does (each example's
     step lands before the next is scored): y = h . out[c] (+ bias[c]) - row_offset[c] - const_offset
-    for every unmasked candidate, label `labels`. Returns (summed loss, summed d loss / d y)."""
+    for every unmasked candidate, label `labels`. Output rows hot = (first, count) train in a private
+    copy whose change is added back at the end (Hogwild threads then do not fight over them).
+    Returns (summed loss, summed d loss / d y)."""
     context, offsets, cand, mask = _checked(inp, out, bias, context, offsets, cand, mask)
     n, k = cand.shape
     d = inp.shape[1]
@@ -147,9 +150,11 @@ def logistic_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None
     _need(labels.shape == cand.shape, "labels must be shaped like cand")
     _need(row_offset is None or (row_offset.dtype == torch.float32 and row_offset.shape == (len(out),)
                                  and row_offset.is_contiguous()), "row_offset must be float32 [rows]")
-    work = torch.empty(2, d, dtype=torch.float32)
+    hot_lo, hot_n = hot
+    _need(0 <= hot_lo and 0 <= hot_n and hot_lo + hot_n <= len(out), "hot rows must lie in out")
+    work = torch.empty(2 + 2 * hot_n, d, dtype=torch.float32)
     gsum = ctypes.c_double()
     loss = _LIB.logistic_sgd(_ptr(inp), _ptr(out), _ptr(bias), _ptr(context), _ptr(offsets), _ptr(cand), _ptr(mask),
                              _ptr(labels), _ptr(row_offset), float(const_offset), n, k, d, float(lr),
-                             _ptr(work[0]), _ptr(work[1]), ctypes.byref(gsum))
+                             _ptr(work[0]), _ptr(work[1]), ctypes.byref(gsum), hot_lo, hot_n, _ptr(work[2:]))
     return loss, gsum.value

@@ -150,6 +150,11 @@ class LogisticObjective(Objective):
     def update_from_sum(self, grad_sum: float | torch.Tensor, examples: int, lr: float) -> None:
         """`update`, given only the sum of d loss / d score over the batch's candidates."""
 
+    def hot_rows(self, rows: int, count: int) -> tuple[int, int]:
+        """(first, count): the `count` output rows scored most often. Rows are words by decreasing
+        frequency, so the first ones."""
+        return 0, min(count, rows)
+
 
 class SampledObjective(Objective):
     """Base for losses that score the target and k words drawn from the noise sampler."""
@@ -208,6 +213,12 @@ class HierarchicalSoftmax(LogisticObjective):
 
     def output_rows(self, vocab_size):
         return vocab_size - 1
+
+    def hot_rows(self, rows, count):
+        # inner nodes are made in order of increasing count (Huffman): the last ones, nearest the
+        # root, lie on the most paths
+        count = min(count, rows)
+        return rows - count, count
 
     def complete(self, targets, drawn):
         return Candidates(ids=take(self.points, targets), targets=targets, labels=take(self.labels, targets),

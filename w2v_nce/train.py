@@ -89,6 +89,7 @@ class EncodedCorpus:
         self.path.unlink(missing_ok=True)
 
 
+HOT_ROWS = int(os.environ.get("W2V_NCE_HOT_ROWS", 256))  # output rows each CPU thread trains in a private copy per batch
 DEFAULT_RULE = make_update(Config.update, Config.update_cap)  # Config's default (stateless: one serves all)
 
 
@@ -163,7 +164,8 @@ def _sequential_step(model: Model, objective: LogisticObjective, batch: Examples
     """sgd_step through the kernel's example-by-example logistic loop (w2v_nce.fused.logistic_sgd)."""
     rows, const = objective.logit_offset()
     loss, grad_sum = fused.logistic_sgd(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids,
-                                        cand.mask, cand.labels, rows, float(const), lr)
+                                        cand.mask, cand.labels, rows, float(const), lr,
+                                        hot=objective.hot_rows(len(model.out), HOT_ROWS))
     objective.update_from_sum(grad_sum, len(batch), lr)
     return torch.tensor(loss, dtype=torch.float64)
 
