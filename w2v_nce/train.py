@@ -331,6 +331,10 @@ class Trainer:
         self.model = Model(len(vocab), cfg.dim, cfg.use_bias, self.device, self.generator, bias_init=log_unigram,
                            out_rows=rows)
         self.make_examples = EXAMPLES[cfg.arch]
+        self.backend = step_backend(self.model, self.objective, self.rule)
+        # A batch of steps taken at once must not be made of overlapping windows; word2vec's own
+        # example-by-example loop takes the corpus in order, as word2vec does.
+        self.shuffle = self.backend != "sequential" if cfg.shuffle is None else cfg.shuffle
         self.keep_prob = torch.tensor(vocab.keep_prob(cfg.sample), dtype=torch.float32, device=self.device)
         self.progress = Progress()
         if state is not None:
@@ -347,7 +351,7 @@ class Trainer:
         """A chunk's examples, with the random part of their candidates drawn in one go."""
         ids = torch.from_numpy(chunk).to(self.device)
         kept = subsample(ids, self.keep_prob, self.generator)
-        examples = self.make_examples(kept, self.cfg.window, self.generator, shuffle=self.cfg.shuffle)
+        examples = self.make_examples(kept, self.cfg.window, self.generator, shuffle=self.shuffle)
         examples.candidates = self.objective.draw(examples.targets, self.generator)
         return examples
 
@@ -447,8 +451,8 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
     metrics = {
         "corpus": str(corpus),
         "device": str(trainer.device),
-        "cpu_kernel": kernel_runs(trainer.model, trainer.objective, trainer.rule),  # the fused C kernel ran the steps
-        "step": step_backend(trainer.model, trainer.objective, trainer.rule),
+        "cpu_kernel": trainer.backend != "pytorch",  # the fused C kernel ran the steps
+        "step": trainer.backend,
         "arch": cfg.arch,
         "loss": cfg.loss,
         "vocab_size": len(vocab),
