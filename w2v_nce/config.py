@@ -49,7 +49,7 @@ class Config:
     lr: float = 0.025  # starting learning rate α0, decayed linearly to α0 * min_lr_ratio
     min_lr_ratio: float = 1e-4
     batch_size: int = 4096  # examples per SGD step (CBOW windows or skip-gram pairs; docs/large-batches.md)
-    shuffle: bool | None = None  # each chunk's examples in random order; None: when steps are batched (docs/large-batches.md)
+    shuffle: bool = True  # train on each chunk's examples in random order (docs/results.md: better also for sequential steps)
     update: str = "cap"  # how a row's steps within a batch combine: sum (word2vec) | mean | sqrt | cap | implicit | directional
     update_cap: float = 64.0  # update = "cap": a row hit n > cap times in a batch gets cap/n of the sum
     # runtime

@@ -332,9 +332,6 @@ class Trainer:
                            out_rows=rows)
         self.make_examples = EXAMPLES[cfg.arch]
         self.backend = step_backend(self.model, self.objective, self.rule)
-        # A batch of steps taken at once must not be made of overlapping windows; word2vec's own
-        # example-by-example loop takes the corpus in order, as word2vec does.
-        self.shuffle = self.backend != "sequential" if cfg.shuffle is None else cfg.shuffle
         self.keep_prob = torch.tensor(vocab.keep_prob(cfg.sample), dtype=torch.float32, device=self.device)
         self.progress = Progress()
         if state is not None:
@@ -351,7 +348,7 @@ class Trainer:
         """A chunk's examples, with the random part of their candidates drawn in one go."""
         ids = torch.from_numpy(chunk).to(self.device)
         kept = subsample(ids, self.keep_prob, self.generator)
-        examples = self.make_examples(kept, self.cfg.window, self.generator, shuffle=self.shuffle)
+        examples = self.make_examples(kept, self.cfg.window, self.generator, shuffle=self.cfg.shuffle)
         examples.candidates = self.objective.draw(examples.targets, self.generator)
         return examples
 
