@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU measurements of issue 3 in one command (ours only: gensim has no GPU code; compare with
-# the CPU gensim rows in the README). Run from the repository root on a machine with CUDA:
+# The GPU measurements in one command (ours only: gensim has no GPU code; compare with the CPU
+# gensim rows in docs/results.md). Runbook: docs/gpu.md. Run from the repository root on a machine with CUDA:
 #
 #   bash scripts/gpu_matrix.sh CORPUS EVAL_DIR OUT_DIR [DEVICE]
 #
@@ -10,6 +10,7 @@
 # summary.txt into OUT_DIR. Rows:
 #   neg  dim 100, configs/gpu.toml, 5 epochs: speed and quality (the >= 20M words/s target)
 #   nce  dim 100 / neg dim 300 / nce dim 300, 1 epoch: speed
+#   skip-gram neg, CBOW hs, skip-gram hs, dim 100, 1 epoch: speed and quality
 #   softmax at vocabulary 30k and 70k, 1 epoch: speed
 # before them, tests/test_cuda.py (the device's step against the CPU's).
 # EXTRA="--max-tokens 200000" limits the corpus for a quick check.
@@ -28,7 +29,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 o, s = r["ours"], r["settings"]
 print(f"{sys.argv[2]:14s} {o['words_per_sec']:>14,.0f} words/s  analogy {o['analogy_accuracy']:.2%}  "
-      f"WS353 {o['ws353_spearman']:.4f}  vocab {o['vocab_size']:,}  loss {s['loss']} dim {s['dim']} "
+      f"WS353 {o['ws353_spearman']:.4f}  vocab {o['vocab_size']:,}  {s['arch']} loss {s['loss']} dim {s['dim']} "
       f"batch {s['batch_size']} epochs {s['epochs']} on {s['device_resolved']} ({r['machine']['gpu'] or 'cpu'})")
 PY
 }
@@ -45,6 +46,9 @@ printf 'max_vocab = 70000\n' >"$out/v70k.toml"
 row neg_d100 --loss neg --dim 100
 row nce_d100 --loss nce --dim 100 --epochs 1
 row neg_d300 --loss neg --dim 300 --epochs 1
+row sg_neg_d100 --arch skipgram --loss neg --dim 100 --epochs 1
+row cbow_hs_d100 --loss hs --dim 100 --epochs 1
+row sg_hs_d100 --arch skipgram --loss hs --dim 100 --epochs 1
 row nce_d300 --loss nce --dim 300 --epochs 1
 for v in 30k 70k; do
   # the preset's keys, then the vocabulary cap: bench_vs_gensim.py takes one --config

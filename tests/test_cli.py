@@ -467,3 +467,64 @@ def test_config_file_and_cli_precedence(tmp_path, twin_corpus):
     saved = load_config(out / "config.toml")
     assert (saved.loss, saved.dim, saved.epochs) == ("rnce", 4, 1)
     assert Path(out / "vectors.txt").read_text().splitlines()[0] == "80 4"
+
+
+# --------------------------------------------------------------------------- packaging and safety
+
+
+def test_python_dash_m_runs_the_cli():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "w2v_nce", "train", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "--arch" in done.stdout
+
+
+def test_user_error_is_a_value_error():
+    from w2v_nce.errors import UserError
+
+    assert issubclass(UserError, ValueError)
+
+
+def test_resume_without_a_checkpoint_starts_a_new_run(tmp_path, twin_corpus):
+    corpus, _ = twin_corpus
+    code, stdout, err = invoke(["train", corpus, "-o", tmp_path / "run", "--resume", *TRAIN_OPTS])
+    assert code == 0, err
+    assert err.strip().startswith("note: no checkpoint") and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "run" / "vectors.txt").exists()
+
+
+def test_a_run_removes_the_id_files_of_killed_runs(tmp_path, twin_corpus):
+    import os
+
+    corpus, _ = twin_corpus
+    out = tmp_path / "run"
+    out.mkdir()
+    dead = out / ".ids-999999999-abc.bin"  # no such process
+    live = out / f".ids-{os.getppid()}-abc.bin"  # a running process's: left alone
+    dead.write_bytes(b"x" * 100)
+    live.write_bytes(b"x")
+    code, _, err = invoke(["train", corpus, "-o", out, *TRAIN_OPTS])
+    assert code == 0, err
+    assert not dead.exists() and live.exists()
+
+
+def test_a_failed_write_is_one_error_line_naming_the_file(tmp_path, twin_corpus, capsys, monkeypatch):
+    import torch
+
+    corpus, _ = twin_corpus
+    out = tmp_path / "run"
+    (out / "vectors.txt").mkdir(parents=True)  # a directory where the vectors go
+    code, stdout, err = run_main(capsys, ["train", corpus, "-o", out, *TRAIN_OPTS])
+    assert_one_error_line(code, stdout, err, "vectors.txt", "cannot write", "directory")
+    assert code == 2
+    assert not [p for p in out.iterdir() if ".tmp-" in p.name or p.name.startswith(".ids-")]
+
+    def full_disk(*args, **kwargs):  # what torch.save raises when the disk fills up
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing "
+                           "file data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    code, stdout, err = run_main(capsys, ["train", corpus, "-o", tmp_path / "run2", *TRAIN_OPTS])
+    assert_one_error_line(code, stdout, err, "checkpoint.pt", "cannot write")
+    assert not [p for p in (tmp_path / "run2").iterdir() if ".tmp-" in p.name or p.name.startswith(".ids-")]

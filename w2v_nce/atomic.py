@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 from pathlib import Path
 from typing import Iterator
+
+from w2v_nce.errors import UserError
 
 
 @contextlib.contextmanager
@@ -20,13 +24,27 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     'done'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, no permission, a directory in the way...
+        raise UserError(f"cannot write '{path}': {exc.strerror or exc}") from None
+    except RuntimeError as exc:  # torch.save reports a failed write as a RuntimeError, without errno
+        if "write" not in str(exc).lower():
+            raise
+        raise UserError(f"cannot write '{path}': {_write_failure(path.parent)}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def _write_failure(folder: Path) -> str:
+    with contextlib.suppress(OSError):
+        if shutil.disk_usage(folder).free < 1 << 20:
+            return os.strerror(errno.ENOSPC).lower()
+    return "the write failed"
 
 
 def write_text(path: Path | str, text: str) -> None:

@@ -114,6 +114,9 @@ def train(
         max_vocab=max_vocab, sample=sample, epochs=epochs, lr=lr, batch_size=batch_size, device=device,
         threads=threads, seed=seed, log_z=log_z, learn_log_z=learn_log_z,
     )
+    if resume and not (out / CHECKPOINT).exists():
+        typer.echo(f"note: no checkpoint in {out} yet: starting a new run", err=True)
+        resume = False
     if resume:
         cfg = resume_config(load_checkpoint(out / CHECKPOINT)["config"], config, overrides)
     else:

@@ -1,5 +1,5 @@
 """The one exception type users see: a bad input, reported as a single line."""
 
 
-class UserError(Exception):
+class UserError(ValueError):
     """Bad input or options. The CLI prints `error: <message>` and exits with status 2."""

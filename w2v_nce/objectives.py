@@ -208,8 +208,9 @@ class HierarchicalSoftmax(LogisticObjective):
 
     def __init__(self, tree: HuffmanTree, device: str | torch.device = "cpu"):
         self.points = torch.from_numpy(tree.points).to(device)
-        self.labels = 1.0 - torch.from_numpy(tree.codes).to(device, torch.float32)
-        self.mask = torch.arange(tree.points.shape[1], device=device) < torch.from_numpy(tree.lengths).to(device)[:, None]
+        self.path_labels = 1.0 - torch.from_numpy(tree.codes).to(device, torch.float32)
+        lengths = torch.from_numpy(tree.lengths).to(device)
+        self.path_mask = torch.arange(tree.points.shape[1], device=device) < lengths[:, None]
 
     def output_rows(self, vocab_size):
         return vocab_size - 1
@@ -221,8 +222,8 @@ class HierarchicalSoftmax(LogisticObjective):
         return rows - count, count
 
     def complete(self, targets, drawn):
-        return Candidates(ids=take(self.points, targets), targets=targets, labels=take(self.labels, targets),
-                          mask=take(self.mask, targets))
+        return Candidates(ids=take(self.points, targets), targets=targets, labels=take(self.path_labels, targets),
+                          mask=take(self.path_mask, targets))
 
     def log_prob(self, score, targets):
         cand = self.complete(targets, None)
@@ -232,8 +233,8 @@ class HierarchicalSoftmax(LogisticObjective):
     def vocab_log_prob(self, inner_scores: torch.Tensor) -> torch.Tensor:
         """log p(w | c) of every word [B, V] from the scores of all inner nodes [B, V - 1]."""
         path = inner_scores[:, self.points]  # [B, V, L]
-        y = torch.where(self.labels.bool(), path, -path)
-        return (F.logsigmoid(y) * self.mask).sum(2)
+        y = torch.where(self.path_labels.bool(), path, -path)
+        return (F.logsigmoid(y) * self.path_mask).sum(2)
 
 
 class LocalNCE(SampledObjective, LogisticObjective):

@@ -61,11 +61,30 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def remove_stale_id_files(workdir: Path) -> None:
+    """Delete the id files that runs killed in `workdir` left behind (their process is gone)."""
+    for path in workdir.glob(".ids-*.bin"):
+        pid = path.name.split("-")[1]
+        if not pid.isdigit() or not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 class EncodedCorpus:
     """The corpus as int32 ids in a temporary file, read back in chunks (bounded memory)."""
 
     def __init__(self, corpus: Path, vocab: Vocab, workdir: Path):
-        fd, name = tempfile.mkstemp(prefix=".ids-", suffix=".bin", dir=workdir)
+        remove_stale_id_files(workdir)
+        fd, name = tempfile.mkstemp(prefix=f".ids-{os.getpid()}-", suffix=".bin", dir=workdir)
         self.path = Path(name)
         self.words = 0  # in-vocabulary tokens
         try:
@@ -152,11 +171,6 @@ def step_backend(model: Model, objective: Objective, rule: UpdateRule) -> str:
     if not fused.usable(model.inp) or objective.dense or not rule.counts_only:
         return "pytorch"
     return "sequential" if isinstance(objective, LogisticObjective) else "fused"
-
-
-def kernel_runs(model: Model, objective: Objective, rule: UpdateRule) -> bool:
-    """Whether sgd_step takes the fused CPU kernel (either way)."""
-    return step_backend(model, objective, rule) != "pytorch"
 
 
 def _sequential_step(model: Model, objective: LogisticObjective, batch: Examples, cand: Candidates,
@@ -413,10 +427,12 @@ class Trainer:
 def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = False,
           progress_bar: bool = True) -> dict:
     """Train on `corpus`; write vectors.txt, checkpoint.pt, config.toml and metrics.json
-    into `out_dir`, and return the metrics."""
+    into `out_dir`, and return the metrics. With `resume`, continue from `out_dir`'s checkpoint
+    (a new run if there is none yet)."""
     corpus, out_dir = Path(corpus), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"output directory '{out_dir}' is an existing file")
+    resume = resume and (out_dir / CHECKPOINT).exists()
     state = load_checkpoint(out_dir / CHECKPOINT) if resume else None
     if state is not None:
         vocab = Vocab(list(state["words"]), state["counts"].numpy())
