@@ -214,3 +214,41 @@ def test_encode_drops_unknown_words_and_marks_sentence_ends(tmp_path):
     E = SENTENCE_END
     assert ids == [0, 1, E, E, E, 1, 0, E, 2]
     assert all(a.dtype == np.int32 for a in v.encode(path))
+
+
+def test_a_directory_a_list_and_token_lists_read_as_the_one_file(tmp_path):
+    """Every regular file of a directory, sorted (gensim's PathLineSentences), or a list of paths,
+    or the sentences as token lists: the same pieces as the concatenated file."""
+    from w2v_nce.corpus import corpus_files, read_corpus
+
+    lines = [f"w{i} w{i + 1} w{i % 3}" for i in range(30)]
+    (tmp_path / "all.txt").write_text("\n".join(lines) + "\n")
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "b.txt").write_text("\n".join(lines[10:]) + "\n")
+    with gzip.open(folder / "a.txt.gz", "wt") as f:
+        f.write("\n".join(lines[:10]) + "\n")
+
+    def sentences(corpus):
+        out, current = [], []
+        for tokens, end in read_corpus(corpus):
+            current += tokens
+            if end:
+                out.append(current)
+                current = []
+        return out + ([current] if current else [])
+
+    want = sentences(tmp_path / "all.txt")
+    assert len(want) == 30
+    assert sentences(folder) == want
+    assert sentences([folder / "a.txt.gz", str(folder / "b.txt")]) == want
+    assert sentences([line.split() for line in lines]) == want
+    assert [p.name for p in corpus_files(folder)] == ["a.txt.gz", "b.txt"]
+
+
+@pytest.mark.parametrize("bad, fragment", [(123, "corpus is a path"), (iter(["a b c"]), "list of tokens")])
+def test_a_corpus_of_the_wrong_kind_is_a_user_error(bad, fragment):
+    from w2v_nce.corpus import count_words
+
+    with pytest.raises(UserError, match=fragment):
+        count_words(bad)

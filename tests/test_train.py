@@ -301,10 +301,11 @@ def test_resume_to_more_epochs_is_bit_identical(tmp_path, twin_corpus):
     assert torch.equal(_inp(tmp_path / "straight"), _inp(tmp_path / "resumed"))
 
 
-def test_resume_without_checkpoint_is_a_user_error(tmp_path, twin_corpus):
+def test_resume_without_a_checkpoint_starts_a_new_run(tmp_path, twin_corpus):
     corpus, _ = twin_corpus
-    with pytest.raises(UserError, match="checkpoint"):
-        train(corpus, tmp_path / "none", small_cfg(), resume=True, progress_bar=False)
+    train(corpus, tmp_path / "fresh", small_cfg(epochs=1), progress_bar=False)
+    train(corpus, tmp_path / "none", small_cfg(epochs=1), resume=True, progress_bar=False)
+    assert torch.equal(_inp(tmp_path / "fresh"), _inp(tmp_path / "none"))
 
 
 def test_garbage_checkpoint_is_a_user_error(tmp_path):

@@ -1,4 +1,5 @@
-"""Streaming tokenizer: a corpus file (plain or .gz) as whitespace tokens, in bounded memory.
+"""Streaming tokenizer: a corpus (files plain or .gz, directories of them, or sentences given as
+token lists) as whitespace tokens, in bounded memory.
 
 Lines are sentences (CBOW windows do not cross them, as in gensim and word2vec.c). A
 single 100 MB line such as text8 is fine: the file is read in fixed-size blocks and
@@ -17,10 +18,11 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import os
 import zlib
 from collections import Counter
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator, Sequence, Union
 
 from w2v_nce.errors import UserError
 
@@ -72,13 +74,76 @@ def read_pieces(path: Path | str, block_bytes: int = BLOCK_BYTES) -> Iterator[tu
                 return
 
 
-def count_words(path: Path | str) -> tuple[Counter, int]:
+Corpus = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]], Iterable[Sequence[str]]]
+
+
+def corpus_files(corpus: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """The files of a corpus given as a path, a directory (every regular file inside, sorted, as
+    gensim's PathLineSentences reads it) or a list of those.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> for name in ("b.txt", "a.txt.gz", ".hidden"):
+    ...     _ = (d / name).write_text("x")
+    >>> [p.name for p in corpus_files(d)]
+    ['a.txt.gz', 'b.txt']
+    """
+    items = [corpus] if isinstance(corpus, (str, os.PathLike)) else list(corpus)
+    files: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            inside = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            if not inside:
+                raise UserError(f"corpus directory '{path}' has no files")
+            files.extend(inside)
+        else:
+            files.append(path)
+    if not files:
+        raise UserError("no corpus given")
+    return files
+
+
+def describe(corpus: Corpus) -> str:
+    """How error messages and metrics name a corpus."""
+    if isinstance(corpus, (str, os.PathLike)):
+        return str(corpus)
+    if _is_path_list(corpus):
+        return ", ".join(map(str, corpus))
+    return "<token lists>"
+
+
+def _is_path_list(corpus) -> bool:
+    return isinstance(corpus, (list, tuple)) and bool(corpus) and all(isinstance(p, (str, os.PathLike)) for p in corpus)
+
+
+def read_corpus(corpus: Corpus) -> Iterator[tuple[list[str], bool]]:
+    """(tokens, ends_sentence) pieces of a corpus: a path, a directory, a list of those, or an
+    iterable of sentences given as token lists (read once per pass: it must be re-iterable, a
+    list or an object whose __iter__ starts over, as gensim asks of its corpora).
+
+    >>> [p for p in read_corpus([["a", "b"], ["c"]])]
+    [(['a', 'b'], True), (['c'], True)]
+    """
+    if isinstance(corpus, (str, os.PathLike)) or _is_path_list(corpus):
+        for path in corpus_files(corpus):
+            yield from read_pieces(path)
+        return
+    if isinstance(corpus, (str, bytes)) or not isinstance(corpus, Iterable):
+        raise UserError(f"a corpus is a path, a directory, a list of those or sentences of tokens, got {type(corpus).__name__}")
+    for sentence in corpus:
+        if isinstance(sentence, str):
+            raise UserError("a corpus of sentences must give each sentence as a list of tokens, not a string")
+        yield [str(token) for token in sentence], True
+
+
+def count_words(corpus: Corpus) -> tuple[Counter, int]:
     """Word counts and the total number of tokens."""
     counts: Counter = Counter()
     total = 0
-    for tokens, _ in read_pieces(path):
+    for tokens, _ in read_corpus(corpus):
         counts.update(tokens)
         total += len(tokens)
     if total == 0:
-        raise UserError(f"corpus '{path}' has no words")
+        raise UserError(f"corpus '{describe(corpus)}' has no words")
     return counts, total

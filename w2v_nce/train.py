@@ -40,7 +40,7 @@ from tqdm import tqdm
 from w2v_nce import fused
 from w2v_nce.atomic import atomic_path, write_text
 from w2v_nce.config import Config, apply_overrides, to_toml
-from w2v_nce.corpus import count_words
+from w2v_nce.corpus import Corpus, count_words, describe
 from w2v_nce.errors import UserError
 from w2v_nce.model import Model
 from w2v_nce.objectives import Candidates, LogisticObjective, Objective, make_objective
@@ -82,7 +82,7 @@ def _alive(pid: int) -> bool:
 class EncodedCorpus:
     """The corpus as int32 ids in a temporary file, read back in chunks (bounded memory)."""
 
-    def __init__(self, corpus: Path, vocab: Vocab, workdir: Path):
+    def __init__(self, corpus: Corpus, vocab: Vocab, workdir: Path):
         remove_stale_id_files(workdir)
         fd, name = tempfile.mkstemp(prefix=f".ids-{os.getpid()}-", suffix=".bin", dir=workdir)
         self.path = Path(name)
@@ -93,7 +93,7 @@ class EncodedCorpus:
                     ids.tofile(f)
                     self.words += word_count(ids)
             if self.words == 0:
-                raise UserError(f"corpus '{corpus}' has no words left after building the vocabulary")
+                raise UserError(f"corpus '{describe(corpus)}' has no words left after building the vocabulary")
         except BaseException:
             self.close()
             raise
@@ -424,12 +424,12 @@ class Trainer:
         return Vectors(self.vocab.words, self.model.inp.cpu().numpy())
 
 
-def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = False,
+def train(corpus: Corpus, out_dir: Path | str, cfg: Config, resume: bool = False,
           progress_bar: bool = True) -> dict:
     """Train on `corpus`; write vectors.txt, checkpoint.pt, config.toml and metrics.json
     into `out_dir`, and return the metrics. With `resume`, continue from `out_dir`'s checkpoint
     (a new run if there is none yet)."""
-    corpus, out_dir = Path(corpus), Path(out_dir)
+    out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"output directory '{out_dir}' is an existing file")
     resume = resume and (out_dir / CHECKPOINT).exists()
@@ -462,7 +462,7 @@ def train(corpus: Path | str, out_dir: Path | str, cfg: Config, resume: bool = F
 
     save_word2vec(trainer.vectors(), out_dir / "vectors.txt")
     metrics = {
-        "corpus": str(corpus),
+        "corpus": describe(corpus),
         "device": str(trainer.device),
         "cpu_kernel": trainer.backend != "pytorch",  # the fused C kernel ran the steps
         "step": trainer.backend,

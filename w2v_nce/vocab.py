@@ -17,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from w2v_nce.corpus import read_pieces
+from w2v_nce.corpus import Corpus, read_corpus
 from w2v_nce.errors import UserError
 
 SENTENCE_END = -1  # marker between sentences in an encoded corpus
@@ -71,13 +71,13 @@ class Vocab:
         ratio = sample * self.counts.sum() / self.counts
         return np.minimum(1.0, np.sqrt(ratio) + ratio)
 
-    def encode(self, path: Path | str) -> Iterator[np.ndarray]:
+    def encode(self, corpus: Corpus) -> Iterator[np.ndarray]:
         """The corpus as int32 word ids with SENTENCE_END between sentences; unknown words dropped.
 
         Yields one array per piece read, so memory stays bounded.
         """
         get = self.index.get
-        for tokens, ends in read_pieces(path):
+        for tokens, ends in read_corpus(corpus):
             ids = [i for i in map(get, tokens) if i is not None]
             if ends:
                 ids.append(SENTENCE_END)
