@@ -528,3 +528,27 @@ def test_a_failed_write_is_one_error_line_naming_the_file(tmp_path, twin_corpus,
     code, stdout, err = run_main(capsys, ["train", corpus, "-o", tmp_path / "run2", *TRAIN_OPTS])
     assert_one_error_line(code, stdout, err, "checkpoint.pt", "cannot write")
     assert not [p for p in (tmp_path / "run2").iterdir() if ".tmp-" in p.name or p.name.startswith(".ids-")]
+
+
+def test_predict_through_cli(trained, capsys):
+    code, stdout, err = run_main(capsys, ["predict", trained["out"], "a3", "b7", "--topn", "3", "--json"])
+    assert code == 0, err
+    data = json.loads(stdout)
+    assert data["context"] == ["a3", "b7"] and len(data["predictions"]) == 3
+    assert all(0 < p["probability"] < 1 for p in data["predictions"])
+    assert_one_error_line(*run_main(capsys, ["predict", trained["out"], "nosuchword"]), "vocabulary")
+
+
+def test_train_on_several_files_and_a_directory(tmp_path, twin_corpus):
+    corpus, _ = twin_corpus
+    lines = corpus.read_text().splitlines()
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    (parts / "1.txt").write_text("\n".join(lines[:1000]) + "\n")
+    (parts / "2.txt").write_text("\n".join(lines[1000:]) + "\n")
+    runs = {}
+    for name, args in (("one", [corpus]), ("two", [parts / "1.txt", parts / "2.txt"]), ("dir", [parts])):
+        code, _, err = invoke(["train", *args, "-o", tmp_path / name, *TRAIN_OPTS])
+        assert code == 0, err
+        runs[name] = (tmp_path / name / "vectors.txt").read_text()
+    assert runs["one"] == runs["two"] == runs["dir"]

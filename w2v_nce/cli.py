@@ -82,7 +82,8 @@ def _emit(result: Any, as_json: bool, text: Callable[[Any], str]) -> None:
 @app.command()
 @user_errors
 def train(
-    corpus: Path = typer.Argument(..., help="Text corpus (plain or .gz): whitespace tokens, one sentence a line."),
+    corpus: list[Path] = typer.Argument(..., help="Text files (plain or .gz) or directories of them (every file "
+                                         "inside, sorted): whitespace tokens, one sentence a line."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML preset (see configs/)."),
     out: Path = typer.Option(Path("runs/latest"), "--out", "-o", help="Output directory."),
     arch: Optional[Arch] = typer.Option(None, help="cbow: a window predicts its centre word; skipgram: each window word does."),
@@ -127,7 +128,8 @@ def train(
     if resolve_device(cfg.device).type == "cpu" and not (fused.AVAILABLE or fused.DISABLED):
         typer.echo("note: the fused CPU kernel was not built (no C compiler at install?): training runs "
                    "the PyTorch path, about 1.5x slower", err=True)
-    metrics = run_training(corpus, out, cfg, resume=resume, progress_bar=not quiet)
+    metrics = run_training(corpus[0] if len(corpus) == 1 else corpus, out, cfg, resume=resume,
+                           progress_bar=not quiet)
     typer.echo(
         f"trained {metrics['arch']} with {metrics['loss']} on {metrics['words']:,} words in {metrics['seconds']:.1f}s "
         f"({metrics['words_per_sec']:,.0f} words/s on {metrics['device']}), "
@@ -227,6 +229,25 @@ def similarity(
         as_json,
         lambda r: f"spearman {r.spearman:.4f}  pearson {r.pearson:.4f}  "
         f"pairs {r.pairs_used}/{r.pairs_total} (coverage {r.coverage:.1%})",
+    )
+
+
+@app.command()
+@user_errors
+def predict(
+    run: Path = typer.Argument(..., help="Run directory written by train (--out)."),
+    context: list[str] = typer.Argument(..., help="Context words."),
+    topn: int = typer.Option(10, help="How many words."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """The most probable words given CONTEXT, with p(word | context) (losses softmax, hs, nce...)."""
+    from w2v_nce.api import Word2Vec
+
+    found = Word2Vec.load(run).predict(context, topn=topn)
+    _emit(
+        {"context": context, "predictions": [{"word": w, "probability": p} for w, p in found]},
+        as_json,
+        lambda r: "\n".join(f"{p['probability']:.4f}  {p['word']}" for p in r["predictions"]),
     )
 
 

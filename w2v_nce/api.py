@@ -1,0 +1,146 @@
+"""The Python API: train, query and keep a model as gensim users do.
+
+`Word2Vec(**options)` takes any `Config` key; `train` takes a path, a directory, a list of
+those or sentences as token lists; `wv` is a gensim `KeyedVectors` of the input vectors;
+`predict` gives p(word | context); a model is its run directory (the CLI's `--out`).
+
+>>> from w2v_nce import Word2Vec
+>>> sentences = [["the", "king", "rules"], ["the", "queen", "rules"]] * 200
+>>> model = Word2Vec(dim=8, epochs=2, min_count=1, window=2, threads=1, loss="nce").train(sentences)
+>>> sorted(model.wv.index_to_key)
+['king', 'queen', 'rules', 'the']
+>>> words = [w for w, _ in model.predict(["the", "rules"], topn=4)]
+>>> sorted(words)
+['king', 'queen', 'rules', 'the']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from w2v_nce.atomic import atomic_path
+from w2v_nce.config import Config, load_config
+from w2v_nce.corpus import Corpus
+from w2v_nce.errors import UserError
+from w2v_nce.objectives import HierarchicalSoftmax
+from w2v_nce.train import CHECKPOINT, Trainer, checkpoint_config, load_checkpoint, train
+from w2v_nce.vocab import Vocab
+
+RUN_FILES = (CHECKPOINT, "config.toml", "metrics.json", "vectors.txt")
+
+
+class Word2Vec:
+    """A model: its settings, and once trained, its run directory and tables."""
+
+    def __init__(self, config: str | Path | None = None, **options):
+        self.config: Config = load_config(config, options)
+        self.run_dir: Path | None = None
+        self.metrics: dict | None = None
+        self._state: dict | None = None
+        self._wv = None
+        self._trainer: Trainer | None = None
+
+    def train(self, corpus: Corpus, out_dir: str | Path | None = None, resume: bool = False,
+              progress_bar: bool = False) -> "Word2Vec":
+        """Train on `corpus`, writing the run into `out_dir` (default: a new temporary directory,
+        or this model's own run directory when resuming)."""
+        if out_dir is None:
+            out_dir = self.run_dir if resume and self.run_dir else Path(tempfile.mkdtemp(prefix="w2v-nce-"))
+        self.metrics = train(corpus, out_dir, self.config, resume=resume, progress_bar=progress_bar)
+        self._open(Path(out_dir))
+        return self
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "Word2Vec":
+        """The model trained into `run_dir` (by `train`, `save` or the CLI's `train --out`)."""
+        model = cls.__new__(cls)
+        model.metrics = None
+        model._open(Path(run_dir))
+        return model
+
+    def save(self, run_dir: str | Path) -> None:
+        """Copy this model's run (checkpoint, config, metrics, vectors) into `run_dir`."""
+        source, target = self._run(), Path(run_dir)
+        if target.resolve() == source.resolve():
+            return
+        for name in RUN_FILES:
+            if (source / name).exists():
+                with atomic_path(target / name) as tmp:
+                    shutil.copyfile(source / name, tmp)
+
+    @property
+    def wv(self):
+        """The input vectors as a gensim `KeyedVectors` (word counts in its "count" attribute)."""
+        if self._wv is None:
+            from gensim.models import KeyedVectors
+
+            state = self._checkpoint()
+            matrix = state["model"]["inp"].numpy()
+            kv = KeyedVectors(matrix.shape[1], dtype=matrix.dtype)
+            kv.add_vectors(list(state["words"]), matrix)
+            kv.allocate_vecattrs(attrs=["count"], types=[state["counts"].numpy().dtype])
+            kv.expandos["count"][:] = state["counts"].numpy()
+            self._wv = kv
+        return self._wv
+
+    @torch.no_grad()
+    def predict(self, context: Sequence[str], topn: int = 10) -> list[tuple[str, float]]:
+        """The `topn` most probable centre words given the context words, with p(word | context).
+
+        The distribution is the model's exact one, normalised over the whole vocabulary (for hs,
+        the product along each word's Huffman path): for nce that is the softmax of the scores,
+        not exp(score) taken at its word; docs/results.md measures how close the two are.
+        Skip-gram models a single context word; with several, their input vectors are averaged.
+        Unknown context words are left out. Negative sampling's scores estimate no
+        probability: a UserError.
+        """
+        if self.config.loss == "neg":
+            raise UserError("predict needs a model of p(word | context): negative sampling's scores do not "
+                            "estimate it (train with --loss softmax, hs or nce)")
+        trainer = self._tables()
+        ids = [trainer.vocab.index[w] for w in context if w in trainer.vocab.index]
+        if not ids:
+            raise UserError(f"none of the context words {list(context)!r} is in the vocabulary")
+        model, objective = trainer.model, trainer.objective
+        h = model.context_vectors(torch.tensor(ids), torch.tensor([0, len(ids)]))
+        scores, _ = model.scores(h, None)
+        if isinstance(objective, HierarchicalSoftmax):
+            log_p = objective.vocab_log_prob(scores.double())[0]
+        else:
+            log_p = torch.log_softmax(scores.double(), dim=1)[0]
+        top = torch.topk(log_p, min(topn, len(log_p)))
+        return [(trainer.vocab.words[i], float(p)) for p, i in zip(top.values.exp(), top.indices.tolist())]
+
+    # -- internals
+
+    def _open(self, run_dir: Path) -> None:
+        self._state = load_checkpoint(run_dir / CHECKPOINT)
+        self.config = checkpoint_config(self._state)
+        self.run_dir = run_dir
+        self._wv = self._trainer = None
+
+    def _run(self) -> Path:
+        if self.run_dir is None:
+            raise UserError("the model has not been trained yet: call train() first")
+        return self.run_dir
+
+    def _checkpoint(self) -> dict:
+        self._run()
+        return self._state
+
+    def _tables(self) -> Trainer:
+        if self._trainer is None:
+            state = self._checkpoint()
+            vocab = Vocab(list(state["words"]), state["counts"].numpy())
+            self._trainer = Trainer(dataclasses.replace(self.config, device="cpu"), vocab, state)
+        return self._trainer
+
+    def __repr__(self) -> str:
+        where = f", run_dir='{self.run_dir}'" if self.run_dir else ""
+        return f"Word2Vec(arch={self.config.arch!r}, loss={self.config.loss!r}, dim={self.config.dim}{where})"
