@@ -460,7 +460,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="torch CPU threads for ours, workers for gensim (0 = all cores for both)")
     s.add_argument("--gensim-workers", type=int, default=None,
                    help="gensim's workers if not --threads. With N > 1 workers, gensim's corpus_file mode "
-                   "decays the rate only 1/N of an epoch's worth per epoch (README): 1 gives the linear schedule")
+                   "decays the rate only 1/N of an epoch's worth per epoch (docs/results.md): 1 gives the linear schedule")
     s.add_argument("--seed", type=int, default=1)
     o = ap.add_argument_group("ours only")
     o.add_argument("--config", type=Path, default=None,

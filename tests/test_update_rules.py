@@ -3,7 +3,7 @@
 The oracle walks the batch entry by entry in plain Python: it collects, for every row of
 the output and input tables, the word2vec steps that the batch's examples give it, then
 applies the rule's factor to the row's summed step, each rule's formula written out
-literally (README, "Large batches").
+literally (docs/large-batches.md).
 """
 
 from __future__ import annotations

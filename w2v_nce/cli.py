@@ -124,7 +124,7 @@ def train(
         cfg = load_config(config, overrides)
     if cfg.loss == "is":
         typer.echo("warning: --loss is leaves the target out of its estimate of Z, so its loss is unbounded "
-                   "below; on real text it diverges (README): use rnce to train embeddings", err=True)
+                   "below; on real text it diverges (docs/results.md): use rnce to train embeddings", err=True)
     if resolve_device(cfg.device).type == "cpu" and not (fused.AVAILABLE or fused.DISABLED):
         typer.echo("note: the fused CPU kernel was not built (no C compiler at install?): training runs "
                    "the PyTorch path, about 1.5x slower", err=True)
