@@ -108,16 +108,18 @@ class EncodedCorpus:
         self.path.unlink(missing_ok=True)
 
 
-HOT_ROWS = int(os.environ.get("W2V_NCE_HOT_ROWS", 256))  # output rows each CPU thread trains in a private copy per batch
+HOT_ROWS = 256  # output rows each CPU kernel thread trains in a private copy per batch (docs/performance.md)
 DEFAULT_RULE = make_update(Config.update, Config.update_cap)  # Config's default (stateless: one serves all)
 
 
 def sgd_step(model: Model, objective: Objective, batch: Examples, lr: float, generator: torch.Generator | None,
              rule: UpdateRule = DEFAULT_RULE) -> torch.Tensor:
-    """One batched word2vec SGD step; returns the summed loss of the batch (a 0-d tensor).
+    """word2vec's SGD on one batch; returns the summed loss of the batch (a 0-d tensor).
 
     Output rows move by -lr x their gradient, every input row of a bag by -lr x d(loss)/dh of
-    its example; `rule` combines the steps one row gets from several examples (w2v_nce.updates).
+    its example. On the batched paths all examples' steps are taken against the same parameters
+    and `rule` combines the steps one row gets from several examples (w2v_nce.updates); the CPU
+    kernel's sequential path takes them one example after another (`step_backend`).
     """
     drawn = batch.candidates if batch.candidates is not None else objective.draw(batch.targets, generator)
     cand = objective.complete(batch.targets, drawn)
