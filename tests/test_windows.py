@@ -184,10 +184,14 @@ def test_skipgram_pairs_match_brute_force():
         assert torch.equal(got.offsets, torch.arange(len(want) + 1))
 
 
-def test_skipgram_shuffle_permutes_the_pairs():
+def test_skipgram_shuffle_permutes_the_centres_and_keeps_their_pairs_together():
     ids = torch.tensor(random_ids(random.Random(3), 500, vocab=50, p_end=0.05), dtype=torch.int64)
     plain = skipgram_examples(ids, 4, torch.Generator().manual_seed(5))
     shuffled = skipgram_examples(ids, 4, torch.Generator().manual_seed(5), shuffle=True)
     pairs = sorted(zip(plain.context.tolist(), plain.targets.tolist()))
     assert sorted(zip(shuffled.context.tolist(), shuffled.targets.tolist())) == pairs
     assert shuffled.targets.tolist() != plain.targets.tolist()
+    # the shuffled CBOW windows, split: each centre's window words in a row
+    windows = cbow_examples(ids, 4, torch.Generator().manual_seed(5), shuffle=True)
+    assert shuffled.targets.tolist() == windows.targets.repeat_interleave(windows.sizes).tolist()
+    assert torch.equal(shuffled.context, windows.context)

@@ -136,18 +136,16 @@ def skipgram_examples(
     shuffle: bool = False,
 ) -> Examples:
     """Skip-gram examples from `ids`: each CBOW window split into (window word, centre) pairs,
-    bags of one; with `shuffle`, the pairs in a random order.
+    bags of one; with `shuffle`, the centres in a random order, each centre's pairs together
+    (as word2vec.c and gensim take them: the centre's output rows stay in cache across its pairs).
 
     >>> pairs = skipgram_examples(torch.tensor([7, 8, 9]), 1, None, radius=torch.tensor([1, 1, 1]))
     >>> list(zip(pairs.context.tolist(), pairs.targets.tolist()))
     [(8, 7), (7, 8), (9, 8), (8, 9)]
     """
-    bags = cbow_examples(ids, window, generator, radius)
+    bags = cbow_examples(ids, window, generator, radius, shuffle=shuffle)
     targets = bags.targets.repeat_interleave(bags.sizes, output_size=len(bags.context))
     context = bags.context
-    if shuffle:
-        order = torch.randperm(len(context), generator=generator, device=context.device)
-        targets, context = take(targets, order), take(context, order)
     offsets = torch.arange(len(context) + 1, device=context.device)
     return Examples(targets=targets, context=context, offsets=offsets)
 
