@@ -123,11 +123,12 @@ def sgd_step(model: Model, objective: Objective, batch: Examples, lr: float, gen
     """
     drawn = batch.candidates if batch.candidates is not None else objective.draw(batch.targets, generator)
     cand = objective.complete(batch.targets, drawn)
-    backend = step_backend(model, objective, rule)
-    if backend == "sequential":
-        return _sequential_step(model, objective, batch, cand, lr)
-    if backend == "fused":
-        return _fused_step(model, objective, batch, cand, lr, rule)
+    return STEPS[step_backend(model, objective, rule)](model, objective, batch, cand, lr, rule)
+
+
+def _pytorch_step(model: Model, objective: Objective, batch: Examples, cand: Candidates, lr: float,
+                  rule: UpdateRule) -> torch.Tensor:
+    """sgd_step in tensor operations: every example's step against the same parameters."""
     h = model.context_vectors(batch.context, batch.offsets)
     scores, out = model.scores(h, cand.ids)
     loss, g = objective.loss_grad(scores, cand)
@@ -176,7 +177,7 @@ def step_backend(model: Model, objective: Objective, rule: UpdateRule) -> str:
 
 
 def _sequential_step(model: Model, objective: LogisticObjective, batch: Examples, cand: Candidates,
-                     lr: float) -> torch.Tensor:
+                     lr: float, rule: UpdateRule) -> torch.Tensor:
     """sgd_step through the kernel's example-by-example logistic loop (w2v_nce.fused.logistic_sgd)."""
     rows, const = objective.logit_offset()
     loss, grad_sum = fused.logistic_sgd(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids,
@@ -199,6 +200,9 @@ def _fused_step(model: Model, objective: Objective, batch: Examples, cand: Candi
     fused.backward(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids, cand.mask, h, g,
                    out_factor, in_factor)
     return loss.sum()
+
+
+STEPS = {"sequential": _sequential_step, "fused": _fused_step, "pytorch": _pytorch_step}
 
 
 def run_batches(model: Model, objective: Objective, rule: UpdateRule, examples: Examples, cfg: Config, lr_at,
