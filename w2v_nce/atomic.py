@@ -13,8 +13,10 @@ from w2v_nce.errors import UserError
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path | str) -> Iterator[Path]:
+def atomic_path(path: Path | str, what: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it onto `path`, on error delete it.
+
+    A failed write is one UserError: "cannot write [what ]'path': cause".
 
     >>> import tempfile
     >>> target = Path(tempfile.mkdtemp()) / "out.txt"
@@ -24,17 +26,18 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     'done'
     """
     path = Path(path)
+    name = f"{what} '{path}'" if what else f"'{path}'"
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         os.replace(tmp, path)
     except OSError as exc:  # a full disk, no permission, a directory in the way...
-        raise UserError(f"cannot write '{path}': {exc.strerror or exc}") from None
+        raise UserError(f"cannot write {name}: {exc.strerror or exc}") from None
     except RuntimeError as exc:  # torch.save reports a failed write as a RuntimeError, without errno
         if "write" not in str(exc).lower():
             raise
-        raise UserError(f"cannot write '{path}': {_write_failure(path.parent)}") from None
+        raise UserError(f"cannot write {name}: {_write_failure(path.parent)}") from None
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)

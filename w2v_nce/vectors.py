@@ -91,15 +91,12 @@ def save_word2vec(vectors: Vectors, path: PathLike, binary: bool = False) -> Non
     bad = next((w for w in vectors.words if not w or _WHITESPACE.search(w)), None)
     if bad is not None:
         raise UserError(f"cannot write vectors file '{path}': word {bad!r} is empty or contains whitespace")
-    try:
-        with atomic_path(path) as tmp, open(tmp, "wb") as out:
-            out.write(f"{len(vectors)} {vectors.dim}\n".encode())
-            for chunk in (_encode_binary if binary else _encode_text)(vectors):
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-    except OSError as exc:
-        raise UserError(f"cannot write vectors file '{path}': {exc.strerror or exc}") from None
+    with atomic_path(path, "vectors file") as tmp, open(tmp, "wb") as out:
+        out.write(f"{len(vectors)} {vectors.dim}\n".encode())
+        for chunk in (_encode_binary if binary else _encode_text)(vectors):
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def _encode_text(vectors: Vectors) -> Iterator[bytes]:
