@@ -54,6 +54,16 @@ static void axpy(float alpha, const float *x, float *y, int64_t d) {
     for (int64_t i = 0; i < d; i++) y[i] += alpha * x[i];
 }
 
+/* h = mean of the input rows context[lo .. hi) */
+static void bag_mean(const float *inp, const int64_t *context, int64_t lo, int64_t hi, int64_t d, float *h) {
+    memset(h, 0, (size_t)d * sizeof(float));
+    for (int64_t e = lo; e < hi; e++) axpy(1.0f, inp + context[e] * d, h, d);
+    if (hi - lo > 1) {
+        float inv = 1.0f / (float)(hi - lo);
+        for (int64_t i = 0; i < d; i++) h[i] *= inv;
+    }
+}
+
 /* h[b] = mean of the context rows of example b; scores[b, j] = h[b] . out[cand[b, j]] (+ bias),
  * 0 where masked. */
 void bag_forward(const float *inp, const float *out, const float *bias, const int64_t *context,
@@ -61,13 +71,7 @@ void bag_forward(const float *inp, const float *out, const float *bias, const in
                  int64_t d, float *h, float *scores) {
     for (int64_t b = 0; b < n; b++) {
         float *hb = h + b * d;
-        memset(hb, 0, (size_t)d * sizeof(float));
-        int64_t lo = offsets[b], hi = offsets[b + 1];
-        for (int64_t e = lo; e < hi; e++) axpy(1.0f, inp + context[e] * d, hb, d);
-        if (hi - lo > 1) {
-            float inv = 1.0f / (float)(hi - lo);
-            for (int64_t i = 0; i < d; i++) hb[i] *= inv;
-        }
+        bag_mean(inp, context, offsets[b], offsets[b + 1], d, hb);
         for (int64_t j = 0; j < k; j++) {
             if (mask && !mask[b * k + j]) {
                 scores[b * k + j] = 0.0f;
@@ -156,12 +160,7 @@ double logistic_sgd(float *inp, float *out, float *bias, const int64_t *context,
     for (int64_t b = 0; b < n; b++) {
         int64_t lo = offsets[b], hi = offsets[b + 1];
         if (hi == lo) continue;
-        memset(h, 0, (size_t)d * sizeof(float));
-        for (int64_t e = lo; e < hi; e++) axpy(1.0f, inp + context[e] * d, h, d);
-        if (hi - lo > 1) {
-            float inv = 1.0f / (float)(hi - lo);
-            for (int64_t i = 0; i < d; i++) h[i] *= inv;
-        }
+        bag_mean(inp, context, lo, hi, d, h);
         memset(err, 0, (size_t)d * sizeof(float));
         for (int64_t j = 0; j < k; j++) {
             int64_t at = b * k + j;

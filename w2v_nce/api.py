@@ -16,7 +16,6 @@ those or sentences as token lists; `wv` is a gensim `KeyedVectors` of the input 
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,7 +29,6 @@ from w2v_nce.corpus import Corpus
 from w2v_nce.errors import UserError
 from w2v_nce.objectives import HierarchicalSoftmax
 from w2v_nce.train import CHECKPOINT, Trainer, checkpoint_config, load_checkpoint, train
-from w2v_nce.vocab import Vocab
 
 RUN_FILES = (CHECKPOINT, "config.toml", "metrics.json", "vectors.txt")
 
@@ -136,9 +134,7 @@ class Word2Vec:
 
     def _tables(self) -> Trainer:
         if self._trainer is None:
-            state = self._checkpoint()
-            vocab = Vocab(list(state["words"]), state["counts"].numpy())
-            self._trainer = Trainer(dataclasses.replace(self.config, device="cpu"), vocab, state)
+            self._trainer = Trainer.from_checkpoint(self._checkpoint())
         return self._trainer
 
     def __repr__(self) -> str:

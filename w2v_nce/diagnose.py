@@ -14,7 +14,6 @@ normalised by construction and costs O(log V) a word):
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 from w2v_nce.errors import UserError
-from w2v_nce.train import Trainer, checkpoint_config
+from w2v_nce.train import Trainer
 from w2v_nce.vocab import Vocab, word_count
 from w2v_nce.windows import EXAMPLES, Examples
 
@@ -72,9 +71,8 @@ def _full_window_examples(pieces: list[np.ndarray], window: int, arch: str) -> E
 @torch.no_grad()
 def diagnose(state: dict, heldout: Path | str, max_examples: int = 20000, batch_size: int = 1024) -> Diagnosis:
     """Diagnose the checkpoint `state` (see train.load_checkpoint) on the `heldout` corpus."""
-    cfg = dataclasses.replace(checkpoint_config(state), device="cpu")
-    vocab = Vocab(list(state["words"]), state["counts"].numpy())
-    trainer = Trainer(cfg, vocab, state)
+    trainer = Trainer.from_checkpoint(state)
+    cfg, vocab = trainer.cfg, trainer.vocab
     model, objective = trainer.model, trainer.objective
     model_log_z = float(state.get("objective", {}).get("log_z", 0.0))
     examples = heldout_examples(vocab, heldout, cfg.window, max_examples, cfg.arch)

@@ -12,7 +12,8 @@ Data flows one way: a background thread turns each chunk of the encoded corpus i
 shuffled examples of `Config.arch` (w2v_nce.windows) with their noise words drawn, and the
 workers (Hogwild threads on the CPU, one stream on a GPU) take batches from it. On the CPU
 every loss but the dense softmax runs through the fused C kernel (w2v_nce.fused) when it was
-built; the objective computes the loss and its gradient on the scores either way.
+built: hs, neg and nce example by example inside it, rnce and is with the objective computing
+the loss and its gradient in Python, as on the PyTorch path.
 
 `Trainer` holds what a run builds once and runs an epoch; `train` is the whole job.
 """
@@ -363,6 +364,12 @@ class Trainer:
                     self.generator.set_state(state["generator"])
             except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
                 raise UserError(f"checkpoint does not fit its own config: {str(exc).splitlines()[0]}") from None
+
+    @classmethod
+    def from_checkpoint(cls, state: dict, device: str = "cpu") -> "Trainer":
+        """The parts of a checkpoint's run, on `device`: for querying a trained model."""
+        cfg = dataclasses.replace(checkpoint_config(state), device=device)
+        return cls(cfg, Vocab(list(state["words"]), state["counts"].numpy()), state)
 
     def examples(self, chunk: np.ndarray) -> Examples:
         """A chunk's examples, with the random part of their candidates drawn in one go."""
