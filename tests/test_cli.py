@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from conftest import write_twin_corpus
@@ -114,7 +115,7 @@ def test_neighbors_json_matches_gensim(trained, tmp_path, fmt):
     code, stdout, err = invoke(["neighbors", path, "a3", "--topn", "5", "--json"])
     assert code == 0, err
     data = json.loads(stdout)
-    assert data["word"] == "a3" and len(data["neighbors"]) == 5
+    assert data["positive"] == ["a3"] and data["negative"] == [] and len(data["neighbors"]) == 5
     assert all(set(n) == {"word", "similarity"} for n in data["neighbors"])
     kv = KeyedVectors.load_word2vec_format(str(path), binary=fmt == "binary")
     expected = kv.most_similar("a3", topn=5)
@@ -276,7 +277,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
 def test_main_success_returns_zero(trained, capsys):
     code, stdout, err = run_main(capsys, ["neighbors", trained["out"] / "vectors.txt", "b5", "--json"])
     assert code == 0 and err == ""
-    assert json.loads(stdout)["word"] == "b5"
+    assert json.loads(stdout)["positive"] == ["b5"]
 
 
 # --------------------------------------------------------------------------- errors
@@ -365,6 +366,54 @@ def test_parser_errors_of_other_commands(capsys, tmp_path):
     assert_one_error_line(*run_main(capsys, ["neighbors", tmp_path / "v.txt", "w", "--topn", "many"]), "--topn")
     assert_one_error_line(*run_main(capsys, ["export", tmp_path / "x.pt", "-o", tmp_path / "y", "-f", "xml"]),
                           "--format")
+
+
+@pytest.mark.parametrize("cosmul", [False, True])
+def test_neighbors_of_positive_and_negative_words_equal_gensim(trained, capsys, cosmul):
+    from gensim.models import KeyedVectors
+
+    path = trained["out"] / "vectors.txt"
+    args = ["neighbors", path, "--positive", "a3", "b5", "--negative", "a4", "--topn", "6", "--json"]
+    code, stdout, err = run_main(capsys, args + (["--cosmul"] if cosmul else []))
+    assert code == 0, err
+    data = json.loads(stdout)
+    assert (data["positive"], data["negative"], data["cosmul"]) == (["a3", "b5"], ["a4"], cosmul)
+    kv = KeyedVectors.load_word2vec_format(str(path))
+    query = kv.most_similar_cosmul if cosmul else kv.most_similar
+    expected = query(positive=["a3", "b5"], negative=["a4"], topn=6)
+    assert [n["word"] for n in data["neighbors"]] == [w for w, _ in expected]
+    np.testing.assert_allclose([n["similarity"] for n in data["neighbors"]], [s for _, s in expected], atol=1e-6)
+    # the short flags, and WORD with --negative, ask the same question
+    code, short, _ = run_main(capsys, ["neighbors", path, "a3", "-p", "b5", "-n", "a4", "--topn", "6", "--json"]
+                              + (["--cosmul"] if cosmul else []))
+    assert code == 0 and json.loads(short)["neighbors"] == data["neighbors"]
+
+
+def test_neighbors_needs_a_word(trained, capsys):
+    assert_one_error_line(*run_main(capsys, ["neighbors", trained["out"] / "vectors.txt"]), "query word")
+
+
+def test_export_output_rows(trained, tmp_path, capsys):
+    from gensim.models import KeyedVectors
+
+    path = tmp_path / "out.txt"
+    code, _, err = run_main(capsys, ["export", trained["out"] / "checkpoint.pt", "-o", path, "--which", "output"])
+    assert code == 0, err
+    state = torch.load(trained["out"] / "checkpoint.pt", weights_only=True)
+    kv = KeyedVectors.load_word2vec_format(str(path))
+    assert kv.index_to_key == list(state["words"])
+    np.testing.assert_allclose(kv.vectors, state["model"]["out"].numpy(), rtol=1e-6, atol=1e-7)
+    assert not np.allclose(kv.vectors, state["model"]["inp"].numpy())
+
+
+def test_export_output_rows_of_hs_is_an_error(tmp_path, capsys, twin_corpus):
+    out, corpus = tmp_path / "hs", twin_corpus[0]
+    assert run_main(capsys, ["train", corpus, "-o", out, "--loss", "hs", "--epochs", "1", "--min-count", "1",
+                             "-q"])[0] == 0
+    target = tmp_path / "rows.txt"
+    assert_one_error_line(*run_main(capsys, ["export", out / "checkpoint.pt", "-o", target, "--which", "output"]),
+                          "inner node")
+    assert not target.exists()
 
 
 @pytest.mark.parametrize("how", ["runner", "main"])

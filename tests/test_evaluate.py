@@ -203,6 +203,14 @@ def test_neighbors_equal_gensim(lee):
         np.testing.assert_allclose([s for _, s in ours], [s for _, s in theirs], rtol=0, atol=1e-5)
 
 
+def test_neighbors_of_several_words_equal_gensim(lee):
+    kv = as_gensim(lee)
+    for cosmul in (False, True):
+        query = kv.most_similar_cosmul if cosmul else kv.most_similar
+        ours = neighbors(kv, ["government", "fire"], ["australia"], topn=7, cosmul=cosmul)
+        assert ours == [(w, float(s)) for w, s in query(positive=["government", "fire"], negative=["australia"], topn=7)]
+
+
 def test_neighbors_unknown_word(lee):
     with pytest.raises(UserError, match=r"^word 'xyzzy' is not in the vocabulary$"):
         neighbors(lee, "xyzzy")

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import json
 import math
 import os
 import sys
+import typing
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -19,8 +21,6 @@ from typing import Any, Callable, Optional
 import typer
 
 from w2v_nce.errors import UserError
-from w2v_nce.objectives import LOSSES
-from w2v_nce.windows import ARCHS
 
 app = typer.Typer(
     add_completion=False,
@@ -28,11 +28,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="word2vec (CBOW, skip-gram) with full softmax, hierarchical softmax, negative sampling, NCE and ranking NCE.",
 )
-
-
-# Choices derived from the tables that define them (the objectives, the example makers).
-Loss = Enum("Loss", {name: name for name in LOSSES}, type=str)
-Arch = Enum("Arch", {name: name for name in ARCHS}, type=str)
 
 
 class Format(str, Enum):
@@ -79,42 +74,39 @@ def _emit(result: Any, as_json: bool, text: Callable[[Any], str]) -> None:
         typer.echo(text(result))
 
 
-@app.command()
-@user_errors
+def _config_option(f: dataclasses.Field) -> inspect.Parameter:
+    """The `train` option of one Config field: its name, help and choices come from the field."""
+    from w2v_nce.config import field_type
+
+    kind = field_type(f.name)
+    choices = f.metadata["choices"]
+    if choices:
+        kind = Enum(f.name.title().replace("_", ""), {c: c for c in choices}, type=str)
+    dashed = f.name.replace("_", "-")
+    flag = f.metadata["flag"] or (f"--{dashed}/--no-{dashed}" if kind is bool else f"--{dashed}")
+    default = "automatic" if f.default is None else str(f.default).lower() if kind is bool else str(f.default)
+    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[kind],
+                             default=typer.Option(None, flag, help=f.metadata["help"], show_default=default,
+                                                  rich_help_panel="Training options (config keys)"))
+
+
 def train(
-    corpus: list[Path] = typer.Argument(..., help="Text files (plain or .gz) or directories of them (every file "
-                                         "inside, sorted): whitespace tokens, one sentence a line."),
+    corpus: list[str] = typer.Argument(..., help="Text files (plain or .gz), directories of them (every file "
+                                        "inside, sorted) or - for standard input: one sentence a line."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML preset (see configs/)."),
     out: Path = typer.Option(Path("runs/latest"), "--out", "-o", help="Output directory."),
-    arch: Optional[Arch] = typer.Option(None, help="cbow: a window predicts its centre word; skipgram: each window word does."),
-    loss: Optional[Loss] = typer.Option(None, help="Training objective."),
-    dim: Optional[int] = typer.Option(None, help="Vector size."),
-    window: Optional[int] = typer.Option(None, help="Maximum context window (dynamic, as word2vec)."),
-    negatives: Optional[int] = typer.Option(None, help="Noise words per example."),
-    min_count: Optional[int] = typer.Option(None, help="Drop words seen fewer times."),
-    max_vocab: Optional[int] = typer.Option(None, help="Keep at most this many words (0 = no limit)."),
-    sample: Optional[float] = typer.Option(None, help="Subsampling threshold (0 = off)."),
-    epochs: Optional[int] = typer.Option(None, help="Passes over the corpus."),
-    lr: Optional[float] = typer.Option(None, help="Starting learning rate (decays linearly)."),
-    batch_size: Optional[int] = typer.Option(None, help="Examples (CBOW windows, skip-gram pairs) per SGD step."),
-    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads (0 = all cores)."),
-    seed: Optional[int] = typer.Option(None, help="Random seed."),
-    log_z: Optional[float] = typer.Option(None, help="NCE: fixed log Z (or start value with --learn-log-z)."),
-    learn_log_z: Optional[bool] = typer.Option(None, "--learn-log-z/--fixed-log-z", help="NCE: learn log Z."),
     resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.pt."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    **options: Any,
 ) -> None:
-    """Train word vectors on CORPUS; write vectors.txt, checkpoint.pt, config.toml, metrics.json to OUT."""
+    """Train word vectors on CORPUS; write vectors.txt, checkpoint.pt, config.toml, metrics.json to OUT.
+
+    Every training option is a config key (a TOML preset sets the same keys; options given here win)."""
     from w2v_nce.config import load_config
     from w2v_nce import fused
     from w2v_nce.train import CHECKPOINT, load_checkpoint, resolve_device, train as run_training
 
-    overrides = dict(
-        arch=arch.value if arch else None, loss=loss.value if loss else None, dim=dim, window=window, negatives=negatives, min_count=min_count,
-        max_vocab=max_vocab, sample=sample, epochs=epochs, lr=lr, batch_size=batch_size, device=device,
-        threads=threads, seed=seed, log_z=log_z, learn_log_z=learn_log_z,
-    )
+    overrides = {k: v.value if isinstance(v, Enum) else v for k, v in options.items()}
     if resume and not (out / CHECKPOINT).exists():
         typer.echo(f"note: no checkpoint in {out} yet: starting a new run", err=True)
         resume = False
@@ -128,7 +120,8 @@ def train(
     if resolve_device(cfg.device).type == "cpu" and not (fused.AVAILABLE or fused.DISABLED):
         typer.echo("note: the fused CPU kernel was not built (no C compiler at install?): training runs "
                    "the PyTorch path, about 1.5x slower", err=True)
-    metrics = run_training(corpus[0] if len(corpus) == 1 else corpus, out, cfg, resume=resume,
+    paths = ["-" if p == "-" else Path(p) for p in corpus]
+    metrics = run_training(paths[0] if len(paths) == 1 else paths, out, cfg, resume=resume,
                            progress_bar=not quiet)
     typer.echo(
         f"trained {metrics['arch']} with {metrics['loss']} on {metrics['words']:,} words in {metrics['seconds']:.1f}s "
@@ -136,6 +129,19 @@ def train(
         f"vocabulary {metrics['vocab_size']:,}, final loss {metrics['final_loss']:.4f}; "
         f"vectors in {out / 'vectors.txt'}"
     )
+
+
+def _register_train() -> None:
+    from w2v_nce.config import Config
+
+    fixed = [p for p in inspect.signature(train).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    hints = typing.get_type_hints(train)
+    fixed = [p.replace(annotation=hints[p.name]) for p in fixed]
+    train.__signature__ = inspect.Signature(fixed + [_config_option(f) for f in dataclasses.fields(Config)])
+    app.command()(user_errors(train))
+
+
+_register_train()
 
 
 RESUMABLE = {"epochs", "device", "threads", "batch_size", "chunk_tokens"}
@@ -156,37 +162,53 @@ def resume_config(saved: dict, config: Optional[Path], overrides: dict):
     return apply_overrides(base, asked)
 
 
+class Which(str, Enum):
+    input = "input"
+    output = "output"
+
+
 @app.command()
 @user_errors
 def export(
     checkpoint: Path = typer.Argument(..., help="checkpoint.pt written by train."),
     out: Path = typer.Option(..., "--out", "-o", help="Output vectors file."),
     format: Format = typer.Option(Format.text, "--format", "-f", help="word2vec text or binary."),
+    which: Which = typer.Option(Which.input, "--which", help="input: the word vectors (word2vec's syn0); "
+                                "output: the output rows (syn1neg), for the losses that have one per word."),
 ) -> None:
-    """Export a checkpoint's input vectors in word2vec format (gensim's load_word2vec_format reads it)."""
+    """Export a checkpoint's vectors in word2vec format (gensim's load_word2vec_format reads it)."""
     from w2v_nce.train import load_checkpoint, vectors_from_checkpoint
     from w2v_nce.vectors import save_word2vec
 
-    vectors = vectors_from_checkpoint(load_checkpoint(checkpoint))
+    vectors = vectors_from_checkpoint(load_checkpoint(checkpoint), which.value)
     save_word2vec(vectors, out, binary=format is Format.binary)
-    typer.echo(f"wrote {len(vectors):,} vectors of size {vectors.dim} to {out} ({format.value})")
+    typer.echo(f"wrote {len(vectors):,} {which.value} vectors of size {vectors.dim} to {out} ({format.value})")
+
+
+MULTI_WORD_OPTIONS = ("--positive", "-p", "--negative", "-n")  # each takes the words that follow it (expand_multi_word)
 
 
 @app.command()
 @user_errors
 def neighbors(
     vectors: Path = typer.Argument(..., help="word2vec text or binary file."),
-    word: str = typer.Argument(...),
+    word: Optional[str] = typer.Argument(None, help="The word whose neighbours to list (same as --positive WORD)."),
+    positive: list[str] = typer.Option([], "--positive", "-p", help="Words to add: --positive king woman."),
+    negative: list[str] = typer.Option([], "--negative", "-n", help="Words to subtract: --negative man."),
+    cosmul: bool = typer.Option(False, "--cosmul", help="3CosMul (gensim's most_similar_cosmul) instead of 3CosAdd."),
     topn: int = typer.Option(10, help="How many neighbours."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Nearest neighbours of WORD by cosine similarity."""
+    """Nearest neighbours by cosine similarity of WORD, or of the positive words minus the negative
+    ones (a − b + c analogies): gensim's most_similar / most_similar_cosmul."""
     from w2v_nce.evaluate import neighbors as find
     from w2v_nce.vectors import load_word2vec
 
-    found = find(load_word2vec(vectors), word, topn)
+    plus = ([word] if word else []) + list(positive)
+    found = find(load_word2vec(vectors), plus, list(negative), topn, cosmul)
     _emit(
-        {"word": word, "neighbors": [{"word": w, "similarity": s} for w, s in found]},
+        {"positive": plus, "negative": list(negative), "cosmul": cosmul,
+         "neighbors": [{"word": w, "similarity": s} for w, s in found]},
         as_json,
         lambda r: "\n".join(f"{n['similarity']:.4f}  {n['word']}" for n in r["neighbors"]),
     )
@@ -270,6 +292,37 @@ def diagnose(
     )
 
 
+@app.command()
+@user_errors
+def plot(
+    run: Path = typer.Argument(..., help="Run directory written by train (--out)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="PNG file (default: RUN/training.png)."),
+) -> None:
+    """Draw a run's training curves (loss, words/s, LR; analogy and WS353 with --eval-each-epoch)."""
+    from w2v_nce.plot import plot_run
+
+    typer.echo(f"wrote {plot_run(run, out)}")
+
+
+def expand_multi_word(argv: list[str]) -> list[str]:
+    """`--positive king woman` as click needs it, `--positive king --positive woman`: the words
+    after one of MULTI_WORD_OPTIONS, up to the next option, each get the option.
+
+    >>> expand_multi_word(["neighbors", "v.txt", "--positive", "king", "woman", "-n", "man", "--json"])
+    ['neighbors', 'v.txt', '--positive', 'king', '--positive', 'woman', '-n', 'man', '--json']
+    """
+    if not argv or str(argv[0]) != "neighbors":
+        return argv
+    expanded, current = [], None
+    for arg in argv:
+        if str(arg).startswith("-") and str(arg) != "-":
+            current = arg if arg in MULTI_WORD_OPTIONS else None
+        elif current is not None and expanded[-1] != current:
+            expanded.append(current)
+        expanded.append(arg)
+    return expanded
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Console entry point: parser errors become one `error:` line too.
 
@@ -278,7 +331,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     """
     command = typer.main.get_command(app)
     try:
-        code = command.main(args=argv, prog_name="w2v-nce", standalone_mode=False)
+        args = expand_multi_word(sys.argv[1:] if argv is None else argv)
+        code = command.main(args=args, prog_name="w2v-nce", standalone_mode=False)
     except Exception as exc:
         kind = type(exc).__name__
         if kind == "Exit":

@@ -26,37 +26,54 @@ from w2v_nce.updates import UPDATES
 from w2v_nce.windows import ARCHS
 
 
+def option(default: Any, help: str, choices: tuple[str, ...] | None = None, flag: str | None = None) -> Any:
+    """A Config field with its help text: the one place an option is declared. The CLI's
+    `train` options, the TOML keys and the API's keyword arguments are all derived from it."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "flag": flag})
+
+
 @dataclass(frozen=True)
 class Config:
     # architecture and objective
-    arch: str = "cbow"  # cbow (a window's mean predicts its centre) | skipgram (each window word predicts it)
-    loss: str = "neg"  # softmax | hs | neg | nce | rnce | is
-    negatives: int = 5  # k noise words per example (sampled losses)
-    noise_power: float = 0.75  # q(x) ∝ count^noise_power
-    log_z: float = 0.0  # NCE: log Z subtracted from every score (0 = self-normalised)
-    learn_log_z: bool = False  # NCE: learn one shared log Z instead of fixing it
-    remove_accidental_hits: bool = True  # rnce: drop noise words equal to the target (TensorFlow-style)
-    output_bias: bool | None = None  # per-row output bias b_x; None: on for softmax/nce/rnce/is
+    arch: str = option("cbow", "cbow: a window's mean predicts its centre word; skipgram: each window word does.",
+                       choices=tuple(ARCHS))
+    loss: str = option("neg", "Training objective (docs/objectives.md).", choices=tuple(LOSSES))
+    negatives: int = option(5, "Noise words per example (sampled losses).")
+    noise_power: float = option(0.75, "Noise distribution q(x) ∝ count^noise_power.")
+    log_z: float = option(0.0, "NCE: log Z subtracted from every score (0 = self-normalised); "
+                               "the start value with --learn-log-z.")
+    learn_log_z: bool = option(False, "NCE: learn one shared log Z instead of fixing it.",
+                               flag="--learn-log-z/--fixed-log-z")
+    remove_accidental_hits: bool = option(True, "rnce: drop noise words equal to the target (as TensorFlow).")
+    output_bias: bool | None = option(None, "A per-word output bias (default: on for softmax, nce, rnce, is).")
     # model
-    dim: int = 100
-    window: int = 5  # maximum window; each example draws its own in 1..window (word2vec)
-    # vocabulary
-    min_count: int = 5
-    max_vocab: int = 0  # keep at most this many most frequent words (0 = no limit)
-    sample: float = 1e-3  # subsampling threshold t: keep-prob sqrt(t/f) + t/f (0 = off)
+    dim: int = option(100, "Vector size.")
+    window: int = option(5, "Maximum context window; each example draws its own in 1..window (word2vec).")
+    # corpus and vocabulary
+    tokenizer: str = option("whitespace", "whitespace: split lines on white space as they are; simple: gensim's "
+                                          "simple_preprocess (lowercase, accents folded, punctuation dropped, "
+                                          "tokens of 2-15 letters).", choices=("whitespace", "simple"))
+    min_count: int = option(5, "Drop words seen fewer times.")
+    max_vocab: int = option(0, "Keep at most this many most frequent words (0 = no limit).")
+    sample: float = option(1e-3, "Subsampling threshold t: a word is kept with probability sqrt(t/f) + t/f "
+                                 "(0 = off).")
     # optimisation
-    epochs: int = 5
-    lr: float = 0.025  # starting learning rate α0, decayed linearly to α0 * min_lr_ratio
-    min_lr_ratio: float = 1e-4
-    batch_size: int = 4096  # examples per SGD step (CBOW windows or skip-gram pairs; docs/large-batches.md)
-    shuffle: bool = True  # train on each chunk's examples in random order (docs/results.md: better also for sequential steps)
-    update: str = "cap"  # how a row's steps within a batch combine: sum (word2vec) | mean | sqrt | cap | implicit | directional
-    update_cap: float = 64.0  # update = "cap": a row hit n > cap times in a batch gets cap/n of the sum
+    epochs: int = option(5, "Passes over the corpus.")
+    lr: float = option(0.025, "Starting learning rate; decays linearly with the words processed.")
+    min_lr_ratio: float = option(1e-4, "The learning rate decays to lr × this.")
+    batch_size: int = option(4096, "Examples (CBOW windows, skip-gram pairs) per SGD step "
+                                   "(docs/large-batches.md).")
+    shuffle: bool = option(True, "Train on each chunk's examples in random order.")
+    update: str = option("cap", "How a row's steps within a batch combine (docs/large-batches.md).",
+                         choices=tuple(UPDATES))
+    update_cap: float = option(64.0, "update = cap: a row hit n > cap times in a batch gets cap/n of the sum.")
     # runtime
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # CPU threads for torch (0 = all cores)
-    chunk_tokens: int = 1_000_000  # corpus tokens turned into examples at a time
-    seed: int = 1
+    device: str = option("auto", "auto | cpu | cuda | cuda:N.")
+    threads: int = option(0, "CPU threads (0 = all cores).")
+    chunk_tokens: int = option(1_000_000, "Corpus tokens turned into examples at a time.")
+    seed: int = option(1, "Random seed.")
+    eval_each_epoch: bool = option(False, "Evaluate analogies and WordSim-353 (gensim's copies) after every "
+                                          "epoch, into metrics.json's history.")
 
     @property
     def use_bias(self) -> bool:
@@ -65,6 +82,11 @@ class Config:
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 _HINTS = typing.get_type_hints(Config)
+
+
+def field_type(name: str) -> type:
+    """The value type of a field (bool, int, float or str), None left out."""
+    return next(t for t in _allowed_types(name) if t is not type(None))
 
 
 def _allowed_types(name: str) -> tuple[type, ...]:
@@ -98,9 +120,10 @@ def _check(cfg: Config) -> Config:
         if not ok:
             raise UserError(msg)
 
-    need(cfg.arch in ARCHS, f"unknown arch {cfg.arch!r}: choose one of {', '.join(ARCHS)}")
-    need(cfg.loss in LOSSES, f"unknown loss {cfg.loss!r}: choose one of {', '.join(LOSSES)}")
-    need(cfg.update in UPDATES, f"unknown update {cfg.update!r}: choose one of {', '.join(UPDATES)}")
+    for name, f in FIELDS.items():
+        choices = f.metadata["choices"]
+        value = getattr(cfg, name)
+        need(choices is None or value in choices, f"unknown {name} {value!r}: choose one of {', '.join(choices or ())}")
     need(cfg.update_cap > 0, f"update_cap must be positive, got {cfg.update_cap}")
     need(cfg.dim >= 1, f"dim must be at least 1, got {cfg.dim}")
     need(cfg.window >= 1, f"window must be at least 1, got {cfg.window}")

@@ -1,5 +1,5 @@
-"""Streaming tokenizer: a corpus (files plain or .gz, directories of them, or sentences given as
-token lists) as whitespace tokens, in bounded memory.
+"""Streaming tokenizer: a corpus (files plain or .gz, directories of them, standard input, or sentences
+given as token lists) as tokens (white space or gensim's simple_preprocess), in bounded memory.
 
 Lines are sentences (CBOW windows do not cross them, as in gensim and word2vec.c). A
 single 100 MB line such as text8 is fine: the file is read in fixed-size blocks and
@@ -17,8 +17,12 @@ only a partial token is carried between them.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import gzip
 import os
+import shutil
+import sys
+import tempfile
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -39,12 +43,29 @@ def _open(path: Path) -> BinaryIO:
     return gzip.open(path, "rb") if gzipped else open(path, "rb")
 
 
-def read_pieces(path: Path | str, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[list[str], bool]]:
-    """Yield (tokens, ends_sentence) pieces in file order.
+def simple_tokens(text: str) -> list[str]:
+    """gensim's simple_preprocess with accents folded: lowercase tokens of 2-15 letters.
+
+    >>> simple_tokens("Héllo, World! I'm 42 -- naïve")
+    ['hello', 'world', 'naive']
+    """
+    from gensim.utils import simple_preprocess
+
+    return simple_preprocess(text, deacc=True)
+
+
+TOKENIZERS = {"whitespace": str.split, "simple": simple_tokens}  # Config.tokenizer's choices
+
+
+def read_pieces(path: Path | str, block_bytes: int = BLOCK_BYTES,
+                tokenizer: str = "whitespace") -> Iterator[tuple[list[str], bool]]:
+    """Yield (tokens, ends_sentence) pieces in file order, each piece's text split by `tokenizer`
+    (pieces end at white space, so no token is cut).
 
     Raises UserError for a missing, binary (NUL bytes) or non-UTF-8 file.
     """
     path = Path(path)
+    tokenize = TOKENIZERS[tokenizer]
     decoder = codecs.getincrementaldecoder("utf-8")()
     carry = ""
     offset = 0
@@ -69,12 +90,41 @@ def read_pieces(path: Path | str, block_bytes: int = BLOCK_BYTES) -> Iterator[tu
                 text, carry = text[:cut], text[cut:]
             lines = text.split("\n")
             for i, line in enumerate(lines):
-                yield line.split(), i < len(lines) - 1
+                yield tokenize(line), i < len(lines) - 1
             if not raw:
                 return
 
 
 Corpus = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]], Iterable[Sequence[str]]]
+
+
+STDIN = "-"
+
+
+def _paths(corpus: Corpus) -> list:
+    return [corpus] if isinstance(corpus, (str, os.PathLike)) else list(corpus) if _is_path_list(corpus) else []
+
+
+def reads_stdin(corpus: Corpus) -> bool:
+    return any(str(item) == STDIN for item in _paths(corpus))
+
+
+@contextlib.contextmanager
+def stdin_spooled(corpus: Corpus, workdir: Path) -> Iterator[Corpus]:
+    """The corpus with `-` (standard input) replaced by a temporary file in `workdir` holding what
+    standard input gave: training reads its corpus more than once. The file is removed after."""
+    if not reads_stdin(corpus):
+        yield corpus
+        return
+    items = _paths(corpus)
+    fd, name = tempfile.mkstemp(prefix=f".stdin-{os.getpid()}-", suffix=".txt", dir=workdir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            shutil.copyfileobj(sys.stdin.buffer, f, 1 << 22)
+        spooled = [name if str(item) == STDIN else item for item in items]
+        yield spooled[0] if isinstance(corpus, (str, os.PathLike)) else spooled
+    finally:
+        Path(name).unlink(missing_ok=True)
 
 
 def corpus_files(corpus: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
@@ -107,9 +157,9 @@ def corpus_files(corpus: str | os.PathLike | Sequence[str | os.PathLike]) -> lis
 def describe(corpus: Corpus) -> str:
     """How error messages and metrics name a corpus."""
     if isinstance(corpus, (str, os.PathLike)):
-        return str(corpus)
+        return "<stdin>" if str(corpus) == STDIN else str(corpus)
     if _is_path_list(corpus):
-        return ", ".join(map(str, corpus))
+        return ", ".join(map(describe, corpus))
     return "<token lists>"
 
 
@@ -117,17 +167,18 @@ def _is_path_list(corpus) -> bool:
     return isinstance(corpus, (list, tuple)) and bool(corpus) and all(isinstance(p, (str, os.PathLike)) for p in corpus)
 
 
-def read_corpus(corpus: Corpus) -> Iterator[tuple[list[str], bool]]:
+def read_corpus(corpus: Corpus, tokenizer: str = "whitespace") -> Iterator[tuple[list[str], bool]]:
     """(tokens, ends_sentence) pieces of a corpus: a path, a directory, a list of those, or an
     iterable of sentences given as token lists (read once per pass: it must be re-iterable, a
-    list or an object whose __iter__ starts over, as gensim asks of its corpora).
+    list or an object whose __iter__ starts over, as gensim asks of its corpora). `tokenizer`
+    splits the text of files; sentences given as token lists are taken as they are.
 
     >>> [p for p in read_corpus([["a", "b"], ["c"]])]
     [(['a', 'b'], True), (['c'], True)]
     """
     if isinstance(corpus, (str, os.PathLike)) or _is_path_list(corpus):
         for path in corpus_files(corpus):
-            yield from read_pieces(path)
+            yield from read_pieces(path, tokenizer=tokenizer)
         return
     if isinstance(corpus, (str, bytes)) or not isinstance(corpus, Iterable):
         raise UserError(f"a corpus is a path, a directory, a list of those or sentences of tokens, got {type(corpus).__name__}")
@@ -137,11 +188,11 @@ def read_corpus(corpus: Corpus) -> Iterator[tuple[list[str], bool]]:
         yield [str(token) for token in sentence], True
 
 
-def count_words(corpus: Corpus) -> tuple[Counter, int]:
+def count_words(corpus: Corpus, tokenizer: str = "whitespace") -> tuple[Counter, int]:
     """Word counts and the total number of tokens."""
     counts: Counter = Counter()
     total = 0
-    for tokens, _ in read_corpus(corpus):
+    for tokens, _ in read_corpus(corpus, tokenizer):
         counts.update(tokens)
         total += len(tokens)
     if total == 0:

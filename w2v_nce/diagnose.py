@@ -41,12 +41,12 @@ class Diagnosis:
 
 
 def heldout_examples(vocab: Vocab, corpus: Path | str, window: int, max_examples: int,
-                     arch: str = "cbow") -> Examples:
+                     arch: str = "cbow", tokenizer: str = "whitespace") -> Examples:
     """The first `max_examples` examples of `arch` in `corpus`: every word, full window."""
     pieces: list[np.ndarray] = []
     words, wanted = 0, max_examples + 2 * window
     examples = None
-    for piece in vocab.encode(corpus):
+    for piece in vocab.encode(corpus, tokenizer):
         pieces.append(piece)
         words += word_count(piece)
         if words >= wanted:  # enough words, unless many have no context: then read on
@@ -75,7 +75,7 @@ def diagnose(state: dict, heldout: Path | str, max_examples: int = 20000, batch_
     cfg, vocab = trainer.cfg, trainer.vocab
     model, objective = trainer.model, trainer.objective
     model_log_z = float(state.get("objective", {}).get("log_z", 0.0))
-    examples = heldout_examples(vocab, heldout, cfg.window, max_examples, cfg.arch)
+    examples = heldout_examples(vocab, heldout, cfg.window, max_examples, cfg.arch, cfg.tokenizer)
 
     log_p, log_z = [], []
     for lo in range(0, len(examples), batch_size):

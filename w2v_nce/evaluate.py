@@ -1,8 +1,10 @@
 """Evaluations of word vectors: nearest neighbours, word analogies, word-pair similarity.
 
-Each is a plain function returning plain data (`dataclasses.asdict` gives JSON). The numbers
-equal gensim's `KeyedVectors.most_similar`, `evaluate_word_analogies` and
-`evaluate_word_pairs` on the same vectors, down to gensim's float32 rounding and tie-breaking:
+Each is a plain function returning plain data (`dataclasses.asdict` gives JSON). Neighbours and
+word pairs are gensim's own `KeyedVectors.most_similar[_cosmul]` and `evaluate_word_pairs`, with
+the input files checked first so that a bad one is a clear error. Analogies are computed here,
+equal to gensim's `evaluate_word_analogies` down to its float32 rounding and tie-breaking, 5-6x
+faster (one matrix product per batch of questions; docs/performance.md measures all three):
 
 >>> v = Vectors(["a", "b", "c"], np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]))
 >>> [(w, round(s, 4)) for w, s in neighbors(v, "a", topn=2)]
@@ -15,11 +17,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 from scipy.linalg import get_blas_funcs
 
 from w2v_nce.errors import UserError
@@ -77,27 +79,44 @@ class SimilarityResult:
 # --------------------------------------------------------------------------- neighbours
 
 
-def neighbors(vectors: Vectors, word: str, topn: int = 10) -> list[tuple[str, float]]:
-    """The `topn` words of highest cosine similarity to `word`, best first, `word` left out.
-
-    Equals gensim's `most_similar(word, topn=topn)`, scores included.
-    """
-    if word not in vectors:
-        raise UserError(f"word '{word}' is not in the vocabulary")
+def neighbors(vectors, positive: str | list[str], negative: list[str] | None = None, topn: int = 10,
+              cosmul: bool = False) -> list[tuple[str, float]]:
+    """The `topn` words nearest to the sum of `positive` minus `negative` words, best first, the
+    query words left out: gensim's `most_similar` (3CosAdd), or `most_similar_cosmul` (3CosMul,
+    Levy and Goldberg 2014) with `cosmul`. `vectors` is a Vectors or a gensim KeyedVectors."""
+    positive = [positive] if isinstance(positive, str) else list(positive)
+    negative = list(negative or [])
+    if not positive and not negative:
+        raise UserError("give at least one query word")
     if topn < 1:
         raise UserError(f"topn must be at least 1, got {topn}")
-    matrix = vectors.matrix
-    norms = np.linalg.norm(matrix, axis=1)
-    row = vectors.index[word]
-    best = _most_similar_rows(matrix, norms, [row], [], topn, len(vectors))
-    return [(vectors.words[r], score) for r, score in best]
+    kv = as_keyed_vectors(vectors)
+    for word in positive + negative:
+        if word not in kv.key_to_index:
+            raise UserError(f"word '{word}' is not in the vocabulary")
+    query = kv.most_similar_cosmul if cosmul else kv.most_similar
+    with warnings.catch_warnings():  # most_similar_cosmul calls gensim's own deprecated init_sims
+        warnings.simplefilter("ignore", DeprecationWarning)
+        found = query(positive=positive, negative=negative, topn=topn)
+    return [(w, float(s)) for w, s in found]
+
+
+def as_keyed_vectors(vectors):
+    """A gensim KeyedVectors for `vectors` (a Vectors, or a KeyedVectors already)."""
+    return vectors.keyed_vectors() if isinstance(vectors, Vectors) else vectors
+
+
+def _words_and_matrix(vectors) -> tuple[list[str], np.ndarray]:
+    if isinstance(vectors, Vectors):
+        return vectors.words, vectors.matrix
+    return list(vectors.index_to_key), np.asarray(vectors.vectors, dtype=np.float32)
 
 
 # --------------------------------------------------------------------------- analogies
 
 
 def analogy(
-    vectors: Vectors,
+    vectors,
     questions_path: PathLike | None = None,
     restrict_vocab: int | None = 30000,
     case_insensitive: bool = True,
@@ -118,7 +137,8 @@ def analogy(
     path = Path(questions_path) if questions_path is not None else _gensim_test_data("questions-words.txt")
     fold = str.upper if case_insensitive else str
     sections = _read_questions(path, fold)
-    keys = _restricted_keys(vectors, restrict_vocab)
+    words, matrix = _words_and_matrix(vectors)
+    keys = _restricted_keys(words, restrict_vocab)
     first_row: dict[str, int] = {}
     for row, key in enumerate(keys):
         first_row.setdefault(fold(key), row)
@@ -131,7 +151,7 @@ def analogy(
         if all(w in first_row for w in question)
     ]
     section_of, a, b, c, expected = np.array(asked, dtype=np.int64).reshape(-1, 5).T
-    predicted = _predict_analogies(vectors.matrix[: len(keys)], canonical, a, b, c)
+    predicted = _predict_analogies(matrix[: len(keys)], canonical, a, b, c)
     right = predicted == expected
 
     results = []
@@ -242,48 +262,55 @@ def _analogy_exact(
 
 
 def similarity(
-    vectors: Vectors,
+    vectors,
     pairs_path: PathLike | None = None,
     case_insensitive: bool = True,
     restrict_vocab: int | None = 300000,
 ) -> SimilarityResult:
-    """Spearman and Pearson correlation of cosine similarity with human scores of word pairs.
-
-    As gensim's `evaluate_word_pairs`: a tab-separated "word1 word2 score" file, '#' lines are
-    comments, pairs with a word outside the first `restrict_vocab` are skipped (and counted in
-    `oov_ratio`), case folded as in `analogy`. Blank lines are skipped; other malformed lines,
+    """Spearman and Pearson correlation of cosine similarity with human scores of word pairs:
+    gensim's `evaluate_word_pairs` (a tab-separated "word1 word2 score" file, '#' lines are
+    comments, pairs with a word outside the first `restrict_vocab` skipped and counted in
+    `oov_ratio`, case folded as in `analogy`). Blank lines are skipped; other malformed lines,
     which gensim silently skips, are errors here.
     """
     path = Path(pairs_path) if pairs_path is not None else _gensim_test_data("wordsim353.tsv")
     fold = str.upper if case_insensitive else str
     pairs = _read_pairs(path, fold)
-    first_row: dict[str, int] = {}
-    for row, key in enumerate(_restricted_keys(vectors, restrict_vocab)):
-        first_row.setdefault(fold(key), row)
-
-    gold: list[float] = []
-    model: list[np.float32] = []
-    for w1, w2, score in pairs:
-        if w1 in first_row and w2 in first_row:
-            gold.append(score)
-            v1, v2 = vectors.matrix[first_row[w1]], vectors.matrix[first_row[w2]]
-            model.append(np.dot(_unitvec(v1), _unitvec(v2)))  # float32, as gensim's similarity()
-    if not gold:
+    kv = as_keyed_vectors(vectors)
+    known = {fold(key) for key in _restricted_keys(kv.index_to_key, restrict_vocab)}
+    used = sum(w1 in known and w2 in known for w1, w2, _ in pairs)
+    if not used:
         raise UserError(f"pairs file '{path}': no pair has both words in the vocabulary")
-    spearman = stats.spearmanr(gold, model)
-    pearson = stats.pearsonr(gold, model)
-    oov = len(pairs) - len(gold)
+    pearson, spearman, oov_percent = kv.evaluate_word_pairs(
+        str(path), restrict_vocab=restrict_vocab or len(kv), case_insensitive=case_insensitive)
     return SimilarityResult(
         pairs_path=str(path),
         spearman=float(spearman[0]),
         spearman_pvalue=float(spearman[1]),
         pearson=float(pearson[0]),
         pearson_pvalue=float(pearson[1]),
-        pairs_used=len(gold),
+        pairs_used=used,
         pairs_total=len(pairs),
-        coverage=len(gold) / len(pairs),
-        oov_ratio=float(oov) / len(pairs),
+        coverage=used / len(pairs),
+        oov_ratio=oov_percent / 100,
     )
+
+
+def epoch_scores(vectors) -> dict:
+    """The per-epoch evaluation of `--eval-each-epoch`: analogy accuracy (restrict_vocab=30000)
+    with its coverage and WordSim-353's Spearman, on gensim's copies of the test sets; None
+    for a score the vocabulary cannot answer yet."""
+    scores: dict = {}
+    try:
+        result = analogy(vectors)
+        scores.update(analogy=result.accuracy if result.answered else None, analogy_coverage=result.coverage)
+    except (UserError, ValueError):
+        scores.update(analogy=None, analogy_coverage=0.0)
+    try:
+        scores["ws353"] = similarity(vectors).spearman
+    except UserError:
+        scores["ws353"] = None
+    return scores
 
 
 # --------------------------------------------------------------------------- gensim's arithmetic
@@ -310,18 +337,6 @@ def _query_vector(
     return _unitvec(mean).astype(np.float32)
 
 
-def _most_similar_rows(
-    matrix: np.ndarray, norms: np.ndarray, positive: list[int], negative: list[int], topn: int, n_rows: int
-) -> list[tuple[int, float]]:
-    """gensim's most_similar over the first `n_rows` rows: (row, cosine), inputs left out."""
-    mean = _query_vector(matrix, norms, positive, negative)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scores = np.dot(matrix[:n_rows], mean) / norms[:n_rows]
-    inputs = positive + negative
-    ranked = _top_rows(scores, topn + len(inputs))
-    return [(int(r), float(scores[r])) for r in ranked if r not in inputs][:topn]
-
-
 def _top_rows(scores: np.ndarray, topn: int) -> np.ndarray:
     """gensim's matutils.argsort(scores, topn, reverse=True), same partition and tie order."""
     negated = -scores
@@ -334,10 +349,10 @@ def _top_rows(scores: np.ndarray, topn: int) -> np.ndarray:
 # --------------------------------------------------------------------------- helpers and files
 
 
-def _restricted_keys(vectors: Vectors, restrict_vocab: int | None) -> list[str]:
+def _restricted_keys(words: list[str], restrict_vocab: int | None) -> list[str]:
     if restrict_vocab is not None and restrict_vocab < 1:
         raise UserError(f"restrict_vocab must be at least 1, got {restrict_vocab}")
-    return vectors.words[:restrict_vocab]
+    return words[:restrict_vocab]
 
 
 def _ratio(part: int, whole: int) -> float:

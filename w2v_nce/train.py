@@ -41,7 +41,7 @@ from tqdm import tqdm
 from w2v_nce import fused
 from w2v_nce.atomic import atomic_path, write_text
 from w2v_nce.config import Config, apply_overrides, to_toml
-from w2v_nce.corpus import Corpus, count_words, describe
+from w2v_nce.corpus import Corpus, count_words, describe, reads_stdin, stdin_spooled
 from w2v_nce.errors import UserError
 from w2v_nce.model import Model
 from w2v_nce.objectives import Candidates, LogisticObjective, Objective, make_objective
@@ -63,8 +63,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 def remove_stale_id_files(workdir: Path) -> None:
-    """Delete the id files that runs killed in `workdir` left behind (their process is gone)."""
-    for path in workdir.glob(".ids-*.bin"):
+    """Delete the temporary files (encoded ids, spooled standard input) that runs killed in
+    `workdir` left behind (their process is gone)."""
+    for path in [*workdir.glob(".ids-*.bin"), *workdir.glob(".stdin-*.txt")]:
         pid = path.name.split("-")[1]
         if not pid.isdigit() or not _alive(int(pid)):
             path.unlink(missing_ok=True)
@@ -83,14 +84,13 @@ def _alive(pid: int) -> bool:
 class EncodedCorpus:
     """The corpus as int32 ids in a temporary file, read back in chunks (bounded memory)."""
 
-    def __init__(self, corpus: Corpus, vocab: Vocab, workdir: Path):
-        remove_stale_id_files(workdir)
+    def __init__(self, corpus: Corpus, vocab: Vocab, workdir: Path, tokenizer: str = "whitespace"):
         fd, name = tempfile.mkstemp(prefix=f".ids-{os.getpid()}-", suffix=".bin", dir=workdir)
         self.path = Path(name)
         self.words = 0  # in-vocabulary tokens
         try:
             with os.fdopen(fd, "wb") as f:
-                for ids in vocab.encode(corpus):
+                for ids in vocab.encode(corpus, tokenizer):
                     ids.tofile(f)
                     self.words += word_count(ids)
             if self.words == 0:
@@ -291,6 +291,8 @@ class Progress:
     seconds: float = 0.0
     loss_sum: float = 0.0  # over the last completed epoch
     loss_count: int = 0
+    history: list = dataclasses.field(default_factory=list)  # one dict per epoch (metrics.json)
+    curve: list = dataclasses.field(default_factory=list)  # [words done, mean loss] per chunk
 
 
 def load_checkpoint(path: Path | str) -> dict:
@@ -321,8 +323,18 @@ def checkpoint_config(state: dict) -> Config:
     return apply_overrides(Config(), state["config"])
 
 
-def vectors_from_checkpoint(state: dict) -> Vectors:
-    return Vectors(list(state["words"]), state["model"]["inp"].numpy().astype(np.float32))
+def vectors_from_checkpoint(state: dict, which: str = "input") -> Vectors:
+    """The checkpoint's input vectors (word2vec's syn0), or its output rows (syn1neg): one per
+    word for every loss but hs, whose output rows belong to the Huffman tree's inner nodes."""
+    words = list(state["words"])
+    if which == "input":
+        return Vectors(words, state["model"]["inp"].numpy().astype(np.float32))
+    rows = state["model"]["out"]
+    if len(rows) != len(words):
+        loss = state["config"].get("loss")
+        raise UserError(f"the {loss} model has {len(rows):,} output rows for {len(words):,} words: they are not "
+                        "word vectors (hs keeps one per inner node of its tree); export --which input")
+    return Vectors(words, rows.numpy().astype(np.float32))
 
 
 class Trainer:
@@ -385,7 +397,7 @@ class Trainer:
         if self.device.type == "cpu":
             torch.set_num_threads(1)  # one core per worker thread (and the example maker's)
         total_words = cfg.epochs * encoded.words
-        start = time.perf_counter()
+        start, words_start = time.perf_counter(), progress.words_done
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         loss_count = 0
         chunks = ((self.examples(chunk), word_count(chunk)) for chunk in encoded.chunks(cfg.chunk_tokens))
@@ -403,20 +415,31 @@ class Trainer:
                 bar.update(int(words_at(example)) - bar.n)
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_at(example):.5f}", refresh=False)
 
-            loss_sum += run_batches(self.model, self.objective, self.rule, examples, cfg, lr_at, self.workers,
-                                    report if bar is not None else None)
+            chunk_loss = run_batches(self.model, self.objective, self.rule, examples, cfg, lr_at, self.workers,
+                                     report if bar is not None else None)
+            loss_sum += chunk_loss
             loss_count += len(examples)
+            progress.curve.append([words_at(len(examples)), float(chunk_loss) / max(len(examples), 1)])
             progress.words_done += chunk_words
             progress.examples += len(examples)
             if bar is not None:
                 bar.update(progress.words_done - bar.n)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        progress.seconds += time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        progress.seconds += seconds
         progress.epoch += 1
         progress.loss_sum, progress.loss_count = float(loss_sum), loss_count
         if not math.isfinite(progress.loss_sum):
             raise UserError(f"training diverged (loss is {progress.loss_sum}); lower --lr")
+        progress.history.append({
+            "epoch": progress.epoch,
+            "loss": progress.loss_sum / max(loss_count, 1),
+            "words": progress.words_done,
+            "seconds": round(seconds, 3),
+            "words_per_sec": round((progress.words_done - words_start) / max(seconds, 1e-9), 1),
+            "lr": cfg.lr * max(cfg.min_lr_ratio, 1.0 - progress.words_done / total_words),
+        })
 
     def state_dict(self) -> dict:
         return {
@@ -445,22 +468,10 @@ def train(corpus: Corpus, out_dir: Path | str, cfg: Config, resume: bool = False
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"output directory '{out_dir}' is an existing file")
-    resume = resume and (out_dir / CHECKPOINT).exists()
-    state = load_checkpoint(out_dir / CHECKPOINT) if resume else None
-    if state is not None:
-        vocab = Vocab(list(state["words"]), state["counts"].numpy())
-        corpus_tokens = None
-    else:
-        counts, corpus_tokens = count_words(corpus)
-        vocab = Vocab.from_counts(counts, cfg.min_count, cfg.max_vocab)
-    trainer = Trainer(cfg, vocab, state)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create output directory '{out_dir}': {exc.strerror or exc}") from None
-    write_text(out_dir / "config.toml", to_toml(cfg))
-
-    encoded = EncodedCorpus(corpus, vocab, out_dir)
+    if out_dir.is_dir():
+        remove_stale_id_files(out_dir)
+    with stdin_spooled(corpus, _make_dir(out_dir) if reads_stdin(corpus) else out_dir) as text:
+        trainer, encoded, corpus_tokens = _prepare(text, out_dir, cfg, resume)
     progress = trainer.progress
     try:
         total_words = cfg.epochs * encoded.words
@@ -468,6 +479,10 @@ def train(corpus: Corpus, out_dir: Path | str, cfg: Config, resume: bool = False
                    unit_scale=True, disable=not progress_bar, dynamic_ncols=True, smoothing=0.1)
         while progress.epoch < cfg.epochs:
             trainer.run_epoch(encoded, bar if progress_bar else None)
+            if cfg.eval_each_epoch:  # outside run_epoch's clock
+                from w2v_nce.evaluate import epoch_scores
+
+                progress.history[-1].update(epoch_scores(trainer.vectors()))
             trainer.save_checkpoint(out_dir / CHECKPOINT)
         bar.close()
     finally:
@@ -481,7 +496,7 @@ def train(corpus: Corpus, out_dir: Path | str, cfg: Config, resume: bool = False
         "step": trainer.backend,
         "arch": cfg.arch,
         "loss": cfg.loss,
-        "vocab_size": len(vocab),
+        "vocab_size": len(trainer.vocab),
         "corpus_words": encoded.words,
         "corpus_tokens": corpus_tokens,
         "epochs": progress.epoch,
@@ -491,6 +506,31 @@ def train(corpus: Corpus, out_dir: Path | str, cfg: Config, resume: bool = False
         "words_per_sec": round(progress.words_done / max(progress.seconds, 1e-9), 1),
         "final_loss": progress.loss_sum / max(progress.loss_count, 1),
         **trainer.objective.state_dict(),
+        "history": progress.history,
+        "curve": progress.curve,
     }
     write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def _make_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output directory '{path}': {exc.strerror or exc}") from None
+    return path
+
+
+def _prepare(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool) -> tuple[Trainer, EncodedCorpus, int | None]:
+    """The run's parts and its corpus encoded into `out_dir`: a new vocabulary counted from the
+    corpus, or, with `resume` and a checkpoint there, the checkpoint's."""
+    state = load_checkpoint(out_dir / CHECKPOINT) if resume and (out_dir / CHECKPOINT).exists() else None
+    if state is not None:
+        vocab = Vocab(list(state["words"]), state["counts"].numpy())
+        corpus_tokens = None
+    else:
+        counts, corpus_tokens = count_words(corpus, cfg.tokenizer)
+        vocab = Vocab.from_counts(counts, cfg.min_count, cfg.max_vocab)
+    trainer = Trainer(cfg, vocab, state)
+    write_text(_make_dir(out_dir) / "config.toml", to_toml(cfg))
+    return trainer, EncodedCorpus(corpus, vocab, out_dir, cfg.tokenizer), corpus_tokens

@@ -69,6 +69,14 @@ class Vectors:
     def __contains__(self, word: object) -> bool:
         return word in self.index
 
+    def keyed_vectors(self):
+        """These vectors as a gensim `KeyedVectors` (sharing no memory with `matrix`)."""
+        from gensim.models import KeyedVectors
+
+        kv = KeyedVectors(self.dim, dtype=np.float32)
+        kv.add_vectors(self.words, self.matrix)
+        return kv
+
     def unit(self) -> np.ndarray:
         """Rows scaled to unit L2 length (all-zero rows stay zero); computed once."""
         if self._unit is None:

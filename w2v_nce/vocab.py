@@ -70,13 +70,13 @@ class Vocab:
         ratio = sample * self.counts.sum() / self.counts
         return np.minimum(1.0, np.sqrt(ratio) + ratio)
 
-    def encode(self, corpus: Corpus) -> Iterator[np.ndarray]:
+    def encode(self, corpus: Corpus, tokenizer: str = "whitespace") -> Iterator[np.ndarray]:
         """The corpus as int32 word ids with SENTENCE_END between sentences; unknown words dropped.
 
         Yields one array per piece read, so memory stays bounded.
         """
         get = self.index.get
-        for tokens, ends in read_corpus(corpus):
+        for tokens, ends in read_corpus(corpus, tokenizer):
             ids = [i for i in map(get, tokens) if i is not None]
             if ends:
                 ids.append(SENTENCE_END)
