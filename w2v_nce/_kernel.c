@@ -116,74 +116,174 @@ void bag_backward(float *inp, float *out, float *bias, const int64_t *context, c
     }
 }
 
-/* count draws from an alias table (w2v_nce.sampler) into out, from a splitmix64 stream started at
- * seed: each draw picks a bucket with Lemire's multiply-shift on 32 random bits and tosses a
- * 24-bit coin against accept[bucket]. A few ns a draw, against ~40 for the tensor version. */
+/* splitmix64: the kernel's random stream (alias_sample, window_sgd) */
+static inline uint64_t splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* One draw from an alias table: a bucket by Lemire's multiply-shift on 32 random bits, then a
+ * 24-bit coin against accept[bucket]. */
+static inline int64_t alias_draw(const float *accept, const int64_t *alias, int64_t v, uint64_t *state) {
+    uint64_t z = splitmix64(state);
+    int64_t bucket = (int64_t)(((z >> 32) * (uint64_t)v) >> 32);
+    float coin = (float)(z & 0xFFFFFF) * (1.0f / 16777216.0f);
+    return coin < accept[bucket] ? bucket : alias[bucket];
+}
+
+/* count draws from an alias table (w2v_nce.sampler: accept [v], alias [v]) into out, from a
+ * splitmix64 stream started at seed. A few ns a draw, against ~40 for the tensor version. */
 void alias_sample(const float *accept, const int64_t *alias, int64_t v, int64_t count, uint64_t seed,
                   int64_t *out) {
     uint64_t state = seed;
-    for (int64_t i = 0; i < count; i++) {
-        uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-        z ^= z >> 31;
-        int64_t bucket = (int64_t)(((z >> 32) * (uint64_t)v) >> 32);
-        float coin = (float)(z & 0xFFFFFF) * (1.0f / 16777216.0f);
-        out[i] = coin < accept[bucket] ? bucket : alias[bucket];
-    }
+    for (int64_t i = 0; i < count; i++) out[i] = alias_draw(accept, alias, v, &state);
 }
 
-/* The logistic losses (negative sampling, NCE, hierarchical softmax) trained example by example,
- * as word2vec.c and gensim do: each example's step is applied before the next example is scored.
- * For example b with bag h (mean of its input rows) and every unmasked candidate c = cand[b, j]:
+/* The logistic losses (negative sampling, NCE, hierarchical softmax): one example's candidates.
+ * For bag vector h and every unmasked candidate c = cand[j]:
  *   y = h . out[c] (+ bias[c]) - row_offset[c] - const_offset      (NCE: log Z + log k q(c))
- *   g = σ(y) - labels[b, j]                                         (d loss / d y)
- *   loss += softplus(y) - labels[b, j] y                            (binary cross-entropy)
+ *   g = σ(y) - labels[j]                                            (d loss / d y)
+ *   loss += softplus(y) - labels[j] y                               (binary cross-entropy)
  *   err  -= lr g out[c];  out[c] -= lr g h;  bias[c] -= lr g
- * then every input row of the bag moves by err (the whole error, gensim's cbow_mean=1).
- * row_offset may be NULL. *gsum receives Σ g (for a learnt log Z). h and err are [d] workspaces.
- *
- * Output rows hot_lo .. hot_lo + hot_n - 1 (the rows that nearly every example touches: the top of
+ * Output rows in [hot_lo, hot_lo + hot_n) are read and written in `hot` instead (see logistic_sgd).
+ * Returns the loss; adds Σ g to *gtotal. */
+static double logistic_candidates(const float *h, float *err, float *out, float *bias, const int64_t *cand,
+                                  const uint8_t *mask, const float *labels, int64_t k, const float *row_offset,
+                                  float const_offset, int64_t d, float lr, double *gtotal, int64_t hot_lo,
+                                  int64_t hot_n, float *hot) {
+    double loss = 0.0;
+    for (int64_t j = 0; j < k; j++) {
+        if (mask && !mask[j]) continue;
+        int64_t c = cand[j];
+        float *row = (uint64_t)(c - hot_lo) < (uint64_t)hot_n ? hot + (c - hot_lo) * d : out + c * d;
+        float y = dot(h, row, d) - const_offset;
+        if (bias) y += bias[c];
+        if (row_offset) y -= row_offset[c];
+        float label = labels[j];
+        float ex = exp_nonpositive(-fabsf(y));
+        float p = y >= 0.0f ? 1.0f / (1.0f + ex) : ex / (1.0f + ex);
+        loss += (double)(fmaxf(y, 0.0f) - label * y + log1p_unit(ex));
+        float g = p - label;
+        *gtotal += g;
+        float step = -lr * g;
+        axpy(step, row, err, d);
+        axpy(step, h, row, d);
+        if (bias) bias[c] += step;
+    }
+    return loss;
+}
+
+/* Output rows hot_lo .. hot_lo + hot_n - 1 (the rows that nearly every example touches: the top of
  * the Huffman tree, the most frequent words) are trained in `hot` ([2, hot_n, d] workspace), a
  * private copy taken at the start, and their change is added to the shared rows at the end: Hogwild
  * threads that all write the same rows example after example spend their time passing cache lines
- * between cores (measured in docs/performance.md). With one thread the result is the same.
+ * between cores (measured in docs/performance.md). With one thread the result is the same. */
+static void hot_begin(const float *out, int64_t hot_lo, int64_t hot_n, int64_t d, float *hot) {
+    memcpy(hot, out + hot_lo * d, (size_t)(hot_n * d) * sizeof(float));
+    memcpy(hot + hot_n * d, hot, (size_t)(hot_n * d) * sizeof(float));
+}
+
+static void hot_end(float *out, int64_t hot_lo, int64_t hot_n, int64_t d, const float *hot) {
+    const float *start = hot + hot_n * d;
+    for (int64_t i = 0; i < hot_n * d; i++) out[hot_lo * d + i] += hot[i] - start[i];
+}
+
+/* The logistic losses trained example by example over given candidates, as word2vec.c and gensim
+ * do: each example's step is applied before the next example is scored. Example b's bag vector h
+ * is the mean of its input rows, its candidates cand[b*k .. b*k+k) (logistic_candidates), and then
+ * every input row of the bag moves by err (the whole error, gensim's cbow_mean=1). row_offset may
+ * be NULL. *gsum receives Σ g (for a learnt log Z). h and err are [d] workspaces.
  * Returns the summed loss. */
 double logistic_sgd(float *inp, float *out, float *bias, const int64_t *context, const int64_t *offsets,
                     const int64_t *cand, const uint8_t *mask, const float *labels, const float *row_offset,
                     float const_offset, int64_t n, int64_t k, int64_t d, float lr, float *h, float *err,
                     double *gsum, int64_t hot_lo, int64_t hot_n, float *hot) {
     double loss = 0.0, gtotal = 0.0;
-    float *start = hot + hot_n * d;
-    memcpy(hot, out + hot_lo * d, (size_t)(hot_n * d) * sizeof(float));
-    memcpy(start, hot, (size_t)(hot_n * d) * sizeof(float));
+    hot_begin(out, hot_lo, hot_n, d, hot);
     for (int64_t b = 0; b < n; b++) {
         int64_t lo = offsets[b], hi = offsets[b + 1];
         if (hi == lo) continue;
         bag_mean(inp, context, lo, hi, d, h);
         memset(err, 0, (size_t)d * sizeof(float));
-        for (int64_t j = 0; j < k; j++) {
-            int64_t at = b * k + j;
-            if (mask && !mask[at]) continue;
-            int64_t c = cand[at];
-            float *row = (uint64_t)(c - hot_lo) < (uint64_t)hot_n ? hot + (c - hot_lo) * d : out + c * d;
-            float y = dot(h, row, d) - const_offset;
-            if (bias) y += bias[c];
-            if (row_offset) y -= row_offset[c];
-            float label = labels[at];
-            float ex = exp_nonpositive(-fabsf(y));
-            float p = y >= 0.0f ? 1.0f / (1.0f + ex) : ex / (1.0f + ex);
-            loss += (double)(fmaxf(y, 0.0f) - label * y + log1p_unit(ex));
-            float g = p - label;
-            gtotal += g;
-            float step = -lr * g;
-            axpy(step, row, err, d);
-            axpy(step, h, row, d);
-            if (bias) bias[c] += step;
-        }
+        loss += logistic_candidates(h, err, out, bias, cand + b * k, mask ? mask + b * k : NULL, labels + b * k, k,
+                                    row_offset, const_offset, d, lr, &gtotal, hot_lo, hot_n, hot);
         for (int64_t e = lo; e < hi; e++) axpy(1.0f, err, inp + context[e] * d, d);
     }
-    for (int64_t i = 0; i < hot_n * d; i++) out[hot_lo * d + i] += hot[i] - start[i];
+    hot_end(out, hot_lo, hot_n, d, hot);
     *gsum = gtotal;
+    return loss;
+}
+
+/* The same training with the examples made here, as word2vec.c's threads make them: no example
+ * arrays, no producer. ids[0 .. n_ids) is a subsampled chunk of the corpus (SENTENCE_END = -1
+ * between sentences); the centre words at positions centres[0 .. n_centres) are trained in that
+ * order. For each, a radius r = 1 + (u mod window) from the `seed ^ RADIUS_STREAM` stream; its
+ * window is the words within r of it in its sentence (and in ids). cbow: one example, the bag is
+ * the window. skipgram: one example per window word, left to right, the bag that word alone. Each
+ * example's candidates are:
+ *   sampled (accept != NULL): the centre word (label 1), then `negatives` draws from the alias table
+ *     (label 0) from the `seed` stream, k = 1 + negatives per example in order; with skip_hits a
+ *     draw equal to the centre word is skipped (word2vec's accidental hits; NCE keeps them);
+ *   tree (points != NULL): the centre word's Huffman path, points/labels/mask rows [v, path_max].
+ * *examples receives the number of examples trained. h, err: [d]; context: [2 window]; cand, labels,
+ * mask: [1 + negatives] workspaces (sampled losses). See logistic_sgd for the rest. */
+#define RADIUS_STREAM 0x5DEECE66DULL
+
+double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64_t n_ids, const int64_t *centres,
+                  int64_t n_centres, int64_t window, int64_t skipgram, int64_t negatives, int64_t skip_hits,
+                  const float *accept,
+                  const int64_t *alias, int64_t vocab, const int64_t *points, const float *path_labels,
+                  const uint8_t *path_mask, int64_t path_max, const float *row_offset, float const_offset,
+                  int64_t d, float lr, uint64_t seed, float *h, float *err, int64_t *context, int64_t *cand,
+                  float *labels, uint8_t *mask, double *gsum, int64_t *examples, int64_t hot_lo, int64_t hot_n,
+                  float *hot) {
+    double loss = 0.0, gtotal = 0.0;
+    uint64_t noise = seed, radii = seed ^ RADIUS_STREAM;
+    int64_t k = accept ? 1 + negatives : path_max, trained = 0;
+    if (accept) {
+        labels[0] = 1.0f;
+        for (int64_t j = 1; j < k; j++) labels[j] = 0.0f;
+    }
+    hot_begin(out, hot_lo, hot_n, d, hot);
+    for (int64_t i = 0; i < n_centres; i++) {
+        int64_t at = centres[i];
+        int64_t target = ids[at];
+        int64_t r = 1 + (int64_t)(splitmix64(&radii) % (uint64_t)window);
+        int64_t n = 0;
+        for (int64_t p = at - 1; p >= 0 && p >= at - r && ids[p] >= 0; p--) n++;
+        int64_t left = n;
+        for (int64_t j = 0; j < left; j++) context[j] = ids[at - left + j];
+        for (int64_t p = at + 1; p < n_ids && p <= at + r && ids[p] >= 0; p++) context[n++] = ids[p];
+        if (n == 0) continue;
+        const int64_t *c_ids;
+        const float *c_labels;
+        const uint8_t *c_mask;
+        for (int64_t e = 0; e < (skipgram ? n : 1); e++) {
+            if (accept) {
+                cand[0] = target;
+                mask[0] = 1;
+                for (int64_t j = 1; j < k; j++) {
+                    cand[j] = alias_draw(accept, alias, vocab, &noise);
+                    mask[j] = !skip_hits || cand[j] != target;
+                }
+                c_ids = cand, c_labels = labels, c_mask = mask;
+            } else {
+                c_ids = points + target * path_max, c_labels = path_labels + target * path_max;
+                c_mask = path_mask + target * path_max;
+            }
+            int64_t lo = skipgram ? e : 0, hi = skipgram ? e + 1 : n;
+            bag_mean(inp, context, lo, hi, d, h);
+            memset(err, 0, (size_t)d * sizeof(float));
+            loss += logistic_candidates(h, err, out, bias, c_ids, c_mask, c_labels, k, row_offset, const_offset, d,
+                                        lr, &gtotal, hot_lo, hot_n, hot);
+            for (int64_t j = lo; j < hi; j++) axpy(1.0f, err, inp + context[j] * d, d);
+            trained++;
+        }
+    }
+    hot_end(out, hot_lo, hot_n, d, hot);
+    *gsum = gtotal;
+    *examples = trained;
     return loss;
 }

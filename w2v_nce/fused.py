@@ -42,6 +42,9 @@ def _load() -> ctypes.CDLL | None:
     lib.bag_backward.restype = None
     lib.logistic_sgd.argtypes = [_P] * 9 + [ctypes.c_float] + [_N] * 3 + [ctypes.c_float] + [_P] * 3 + [_N] * 2 + [_P]
     lib.logistic_sgd.restype = ctypes.c_double
+    lib.window_sgd.argtypes = ([_P] * 4 + [_N] + [_P] + [_N] * 5 + [_P] * 2 + [_N] + [_P] * 3 + [_N] + [_P]
+                               + [ctypes.c_float, _N, ctypes.c_float, ctypes.c_uint64] + [_P] * 8 + [_N] * 2 + [_P])
+    lib.window_sgd.restype = ctypes.c_double
     lib.alias_sample.argtypes = [_P, _P, _N, _N, ctypes.c_uint64, _P]
     lib.alias_sample.restype = None
     return lib
@@ -158,3 +161,65 @@ def logistic_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None
                              _ptr(labels), _ptr(row_offset), float(const_offset), n, k, d, float(lr),
                              _ptr(work[0]), _ptr(work[1]), ctypes.byref(gsum), hot_lo, hot_n, _ptr(work[2:]))
     return loss, gsum.value
+
+
+def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, ids: torch.Tensor,
+               centres: torch.Tensor, window: int, skipgram: bool, lr: float, seed: int,
+               noise: tuple[torch.Tensor, torch.Tensor, int, bool] | None = None,
+               tree: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+               row_offset: torch.Tensor | None = None, const_offset: float = 0.0,
+               hot: tuple[int, int] = (0, 0)) -> tuple[float, float, int]:
+    """logistic_sgd with the examples made in the kernel, as word2vec's threads make them: the
+    centre words at positions `centres` of the subsampled chunk `ids` (int32, SENTENCE_END between
+    sentences), each with a radius in 1..window drawn from `seed`'s stream, as CBOW windows or
+    skip-gram pairs. Candidates: the centre word and `noise` = (accept, alias, negatives,
+    skip_hits) draws from the alias table (skip_hits: leave out draws equal to the centre word),
+    or the centre word's Huffman path `tree` = (points, labels, mask) rows.
+    Returns (summed loss, summed d loss / d y, examples trained)."""
+    _need(inp.dtype == out.dtype == torch.float32 and inp.is_contiguous() and out.is_contiguous()
+          and inp.dim() == out.dim() == 2 and inp.shape[1] == out.shape[1], "tables must be contiguous float32 [rows, d]")
+    _need(bias is None or (bias.dtype == torch.float32 and bias.shape == (len(out),) and bias.is_contiguous()),
+          "bias must be float32 [rows]")
+    _need(ids.dtype == torch.int32 and ids.dim() == 1 and ids.is_contiguous(), "ids must be a contiguous int32 vector")
+    _need(centres.dtype == torch.int64 and centres.dim() == 1 and centres.is_contiguous(),
+          "centres must be a contiguous int64 vector")
+    _need(window >= 1, "window must be at least 1")
+    _need((noise is None) != (tree is None), "give noise or tree, not both")
+    _need(row_offset is None or (row_offset.dtype == torch.float32 and row_offset.shape == (len(out),)
+                                 and row_offset.is_contiguous()), "row_offset must be float32 [rows]")
+    hot_lo, hot_n = hot
+    _need(0 <= hot_lo and 0 <= hot_n and hot_lo + hot_n <= len(out), "hot rows must lie in out")
+    if CHECK_IDS:
+        kept = ids[ids >= 0]
+        _need(bool(((kept < len(inp)) & (ids >= -1)).all()) if len(ids) else True, "ids out of range")
+        _need(bool(((centres >= 0) & (centres < len(ids))).all()) and bool((ids[centres] >= 0).all()),
+              "centres must be positions of words in ids")
+    d = inp.shape[1]
+    accept = alias = points = labels = mask = None
+    negatives, skip_hits, vocab, path_max = 0, False, 0, 0
+    if noise is not None:
+        accept, alias, negatives, skip_hits = noise
+        _need(accept.dtype == torch.float32 and alias.dtype == torch.int64 and accept.shape == alias.shape
+              and accept.is_contiguous() and alias.is_contiguous(), "noise must be an alias table")
+        _need(len(accept) <= len(out), "the noise table is larger than the output table")
+        vocab = len(accept)
+    else:
+        points, labels, mask = tree
+        _need(points.dtype == torch.int64 and labels.dtype == torch.float32 and mask.dtype == torch.bool
+              and points.shape == labels.shape == mask.shape and points.shape[0] == len(inp)
+              and points.is_contiguous() and labels.is_contiguous() and mask.is_contiguous(),
+              "tree must be points int64, labels float32, mask bool [words, path]")
+        path_max = points.shape[1]
+    work = torch.empty(2 + 2 * hot_n, d, dtype=torch.float32)
+    context = torch.empty(2 * window, dtype=torch.int64)
+    cand = torch.empty(1 + negatives, dtype=torch.int64)
+    cand_labels = torch.empty(1 + negatives, dtype=torch.float32)
+    cand_mask = torch.empty(1 + negatives, dtype=torch.uint8)
+    gsum, examples = ctypes.c_double(), ctypes.c_int64()
+    loss = _LIB.window_sgd(_ptr(inp), _ptr(out), _ptr(bias), _ptr(ids), len(ids), _ptr(centres), len(centres),
+                           window, int(skipgram), negatives, int(skip_hits), _ptr(accept), _ptr(alias), vocab, _ptr(points),
+                           _ptr(labels), _ptr(mask), path_max, _ptr(row_offset), float(const_offset), d, float(lr),
+                           seed & ((1 << 64) - 1), _ptr(work[0]), _ptr(work[1]), _ptr(context), _ptr(cand),
+                           _ptr(cand_labels), _ptr(cand_mask), ctypes.byref(gsum), ctypes.byref(examples), hot_lo,
+                           hot_n, _ptr(work[2:]))
+    return loss, gsum.value, examples.value

@@ -155,6 +155,11 @@ class LogisticObjective(Objective):
         frequency, so the first ones."""
         return 0, min(count, rows)
 
+    def kernel_candidates(self) -> dict:
+        """How the kernel's own example maker (w2v_nce.fused.window_sgd) finds an example's
+        candidates: noise=(accept, alias, k, skip accidental hits) or tree=(points, labels, mask)."""
+        raise NotImplementedError
+
 
 class SampledObjective(Objective):
     """Base for losses that score the target and k words drawn from the noise sampler."""
@@ -196,6 +201,9 @@ class NegativeSampling(SampledObjective, LogisticObjective):
     def mask(self, ids, targets):
         return _accidental_hits(ids, targets)
 
+    def kernel_candidates(self):
+        return {"noise": (self.sampler.accept, self.sampler.alias, self.k, True)}
+
 
 class HierarchicalSoftmax(LogisticObjective):
     """word2vec's hierarchical softmax: p(x | c) = Π σ(±s_n) over the inner nodes n on x's path
@@ -224,6 +232,9 @@ class HierarchicalSoftmax(LogisticObjective):
     def complete(self, targets, drawn):
         return Candidates(ids=take(self.points, targets), targets=targets, labels=take(self.path_labels, targets),
                           mask=take(self.path_mask, targets))
+
+    def kernel_candidates(self):
+        return {"tree": (self.points, self.path_labels, self.path_mask)}
 
     def log_prob(self, score, targets):
         cand = self.complete(targets, None)
@@ -254,6 +265,9 @@ class LocalNCE(SampledObjective, LogisticObjective):
 
     def logit_offset(self):
         return self.log_kq, self.log_z
+
+    def kernel_candidates(self):
+        return {"noise": (self.sampler.accept, self.sampler.alias, self.k, False)}
 
     def update(self, dscores, lr):
         self.update_from_sum(dscores.sum(), len(dscores), lr)

@@ -49,7 +49,7 @@ from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.updates import CountingRule, UpdateRule, make_update
 from w2v_nce.vectors import Vectors, save_word2vec
 from w2v_nce.vocab import HuffmanTree, Vocab, word_count
-from w2v_nce.windows import EXAMPLES, Examples, subsample
+from w2v_nce.windows import EXAMPLES, Centres, Examples, subsample
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -113,23 +113,28 @@ HOT_ROWS = 256  # output rows each CPU kernel thread trains in a private copy pe
 DEFAULT_RULE = make_update(Config.update, Config.update_cap)  # Config's default (stateless: one serves all)
 
 
-def sgd_step(model: Model, objective: Objective, batch: Examples, lr: float, generator: torch.Generator | None,
-             rule: UpdateRule = DEFAULT_RULE) -> torch.Tensor:
+def sgd_step(model: Model, objective: Objective, batch: Examples | Centres, lr: float,
+             generator: torch.Generator | None, rule: UpdateRule = DEFAULT_RULE, backend: str | None = None) -> torch.Tensor:
     """word2vec's SGD on one batch; returns the summed loss of the batch (a 0-d tensor).
 
     Output rows move by -lr x their gradient, every input row of a bag by -lr x d(loss)/dh of
     its example. On the batched paths all examples' steps are taken against the same parameters
     and `rule` combines the steps one row gets from several examples (w2v_nce.updates); the CPU
-    kernel's sequential path takes them one example after another (`step_backend`).
+    kernel's sequential paths take them one example after another (`step_backend`). A batch of
+    `Centres` is for the "windows" backend, which makes its examples itself.
     """
+    return STEPS[backend or step_backend(model, objective, rule)](model, objective, batch, lr, generator, rule)
+
+
+def _candidates(objective: Objective, batch: Examples, generator: torch.Generator | None) -> Candidates:
     drawn = batch.candidates if batch.candidates is not None else objective.draw(batch.targets, generator)
-    cand = objective.complete(batch.targets, drawn)
-    return STEPS[step_backend(model, objective, rule)](model, objective, batch, cand, lr, rule)
+    return objective.complete(batch.targets, drawn)
 
 
-def _pytorch_step(model: Model, objective: Objective, batch: Examples, cand: Candidates, lr: float,
+def _pytorch_step(model: Model, objective: Objective, batch: Examples, lr: float, generator: torch.Generator | None,
                   rule: UpdateRule) -> torch.Tensor:
     """sgd_step in tensor operations: every example's step against the same parameters."""
+    cand = _candidates(objective, batch, generator)
     h = model.context_vectors(batch.context, batch.offsets)
     scores, out = model.scores(h, cand.ids)
     loss, g = objective.loss_grad(scores, cand)
@@ -160,9 +165,11 @@ def _pytorch_step(model: Model, objective: Objective, batch: Examples, cand: Can
     return loss.sum()
 
 
-def step_backend(model: Model, objective: Objective, rule: UpdateRule) -> str:
+def step_backend(model: Model, objective: Objective, rule: UpdateRule, windows: bool = False) -> str:
     """Which implementation sgd_step runs, decided from the parts alone:
 
+      windows     (when asked for) the fused CPU kernel makes the examples of a chunk's centre
+                  words itself and trains them as `sequential` does: no example arrays
       sequential  the fused CPU kernel trains a logistic loss (hs, neg, nce) example by example,
                   in word2vec's own order: each step lands before the next example is scored, so
                   no two steps of a batch meet and the batch's update rule has nothing to combine
@@ -174,12 +181,15 @@ def step_backend(model: Model, objective: Objective, rule: UpdateRule) -> str:
     """
     if not fused.usable(model.inp) or objective.dense or not rule.counts_only:
         return "pytorch"
-    return "sequential" if isinstance(objective, LogisticObjective) else "fused"
+    if isinstance(objective, LogisticObjective):
+        return "windows" if windows else "sequential"
+    return "fused"
 
 
-def _sequential_step(model: Model, objective: LogisticObjective, batch: Examples, cand: Candidates,
-                     lr: float, rule: UpdateRule) -> torch.Tensor:
+def _sequential_step(model: Model, objective: LogisticObjective, batch: Examples, lr: float,
+                     generator: torch.Generator | None, rule: UpdateRule) -> torch.Tensor:
     """sgd_step through the kernel's example-by-example logistic loop (w2v_nce.fused.logistic_sgd)."""
+    cand = _candidates(objective, batch, generator)
     rows, const = objective.logit_offset()
     loss, grad_sum = fused.logistic_sgd(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids,
                                         cand.mask, cand.labels, rows, float(const), lr,
@@ -188,10 +198,24 @@ def _sequential_step(model: Model, objective: LogisticObjective, batch: Examples
     return torch.tensor(loss, dtype=torch.float64)
 
 
-def _fused_step(model: Model, objective: Objective, batch: Examples, cand: Candidates, lr: float,
+def _window_step(model: Model, objective: LogisticObjective, batch: Centres, lr: float,
+                 generator: torch.Generator | None, rule: UpdateRule) -> torch.Tensor:
+    """sgd_step through the kernel's example maker and logistic loop (w2v_nce.fused.window_sgd)."""
+    rows, const = objective.logit_offset()
+    loss, grad_sum, examples = fused.window_sgd(
+        model.inp, model.out, model.bias, batch.ids, batch.centres, batch.window, batch.skipgram, lr, batch.seed,
+        row_offset=rows, const_offset=float(const), hot=objective.hot_rows(len(model.out), HOT_ROWS),
+        **objective.kernel_candidates())
+    batch.trained[0] += examples  # under the GIL: Hogwild threads add their counts one at a time
+    objective.update_from_sum(grad_sum, max(examples, 1), lr)
+    return torch.tensor(loss, dtype=torch.float64)
+
+
+def _fused_step(model: Model, objective: Objective, batch: Examples, lr: float, generator: torch.Generator | None,
                 rule: CountingRule) -> torch.Tensor:
     """sgd_step's arithmetic through the fused CPU kernel (w2v_nce.fused): the same scores, loss
     and updates, without the [B, K, dim] intermediates."""
+    cand = _candidates(objective, batch, generator)
     h, scores = fused.forward(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids, cand.mask)
     loss, g = objective.loss_grad(scores, cand)
     objective.update(g, lr)
@@ -203,11 +227,11 @@ def _fused_step(model: Model, objective: Objective, batch: Examples, cand: Candi
     return loss.sum()
 
 
-STEPS = {"sequential": _sequential_step, "fused": _fused_step, "pytorch": _pytorch_step}
+STEPS = {"windows": _window_step, "sequential": _sequential_step, "fused": _fused_step, "pytorch": _pytorch_step}
 
 
-def run_batches(model: Model, objective: Objective, rule: UpdateRule, examples: Examples, cfg: Config, lr_at,
-                workers: int, report=None) -> torch.Tensor:
+def run_batches(model: Model, objective: Objective, rule: UpdateRule, examples: Examples | Centres, cfg: Config,
+                lr_at, workers: int, report=None, backend: str | None = None) -> torch.Tensor:
     """Train on `examples` (noise words drawn ahead) in batches of cfg.batch_size; return the summed loss.
 
     With workers > 1 (CPU), that many threads share the batches and update the tables
@@ -225,7 +249,7 @@ def run_batches(model: Model, objective: Objective, rule: UpdateRule, examples: 
         try:
             for lo in starts[slot::workers]:
                 hi = min(lo + cfg.batch_size, len(examples))
-                totals[slot] += sgd_step(model, objective, examples.slice(lo, hi), lr_at(lo), None, rule)
+                totals[slot] += sgd_step(model, objective, examples.slice(lo, hi), lr_at(lo), None, rule, backend)
                 seen[slot] += hi - lo
                 if report is not None and slot == 0 and (lo // cfg.batch_size) % (16 * workers) == 0:
                     report(sum(seen), float(totals[slot]) / max(seen[slot], 1))
@@ -364,7 +388,7 @@ class Trainer:
         self.model = Model(len(vocab), cfg.dim, cfg.use_bias, self.device, self.generator, bias_init=log_unigram,
                            out_rows=rows)
         self.make_examples = EXAMPLES[cfg.arch]
-        self.backend = step_backend(self.model, self.objective, self.rule)
+        self.backend = step_backend(self.model, self.objective, self.rule, windows=not os.environ.get("W2V_NCE_NO_WINDOWS"))
         self.keep_prob = torch.tensor(vocab.keep_prob(cfg.sample), dtype=torch.float32, device=self.device)
         self.progress = Progress()
         if state is not None:
@@ -383,10 +407,13 @@ class Trainer:
         cfg = dataclasses.replace(checkpoint_config(state), device=device)
         return cls(cfg, Vocab(list(state["words"]), state["counts"].numpy()), state)
 
-    def examples(self, chunk: np.ndarray) -> Examples:
-        """A chunk's examples, with the random part of their candidates drawn in one go."""
+    def examples(self, chunk: np.ndarray) -> Examples | Centres:
+        """A chunk's examples, with the random part of their candidates drawn in one go (or, for
+        the kernel that makes its own, the chunk's centre words)."""
         ids = torch.from_numpy(chunk).to(self.device)
         kept = subsample(ids, self.keep_prob, self.generator)
+        if self.backend == "windows":
+            return Centres.of(kept, self.cfg.window, self.cfg.arch, self.generator, shuffle=self.cfg.shuffle)
         examples = self.make_examples(kept, self.cfg.window, self.generator, shuffle=self.cfg.shuffle)
         examples.candidates = self.objective.draw(examples.targets, self.generator)
         return examples
@@ -416,12 +443,12 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_at(example):.5f}", refresh=False)
 
             chunk_loss = run_batches(self.model, self.objective, self.rule, examples, cfg, lr_at, self.workers,
-                                     report if bar is not None else None)
+                                     report if bar is not None else None, self.backend)
             loss_sum += chunk_loss
-            loss_count += len(examples)
-            progress.curve.append([words_at(len(examples)), float(chunk_loss) / max(len(examples), 1)])
+            loss_count += examples.trained_examples
+            progress.curve.append([words_at(len(examples)), float(chunk_loss) / max(examples.trained_examples, 1)])
             progress.words_done += chunk_words
-            progress.examples += len(examples)
+            progress.examples += examples.trained_examples
             if bar is not None:
                 bar.update(progress.words_done - bar.n)
         if self.device.type == "cuda":

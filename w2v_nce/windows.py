@@ -58,6 +58,10 @@ class Examples:
         """The largest context (from the host copy of the offsets: no device sync)."""
         return int(np.diff(self._host()).max()) if len(self) else 0
 
+    @property
+    def trained_examples(self) -> int:
+        return len(self)
+
     def slice(self, start: int, stop: int) -> "Examples":
         """Examples start..stop-1, with offsets rebased to 0."""
         host = self._host()
@@ -152,3 +156,41 @@ def skipgram_examples(
 
 EXAMPLES = {"cbow": cbow_examples, "skipgram": skipgram_examples}
 ARCHS = tuple(EXAMPLES)
+KERNEL_SKIPGRAM = {"cbow": False, "skipgram": True}  # the window kernel's flag for each arch
+
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+@dataclass
+class Centres:
+    """A chunk for the CPU kernel's own example maker (w2v_nce.fused.window_sgd): the subsampled
+    ids and the positions of the centre words in training order; the kernel draws the radii and
+    makes the windows (or skip-gram pairs) itself. `slice` takes centres as Examples.slice takes
+    examples; each slice has its own random stream, derived from the chunk's seed and its start."""
+
+    ids: torch.Tensor  # [n] int32, SENTENCE_END between sentences
+    centres: torch.Tensor  # [m] int64 positions in ids
+    window: int
+    skipgram: bool
+    seed: int
+    trained: list  # [examples trained], shared by the slices (the kernel counts them)
+
+    @classmethod
+    def of(cls, kept: torch.Tensor, window: int, arch: str, generator: torch.Generator | None,
+           shuffle: bool = False) -> "Centres":
+        positions = torch.nonzero(kept != SENTENCE_END).squeeze(1)
+        if shuffle:
+            positions = take(positions, torch.randperm(len(positions), generator=generator))
+        seed = int(torch.randint(1 << 62, (1,), generator=generator))
+        return cls(kept.to(torch.int32).contiguous(), positions.contiguous(), window, KERNEL_SKIPGRAM[arch], seed, [0])
+
+    def __len__(self) -> int:
+        return len(self.centres)
+
+    def slice(self, start: int, stop: int) -> "Centres":
+        seed = (self.seed + start * _GOLDEN) & ((1 << 64) - 1)
+        return Centres(self.ids, self.centres[start:stop], self.window, self.skipgram, seed, self.trained)
+
+    @property
+    def trained_examples(self) -> int:
+        return self.trained[0]
