@@ -22,8 +22,11 @@ times the epoch loops only (subsampling, window sampling, SGD steps; the CUDA qu
 synchronised at each epoch end); counting words, building the vocabulary, encoding the corpus
 to ids (once, before the first epoch), checkpoints and vectors.txt are outside it. For gensim
 the clock runs around `train()` alone, which re-reads and looks up the text every epoch (it
-has no separate encoding step). The "wall seconds" row is the whole of each (ours: the
-train() call; gensim: build_vocab + train).
+has no separate encoding step). Each trainer runs in a process of its own, as a user runs it:
+"end to end seconds" is from the command to its vectors file (ours: `w2v-nce train`, with its
+imports, counting, encoding, checkpoints and vectors.txt; gensim: imports, `Word2Vec()`,
+build_vocab, train and save_word2vec_format in text), and "peak memory" is that process's peak
+resident set (getrusage's ru_maxrss).
 
 Quality is computed by the same code for both sets of vectors (`w2v_nce.evaluate`): analogy
 accuracy (3CosAdd, first --restrict-vocab words, case-insensitive) and its coverage, WordSim353
@@ -54,6 +57,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -67,7 +71,7 @@ from w2v_nce.config import Config, load_config
 from w2v_nce.corpus import read_pieces
 from w2v_nce.errors import UserError
 from w2v_nce.evaluate import analogy, similarity
-from w2v_nce.vectors import Vectors, save_word2vec
+from w2v_nce.vectors import Vectors
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -87,7 +91,8 @@ ROWS = (
     ("ws353_spearman", "WS353 Spearman", "f4"),
     ("simlex_spearman", "SimLex-999 Spearman", "f4"),
     ("train_seconds", "train seconds", "f2"),
-    ("wall_seconds", "wall seconds (+vocab, I/O)", "f2"),
+    ("wall_seconds", "end to end seconds", "f2"),
+    ("peak_rss_mb", "peak memory (MB)", "int"),
     ("vocab_size", "vocab size", "int"),
     ("corpus_words", "in-vocab words / epoch", "int"),
 )
@@ -209,23 +214,40 @@ def _cpu_model() -> str:
 # --------------------------------------------------------------------------- trainers
 
 
-def train_ours(corpus: Path, out_dir: Path, cfg: Config) -> tuple[Vectors, dict]:
-    """Our trainer through its Python API; the vectors come from its final checkpoint."""
-    from w2v_nce.train import CHECKPOINT, load_checkpoint, train, vectors_from_checkpoint
-
+def run_child(command: list[str], what: str) -> tuple[float, float]:
+    """Run `command` as a child process: (wall seconds, its peak resident memory in MB)."""
     start = time.perf_counter()
-    metrics = train(corpus, out_dir, cfg, progress_bar=False)
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
-    vectors = vectors_from_checkpoint(load_checkpoint(out_dir / CHECKPOINT))
+    err = child.stderr.read().decode(errors="replace")
+    child.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise UserError(f"{what} failed: {err.strip().splitlines()[-1] if err.strip() else status}")
+    return wall, usage.ru_maxrss / 1024  # Linux reports KB
+
+
+def train_ours(corpus: Path, out_dir: Path, cfg: Config) -> tuple[Vectors, dict]:
+    """Our trainer as a user runs it: `w2v-nce train` in a new process, timed from the command to
+    the vectors file (imports, counting, encoding, training, checkpoints, vectors.txt)."""
+    from w2v_nce.config import to_toml
+    from w2v_nce.vectors import load_word2vec
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench.toml").write_text(to_toml(cfg))
+    wall, peak = run_child([sys.executable, "-m", "w2v_nce", "train", str(corpus), "-c", str(out_dir / "bench.toml"),
+                            "-o", str(out_dir), "-q"], "w2v-nce train")
+    metrics = json.loads((out_dir / "metrics.json").read_text())
     row = {
         "words_per_sec": metrics["words"] / metrics["seconds"] if metrics["seconds"] > 0 else None,
         "train_seconds": metrics["seconds"],
         "wall_seconds": wall,
+        "peak_rss_mb": peak,
         "vocab_size": metrics["vocab_size"],
         "corpus_words": metrics["corpus_words"],
         "words": metrics["words"],
     }
-    return vectors, {"row": row, "metrics": metrics}
+    return load_word2vec(out_dir / "vectors.txt"), {"row": row, "metrics": metrics}
 
 
 def gensim_params(cfg: Config, workers: int) -> dict:
@@ -252,41 +274,47 @@ def gensim_params(cfg: Config, workers: int) -> dict:
     }
 
 
-def train_gensim(corpus: Path, params: dict) -> tuple[Any, dict]:
-    """gensim in corpus_file mode; build_vocab and train timed apart."""
-    from gensim.models import Word2Vec
+# gensim in a child process, as a user's script would run it: build_vocab and train timed apart,
+# then save_word2vec_format (text, as ours writes vectors.txt).
+GENSIM_CHILD = """
+import json, sys, time
+from gensim.models import Word2Vec
+params, corpus, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+model = Word2Vec(**params)
+start = time.perf_counter()
+model.build_vocab(corpus_file=corpus)
+vocab_seconds = time.perf_counter() - start
+start = time.perf_counter()
+trained, raw = model.train(corpus_file=corpus, total_examples=model.corpus_count,
+                           total_words=model.corpus_total_words, epochs=model.epochs)
+train_seconds = time.perf_counter() - start
+model.wv.save_word2vec_format(out + "/vectors.txt")
+counts = [int(model.wv.get_vecattr(w, "count")) for w in model.wv.index_to_key]
+json.dump({"vocab_seconds": vocab_seconds, "train_seconds": train_seconds, "corpus_words": sum(counts),
+           "vocab_size": len(model.wv), "corpus_tokens": model.corpus_total_words, "corpus_lines": model.corpus_count,
+           "reported_effective_words": trained, "reported_raw_words": raw}, open(out + "/gensim.json", "w"))
+"""
 
-    model = Word2Vec(**params)
-    start = time.perf_counter()
-    model.build_vocab(corpus_file=str(corpus))
-    vocab_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    trained, raw = model.train(
-        corpus_file=str(corpus),
-        total_examples=model.corpus_count,
-        total_words=model.corpus_total_words,
-        epochs=model.epochs,
-    )
-    train_seconds = time.perf_counter() - start
-    counts = np.asarray(model.wv.expandos["count"], dtype=np.int64)
-    corpus_words = int(counts.sum())
-    words = corpus_words * model.epochs
+
+def train_gensim(corpus: Path, params: dict, out_dir: Path) -> tuple[Vectors, dict]:
+    """gensim in corpus_file mode in a new process, timed from the command to its vectors file."""
+    from w2v_nce.vectors import load_word2vec
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wall, peak = run_child([sys.executable, "-c", GENSIM_CHILD, json.dumps(params), str(corpus), str(out_dir)],
+                           "gensim")
+    details = json.loads((out_dir / "gensim.json").read_text())
+    words = details["corpus_words"] * params["epochs"]
     row = {
-        "words_per_sec": words / train_seconds if train_seconds > 0 else None,
-        "train_seconds": train_seconds,
-        "wall_seconds": vocab_seconds + train_seconds,
-        "vocab_size": len(model.wv),
-        "corpus_words": corpus_words,
+        "words_per_sec": words / details["train_seconds"] if details["train_seconds"] > 0 else None,
+        "train_seconds": details["train_seconds"],
+        "wall_seconds": wall,
+        "peak_rss_mb": peak,
+        "vocab_size": details["vocab_size"],
+        "corpus_words": details["corpus_words"],
         "words": words,
     }
-    details = {
-        "vocab_seconds": vocab_seconds,
-        "corpus_tokens": model.corpus_total_words,
-        "corpus_lines": model.corpus_count,
-        "reported_effective_words": trained,  # after subsampling, all epochs
-        "reported_raw_words": raw,  # as gensim's workers counted them, all epochs
-    }
-    return model, {"row": row, "details": details}
+    return load_word2vec(out_dir / "vectors.txt"), {"row": row, "details": details}
 
 
 # --------------------------------------------------------------------------- quality
@@ -554,16 +582,13 @@ def run(args: argparse.Namespace) -> dict:
         gensim_row = gensim_info = cross = None
         if not args.skip_gensim:
             _log("training gensim")
-            model, gensim_info = train_gensim(prepared, gparams)
+            gensim_vectors, gensim_info = train_gensim(prepared, gparams, workdir / "gensim")
             _log(f"gensim: {gensim_info['row']['train_seconds']:.1f}s; evaluating")
-            gensim_vectors = Vectors(list(model.wv.index_to_key), model.wv.vectors)
             gensim_row = {**gensim_info["row"], **quality(gensim_vectors, files, args.restrict_vocab)}
-            if args.workdir is not None:
-                save_word2vec(gensim_vectors, workdir / "gensim" / "vectors.bin", binary=True)
             if not args.no_cross_check:
                 _log("cross-check: gensim's own evaluation of its vectors")
-                cross = gensim_cross_check(model.wv, files, args.restrict_vocab, gensim_row)
-            del model, gensim_vectors
+                cross = gensim_cross_check(gensim_vectors.keyed_vectors(), files, args.restrict_vocab, gensim_row)
+            del gensim_vectors
 
     ratio = ratios(ours_row, gensim_row)
     return {

@@ -20,7 +20,7 @@ from gensim.test.utils import datapath  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench_vs_gensim.py"
 ROWS = ("words_per_sec", "analogy_accuracy", "analogy_coverage", "ws353_spearman", "simlex_spearman",
-        "train_seconds", "wall_seconds", "vocab_size", "corpus_words")
+        "train_seconds", "wall_seconds", "peak_rss_mb", "vocab_size", "corpus_words")
 
 
 def _load_script():
