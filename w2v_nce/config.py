@@ -44,6 +44,7 @@ class Config:
     min_count: int = 5
     max_vocab: int = 0  # keep at most this many most frequent words (0 = no limit)
     sample: float = 1e-3  # subsampling threshold t: keep-prob sqrt(t/f) + t/f (0 = off)
+    vocab_budget: int = 10_000_000  # types held while counting; past it the rarest are pruned (word2vec.c's ReduceVocab; 0 = no limit)
     # optimisation
     epochs: int = 5
     lr: float = 0.025  # starting learning rate α0, decayed linearly to α0 * min_lr_ratio
@@ -114,6 +115,7 @@ def _check(cfg: Config) -> Config:
     need(cfg.batch_size >= 1, f"batch_size must be at least 1, got {cfg.batch_size}")
     need(cfg.threads >= 0, f"threads must be 0 (all cores) or positive, got {cfg.threads}")
     need(cfg.chunk_tokens >= 1000, f"chunk_tokens must be at least 1000, got {cfg.chunk_tokens}")
+    need(cfg.vocab_budget >= 0, f"vocab_budget must be 0 (no limit) or positive, got {cfg.vocab_budget}")
     need(cfg.noise_power >= 0, f"noise_power must be non-negative, got {cfg.noise_power}")
     need(
         cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),

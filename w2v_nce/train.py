@@ -451,7 +451,7 @@ def train(corpus: Corpus, out_dir: Path | str, cfg: Config, resume: bool = False
         vocab = Vocab(list(state["words"]), state["counts"].numpy())
         corpus_tokens = None
     else:
-        counts, corpus_tokens = count_words(corpus)
+        counts, corpus_tokens = count_words(corpus, cfg.vocab_budget)
         vocab = Vocab.from_counts(counts, cfg.min_count, cfg.max_vocab)
     trainer = Trainer(cfg, vocab, state)
     try:
