@@ -25,6 +25,8 @@ from w2v_nce.objectives import LOSSES
 from w2v_nce.updates import UPDATES
 from w2v_nce.windows import ARCHS
 
+SYNC_DIVISORS = ("none", "world", "touched")  # what divides the sum of the ranks' changes to a synced row
+
 
 @dataclass(frozen=True)
 class Config:
@@ -58,6 +60,12 @@ class Config:
     threads: int = 0  # CPU threads for torch (0 = all cores)
     chunk_tokens: int = 1_000_000  # corpus tokens turned into examples at a time
     seed: int = 1
+    # several processes under torchrun (docs/distributed.md)
+    sync_every: int = 100_000  # words each rank trains between syncs of the frequent rows (0 = at each epoch's end only)
+    sync_rows: int = 4096  # rows [0, K) averaged at a sync, K doubling with the sync's power of two; at an epoch's end all (0 = all every time)
+    sync_divisor: str = "world"  # a synced row: the ranks' mean (world), the mean over the ranks that changed it (touched), or the sum of their changes (none)
+    sync_scale_lr: bool = True  # sync_divisor "world": each rank trains at lr x world size, so that the mean moves a row as one process at lr
+    dist_timeout: float = 1800.0  # seconds a rank waits for the others (a stuck rank fails the run after this)
 
     @property
     def use_bias(self) -> bool:
@@ -116,6 +124,11 @@ def _check(cfg: Config) -> Config:
     need(cfg.threads >= 0, f"threads must be 0 (all cores) or positive, got {cfg.threads}")
     need(cfg.chunk_tokens >= 1000, f"chunk_tokens must be at least 1000, got {cfg.chunk_tokens}")
     need(cfg.vocab_budget >= 0, f"vocab_budget must be 0 (no limit) or positive, got {cfg.vocab_budget}")
+    need(cfg.sync_every >= 0, f"sync_every must be 0 (epoch ends only) or positive, got {cfg.sync_every}")
+    need(cfg.sync_rows >= 0, f"sync_rows must be 0 (all rows) or positive, got {cfg.sync_rows}")
+    need(cfg.sync_divisor in SYNC_DIVISORS,
+         f"unknown sync_divisor {cfg.sync_divisor!r}: choose one of {', '.join(SYNC_DIVISORS)}")
+    need(cfg.dist_timeout > 0, f"dist_timeout must be positive, got {cfg.dist_timeout}")
     need(cfg.noise_power >= 0, f"noise_power must be non-negative, got {cfg.noise_power}")
     need(
         cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
