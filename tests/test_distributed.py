@@ -418,3 +418,20 @@ def test_torchrun_a_rank_that_cannot_read_its_shard_fails_the_run_with_one_line(
     assert len(lines) == 1, result.stderr[-3000:]
     assert "rank 1:" in lines[0] and "b.txt" in lines[0] and "binary" in lines[0], lines
     assert "/w2v_nce/" not in result.stderr, "a traceback of ours (torchrun prints its own)"
+
+
+def test_the_benchmark_variants_are_valid_settings(tmp_path):
+    """scripts/bench_ddp.py's --variant NAME:KEY=VALUE,... becomes a TOML preset that Config takes
+    (the variants docs/distributed.md suggests)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_ddp", REPO / "scripts" / "bench_ddp.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for text, key, value in [('touched:sync_divisor="touched",sync_scale_lr=false', "sync_divisor", "touched"),
+                             ("mean-lr/2:sync_scale_lr=false", "sync_scale_lr", False),
+                             ("i400k:sync_every=400000", "sync_every", 400_000)]:
+        name, extra = module.parse_variant(text)
+        preset = tmp_path / f"{len(name)}.toml"
+        preset.write_text("".join(f"{k} = {v}\n" for k, v in extra.items()))
+        assert getattr(load_config(preset), key) == value, text
