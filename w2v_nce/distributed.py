@@ -29,8 +29,6 @@ summary says why.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import math
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -169,16 +167,16 @@ class Dist:
                     td.recv_object_list(box, src=rank, group=self.objects)
                 yield box[0]
 
-        def build() -> tuple[list[str], np.ndarray, int]:
-            total = 0
+        def build() -> tuple[list[str], np.ndarray, int]:  # on the master
+            sizes: list[int] = []
 
-            def counted():
-                nonlocal total
+            def counted() -> Iterator[Counter]:
                 for part, n in parts():
-                    total += n
+                    sizes.append(n)
                     yield part
 
             merged = merge_counts(counted(), cfg.vocab_budget)
+            total = sum(sizes)
             if total == 0:
                 raise UserError(f"corpus '{describe(corpus)}' has no words")
             vocab = Vocab.from_counts(merged, cfg.min_count, cfg.max_vocab)
@@ -187,7 +185,7 @@ class Dist:
         if not self.master:
             with self._peers():
                 td.send_object_list([(counts, tokens)], dst=0, group=self.objects)
-            del counts
+            del counts  # sent: free it while the master merges
         words, word_counts, total = self.from_master(build)
         return Vocab(words, word_counts), total
 
