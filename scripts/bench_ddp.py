@@ -9,7 +9,7 @@ skip-gram, negative sampling or hs, dim 100, window 5, 5 epochs by default) by:
   ddp      `torchrun --nproc_per_node N -m w2v_nce train ... --threads 1`, with the default
            synchronisation (sync_divisor "world", LR scaled by N)
   variants each `--variant NAME:KEY=VALUE,...` one more torchrun run with those Config keys (TOML
-           values), e.g. the per-row divisor `touched:sync_divisor="touched",sync_scale_lr=false`
+           values), e.g. the per-row divisor `touched:sync_divisor="touched"`
 
 Each run is evaluated by the project's own commands (`w2v-nce analogy` and `w2v-nce similarity
 --json` with ../shared/eval's questions-words, WordSim-353 and SimLex-999) and the result is one
@@ -20,7 +20,7 @@ SimLex Spearman, and each torchrun run's ratios to `one` (quality >= 0.98 is the
 Usage (about 4-6 minutes a run on 2 cores for the full wiki17m):
   python scripts/bench_ddp.py                                   # 2 ranks vs 2 threads, full wiki17m
   python scripts/bench_ddp.py --max-tokens 2000000 --json ddp.json
-  python scripts/bench_ddp.py --variant 'touched:sync_divisor="touched",sync_scale_lr=false' \\
+  python scripts/bench_ddp.py --variant 'touched:sync_divisor="touched"' \\
       --variant 'mean-lr/N:sync_scale_lr=false' --variant 'sum:sync_divisor="none"'
 """
 
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -55,8 +56,9 @@ def w2v(*args: str) -> list[str]:
 
 def train(name: str, corpus: Path, workdir: Path, ranks: int, threads: int, settings: list[str],
           extra: dict[str, str]) -> dict:
-    out = workdir / name
-    config = workdir / f"{name}.toml"
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)  # a variant's name may hold a slash
+    out = workdir / slug
+    config = workdir / f"{slug}.toml"
     config.write_text("".join(f"{k} = {v}\n" for k, v in extra.items()))
     train_args = ["train", str(corpus), "--out", str(out), "--quiet", "--threads", str(threads), "--config",
                   str(config), *settings]

@@ -123,11 +123,12 @@ def _train_replicas(rank: int, folder: Path, corpus: Path, runs: list) -> None:
         train(corpus, folder / name, small_cfg(**overrides), progress_bar=False, dist=dist)
 
 
-REPLICA_RUNS = [  # (the world's mean at an unscaled LR: scaled, each rank would train at 2 lr)
+REPLICA_RUNS = [  # (means at an unscaled LR: scaled, each rank would train at 2 lr)
     ("cbow-neg-world", dict(sync_every=1, sync_scale_lr=False)),
-    ("cbow-neg-touched", dict(sync_every=1, sync_divisor="touched", sync_rows=16)),
+    ("cbow-neg-touched", dict(sync_every=1, sync_divisor="touched", sync_rows=16, sync_scale_lr=False)),
     ("sg-hs-rows", dict(arch="skipgram", loss="hs", sync_every=1, sync_rows=8, sync_scale_lr=False)),
-    ("cbow-nce-log-z", dict(loss="nce", learn_log_z=True, sync_every=1, sync_divisor="touched", sync_rows=4)),
+    ("cbow-nce-log-z", dict(loss="nce", learn_log_z=True, sync_every=1, sync_divisor="touched", sync_rows=4,
+                            sync_scale_lr=False)),
 ]
 
 
@@ -260,6 +261,7 @@ def _train_shards(rank: int, folder: Path, corpus: Path, runs: list) -> None:
 SHARD_RUNS = [
     ("world", dict(sync_every=500, sync_rows=8, epochs=3)),  # the ranks train at 2 lr (sync_scale_lr)
     ("touched-two-threads", dict(sync_every=300, sync_rows=4, sync_divisor="touched", threads=2)),
+    ("sum", dict(sync_every=300, sync_divisor="none")),
     ("epoch-ends-only", dict(sync_every=0, arch="skipgram", loss="nce", learn_log_z=True)),
 ]
 
@@ -291,7 +293,7 @@ def test_shards_end_with_equal_tables_global_words_and_the_global_lr(tmp_path):
             lrs = json.loads((tmp_path / f"{name}-lrs-{rank}.json").read_text())
             chunks = len(lrs) // (2 * cfg.epochs)
             starts = [lrs[2 * chunks * e] for e in range(cfg.epochs)]
-            lr = cfg.lr * (2 if cfg.sync_divisor == "world" else 1)
+            lr = cfg.lr * (2 if cfg.sync_scale_lr and cfg.sync_divisor != "none" else 1)
             assert starts == [lr * (1 - e / cfg.epochs) for e in range(cfg.epochs)], (name, rank, starts)
             # the last example's LR: within 2 batches (x 2 ranks) of words of the end of the schedule
             slack = 2 * 2 * cfg.batch_size / (cfg.epochs * corpus_words)

@@ -64,7 +64,7 @@ class Config:
     sync_every: int = 100_000  # words each rank trains between syncs of the frequent rows (0 = at each epoch's end only)
     sync_rows: int = 4096  # rows [0, K) averaged at a sync, K doubling with the sync's power of two; at an epoch's end all (0 = all every time)
     sync_divisor: str = "world"  # a synced row: the ranks' mean (world), the mean over the ranks that changed it (touched), or the sum of their changes (none)
-    sync_scale_lr: bool = True  # sync_divisor "world": each rank trains at lr x world size, so that the mean moves a row as one process at lr
+    sync_scale_lr: bool = True  # sync_divisor world or touched: each rank trains at lr x world size, so that the mean moves a row as one process at lr
     dist_timeout: float = 1800.0  # seconds a rank waits for the others (a stuck rank fails the run after this)
 
     @property

@@ -303,7 +303,8 @@ class RowSync(NoSync):
                ranks train at lr x N, so that the mean of N changes moves a row as one process at lr
                (without it the run learns as one process at lr/N: docs/distributed.md)
       touched  the mean over the ranks that changed the row since its last sync: a row one rank
-               trained keeps that change whole, one all ranks trained is divided by N
+               trained keeps that change whole, one all ranks trained is divided by N (with
+               `sync_scale_lr`, the former's change then counts N times: the LR is one scalar)
       none     the last synced row plus every rank's change in full (each computed without the
                others': stale by up to sync_every words)
 
@@ -316,7 +317,7 @@ class RowSync(NoSync):
         self.every = cfg.sync_every
         self.first_rows = cfg.sync_rows or 1 << 62
         self.divisor = cfg.sync_divisor
-        self.lr_scale = float(dist.world) if cfg.sync_divisor == "world" and cfg.sync_scale_lr else 1.0
+        self.lr_scale = float(dist.world) if cfg.sync_divisor != "none" and cfg.sync_scale_lr else 1.0
         self.base: dict[str, torch.Tensor] = {}  # "touched", "none": the rows as of their last sync
         self.count = 0  # syncs in this epoch
         self.shared = self.mine = 0.0  # all ranks' words, and this rank's counter, at the last sync
