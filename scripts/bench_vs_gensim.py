@@ -567,8 +567,17 @@ def run(args: argparse.Namespace) -> dict:
             workdir = args.workdir
             workdir.mkdir(parents=True, exist_ok=True)
         prepared = workdir / "corpus.txt"
-        _log(f"preparing {args.corpus} -> {prepared}")
-        corpus = prepare_corpus(args.corpus, prepared, args.max_tokens, args.line_words)
+        stamp = workdir / "corpus.json"  # a --workdir's corpus is reused when made from the same source
+        source = {"source": str(Path(args.corpus).resolve()), "max_tokens": args.max_tokens,
+                  "line_words": args.line_words}
+        made = json.loads(stamp.read_text()) if stamp.is_file() and prepared.is_file() else {}
+        if {k: made.get(k) for k in source} == source:
+            _log(f"reusing {prepared}")
+            corpus = {k: made[k] for k in ("tokens", "lines", "seconds")}
+        else:
+            _log(f"preparing {args.corpus} -> {prepared}")
+            corpus = prepare_corpus(args.corpus, prepared, args.max_tokens, args.line_words)
+            stamp.write_text(json.dumps({**source, **corpus}))
         print(f"corpus: {args.corpus}" + (f" (first {args.max_tokens:,} tokens)" if args.max_tokens else "")
               + f" -> {corpus['tokens']:,} tokens in {corpus['lines']:,} lines of <= {args.line_words} words",
               flush=True)

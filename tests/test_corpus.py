@@ -10,7 +10,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from w2v_nce.corpus import count_words, read_pieces
+from w2v_nce.corpus import Shard, count_words, merge_counts, read_corpus, read_pieces, reduce_counts
 from w2v_nce.errors import UserError
 from w2v_nce.vocab import SENTENCE_END, Vocab
 
@@ -252,3 +252,51 @@ def test_a_corpus_of_the_wrong_kind_is_a_user_error(bad, fragment):
 
     with pytest.raises(UserError, match=fragment):
         count_words(bad)
+
+
+# --------------------------------------------------------------------------- bounded counting, shards
+
+
+def test_reduce_counts_drops_the_rarest_as_word2vec_does():
+    """word2vec.c's ReduceVocab: drop counts <= floor + 1, raise the floor, until within budget."""
+    counts = Counter({"a": 5, "b": 1, "c": 2, "d": 1, "e": 3})
+    assert reduce_counts(counts, 5) == (counts, 0)
+    kept, floor = reduce_counts(counts, 3)
+    assert (list(kept.items()), floor) == ([("a", 5), ("c", 2), ("e", 3)], 1)
+    kept, floor = reduce_counts(counts, 2)
+    assert (list(kept.items()), floor) == ([("a", 5), ("e", 3)], 2)
+
+
+def test_count_words_within_a_budget(tmp_path):
+    """With a budget the table never holds more types than it (checked per line here) and the
+    frequent words keep counts within the final floor of the truth; no budget is exact."""
+    path = tmp_path / "c.txt"
+    lines = [f"the of w{i} w{i % 7}" for i in range(300)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    exact, total = count_words(path)
+    assert total == 1200 and len(exact) == 302
+    budgeted, total = count_words(path, budget=50)
+    assert total == 1200 and len(budgeted) <= 50
+    for word in ["the", "of"] + [f"w{i}" for i in range(7)]:
+        assert exact[word] - 3 <= budgeted[word] <= exact[word]
+
+
+def test_merge_counts_sums_parts_within_the_budget():
+    parts = [Counter({"a": 3, "b": 1}), Counter({"c": 1, "a": 2, "d": 4})]
+    assert list(merge_counts(parts).items()) == [("a", 5), ("b", 1), ("c", 1), ("d", 4)]
+    assert merge_counts(parts, budget=2) == Counter({"a": 5, "d": 4})
+
+
+@pytest.mark.parametrize("unit", [3, 10_000])
+def test_shards_partition_the_corpus(tmp_path, unit):
+    """The parts of a corpus are disjoint and together hold every token (units of whole sentences,
+    or `unit` tokens of a long one), each part in corpus order."""
+    lines = [" ".join(f"t{i}_{j}" for j in range(i % 9)) for i in range(50)]
+    path = tmp_path / "c.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    everything = [t for tokens, _ in read_corpus(path) for t in tokens]
+    parts = [[t for tokens, _ in read_corpus(Shard(path, i, 3, unit_tokens=unit)) for t in tokens] for i in range(3)]
+    assert sorted(sum(parts, [])) == sorted(everything)
+    for part in parts:
+        assert part == [t for t in everything if t in set(part)]
+        assert len(part) > len(everything) / 5

@@ -47,11 +47,13 @@ class Word2Vec:
     def train(self, corpus: Corpus, out_dir: str | Path | None = None, resume: bool = False,
               progress_bar: bool = False) -> "Word2Vec":
         """Train on `corpus`, writing the run into `out_dir` (default: a new temporary directory,
-        or this model's own run directory when resuming)."""
+        or this model's own run directory when resuming). Under torchrun every process calls this
+        and rank 0's model holds the run; on the other ranks `metrics` stays None."""
         if out_dir is None:
             out_dir = self.run_dir if resume and self.run_dir else Path(tempfile.mkdtemp(prefix="w2v-nce-"))
         self.metrics = train(corpus, out_dir, self.config, resume=resume, progress_bar=progress_bar)
-        self._open(Path(out_dir))
+        if self.metrics is not None:  # None: a torchrun rank but 0 (rank 0 writes the run)
+            self._open(Path(out_dir))
         return self
 
     @classmethod

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import sys
+import time
 import typing
 from enum import Enum
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from w2v_nce.errors import UserError
+from w2v_nce.errors import RankFailed, UserError, reports_errors
 
 app = typer.Typer(
     add_completion=False,
@@ -36,7 +37,10 @@ class Format(str, Enum):
 
 
 def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
+    if reports_errors():
+        typer.echo(f"error: {message}", err=True)
+    else:  # a torchrun rank but 0, which prints the run's one error line: let it, before torchrun stops it
+        time.sleep(2)
     raise typer.Exit(code)
 
 
@@ -47,6 +51,8 @@ def user_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except RankFailed:  # this torchrun rank lost the others: the run's error line is elsewhere
+            raise typer.Exit(2)
         except UserError as exc:
             _fail(str(exc))
         except KeyboardInterrupt:
@@ -123,6 +129,8 @@ def train(
     paths = ["-" if p == "-" else Path(p) for p in corpus]
     metrics = run_training(paths[0] if len(paths) == 1 else paths, out, cfg, resume=resume,
                            progress_bar=not quiet)
+    if metrics is None:  # a torchrun rank other than 0: rank 0 reports
+        return
     typer.echo(
         f"trained {metrics['arch']} with {metrics['loss']} on {metrics['words']:,} words in {metrics['seconds']:.1f}s "
         f"({metrics['words_per_sec']:,.0f} words/s on {metrics['device']}), "
@@ -144,7 +152,8 @@ def _register_train() -> None:
 _register_train()
 
 
-RESUMABLE = {"epochs", "device", "threads", "batch_size", "chunk_tokens"}
+RESUMABLE = {"epochs", "device", "threads", "batch_size", "chunk_tokens", "eval_each_epoch", "sync_every", "sync_rows",
+             "sync_divisor", "sync_scale_lr", "dist_timeout"}
 
 
 def resume_config(saved: dict, config: Optional[Path], overrides: dict):

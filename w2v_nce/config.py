@@ -25,6 +25,8 @@ from w2v_nce.objectives import LOSSES
 from w2v_nce.updates import UPDATES
 from w2v_nce.windows import ARCHS
 
+SYNC_DIVISORS = ("none", "world", "touched")  # what divides the sum of the ranks' changes to a synced row
+
 
 def option(default: Any, help: str, choices: tuple[str, ...] | None = None, flag: str | None = None) -> Any:
     """A Config field with its help text: the one place an option is declared. The CLI's
@@ -57,6 +59,8 @@ class Config:
     max_vocab: int = option(0, "Keep at most this many most frequent words (0 = no limit).")
     sample: float = option(1e-3, "Subsampling threshold t: a word is kept with probability sqrt(t/f) + t/f "
                                  "(0 = off).")
+    vocab_budget: int = option(10_000_000, "Word types held while counting; past it the rarest are pruned "
+                                           "(word2vec.c's ReduceVocab; 0 = no limit).")
     # optimisation
     epochs: int = option(5, "Passes over the corpus.")
     lr: float = option(0.025, "Starting learning rate; decays linearly with the words processed.")
@@ -74,6 +78,18 @@ class Config:
     seed: int = option(1, "Random seed.")
     eval_each_epoch: bool = option(False, "Evaluate analogies and WordSim-353 (gensim's copies) after every "
                                           "epoch, into metrics.json's history.")
+    # several processes under torchrun (docs/distributed.md)
+    sync_every: int = option(100_000, "torchrun: words each rank trains between syncs of the frequent rows "
+                                      "(0 = at each epoch's end only).")
+    sync_rows: int = option(4096, "torchrun: rows [0, K) averaged at a sync, K doubling with the sync's power of "
+                                  "two; all at an epoch's end (0 = all every time).")
+    sync_divisor: str = option("world", "torchrun: a synced row is the ranks' mean (world), the mean over the ranks "
+                                        "that changed it (touched), or the sum of their changes (none).",
+                               choices=SYNC_DIVISORS)
+    sync_scale_lr: bool = option(True, "torchrun, sync_divisor world or touched: each rank trains at lr × world "
+                                       "size, so that the mean moves a row as one process at lr.")
+    dist_timeout: float = option(1800.0, "torchrun: seconds a rank waits for the others (a stuck rank fails the "
+                                         "run after this).")
 
     @property
     def use_bias(self) -> bool:
@@ -137,6 +153,10 @@ def _check(cfg: Config) -> Config:
     need(cfg.batch_size >= 1, f"batch_size must be at least 1, got {cfg.batch_size}")
     need(cfg.threads >= 0, f"threads must be 0 (all cores) or positive, got {cfg.threads}")
     need(cfg.chunk_tokens >= 1000, f"chunk_tokens must be at least 1000, got {cfg.chunk_tokens}")
+    need(cfg.vocab_budget >= 0, f"vocab_budget must be 0 (no limit) or positive, got {cfg.vocab_budget}")
+    need(cfg.sync_every >= 0, f"sync_every must be 0 (epoch ends only) or positive, got {cfg.sync_every}")
+    need(cfg.sync_rows >= 0, f"sync_rows must be 0 (all rows) or positive, got {cfg.sync_rows}")
+    need(cfg.dist_timeout > 0, f"dist_timeout must be positive, got {cfg.dist_timeout}")
     need(cfg.noise_power >= 0, f"noise_power must be non-negative, got {cfg.noise_power}")
     need(
         cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import zlib
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, Sequence, Union
 
@@ -160,6 +161,8 @@ def describe(corpus: Corpus) -> str:
         return "<stdin>" if str(corpus) == STDIN else str(corpus)
     if _is_path_list(corpus):
         return ", ".join(map(describe, corpus))
+    if isinstance(corpus, Shard):
+        return f"{describe(corpus.corpus)} (part {corpus.index + 1} of {corpus.count})"
     return "<token lists>"
 
 
@@ -176,6 +179,9 @@ def read_corpus(corpus: Corpus, tokenizer: str = "whitespace") -> Iterator[tuple
     >>> [p for p in read_corpus([["a", "b"], ["c"]])]
     [(['a', 'b'], True), (['c'], True)]
     """
+    if isinstance(corpus, Shard):
+        yield from corpus.pieces(tokenizer)
+        return
     if isinstance(corpus, (str, os.PathLike)) or _is_path_list(corpus):
         for path in corpus_files(corpus):
             yield from read_pieces(path, tokenizer=tokenizer)
@@ -188,13 +194,92 @@ def read_corpus(corpus: Corpus, tokenizer: str = "whitespace") -> Iterator[tuple
         yield [str(token) for token in sentence], True
 
 
-def count_words(corpus: Corpus, tokenizer: str = "whitespace") -> tuple[Counter, int]:
-    """Word counts and the total number of tokens."""
+def reduce_counts(counts: Counter, budget: int, floor: int = 0) -> tuple[Counter, int]:
+    """word2vec.c's ReduceVocab: while `counts` holds more than `budget` types, drop every type
+    counted at most `floor` + 1 times and raise the floor by one. Returns the counts (first-seen
+    order kept) and the new floor; `budget` 0 is no limit.
+
+    A type dropped once starts again from zero if it comes back, so a count can be low by at most
+    the final floor: the price of counting a corpus with more types than memory.
+
+    >>> reduce_counts(Counter({"a": 3, "b": 1, "c": 2, "d": 1}), budget=2)
+    (Counter({'a': 3, 'c': 2}), 1)
+    >>> reduce_counts(Counter({"a": 3, "b": 1}), budget=5)
+    (Counter({'a': 3, 'b': 1}), 0)
+    """
+    while budget and len(counts) > budget:
+        floor += 1
+        counts = Counter({w: c for w, c in counts.items() if c > floor})
+    return counts, floor
+
+
+def count_tokens(corpus: Corpus, budget: int = 0, tokenizer: str = "whitespace") -> tuple[Counter, int]:
+    """Word counts (at most `budget` types: `reduce_counts`) and the number of tokens, which may be 0."""
     counts: Counter = Counter()
-    total = 0
+    total = floor = 0
     for tokens, _ in read_corpus(corpus, tokenizer):
         counts.update(tokens)
         total += len(tokens)
+        if budget and len(counts) > budget:  # checked per piece: a piece is a line or a 4 MB block
+            counts, floor = reduce_counts(counts, budget, floor)
+    return counts, total
+
+
+def count_words(corpus: Corpus, budget: int = 0, tokenizer: str = "whitespace") -> tuple[Counter, int]:
+    """Word counts and the total number of tokens; with `budget`, at most that many types are held
+    (`reduce_counts` prunes the rarest when the table passes it, as word2vec.c does)."""
+    counts, total = count_tokens(corpus, budget, tokenizer)
     if total == 0:
         raise UserError(f"corpus '{describe(corpus)}' has no words")
     return counts, total
+
+
+def merge_counts(parts: Iterable[Counter], budget: int = 0) -> Counter:
+    """The sum of several counts (the ranks' shards), within `budget` types as `reduce_counts`
+    keeps them; a type first seen in an earlier part comes first.
+
+    >>> merge_counts([Counter({"a": 2, "b": 1}), Counter({"c": 1, "a": 1})])
+    Counter({'a': 3, 'b': 1, 'c': 1})
+    """
+    merged: Counter = Counter()
+    floor = 0
+    for part in parts:
+        merged.update(part)
+        merged, floor = reduce_counts(merged, budget, floor)
+    return merged
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Part `index` of `count` of a corpus, for one of several processes: the corpus is cut into
+    units (a sentence, or `unit_tokens` tokens of a longer one, such as text8's single line) and
+    the part keeps units index, index + count, ... A unit cut short of its sentence's end ends a
+    sentence here (the next unit belongs to another part).
+
+    >>> corpus = [["a", "b"], ["c"], ["d", "e", "f"]]
+    >>> [p for p in read_corpus(Shard(corpus, 1, 2, unit_tokens=2))]
+    [(['c'], True), (['f'], True)]
+    >>> [p for p in read_corpus(Shard(corpus, 0, 2, unit_tokens=2))]
+    [(['a', 'b'], True), (['d', 'e'], True)]
+    """
+
+    corpus: Corpus
+    index: int
+    count: int
+    unit_tokens: int = 10_000
+
+    def pieces(self, tokenizer: str = "whitespace") -> Iterator[tuple[list[str], bool]]:
+        unit = filled = 0
+        for tokens, ends in read_corpus(self.corpus, tokenizer):
+            while True:
+                take = tokens[: self.unit_tokens - filled]
+                tokens = tokens[len(take):]
+                filled += len(take)
+                full = filled == self.unit_tokens
+                done = full or (ends and not tokens)
+                if unit % self.count == self.index and (take or done):
+                    yield take, done
+                if done:
+                    unit, filled = unit + 1, 0
+                if not tokens:
+                    break

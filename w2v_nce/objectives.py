@@ -93,6 +93,11 @@ class Objective(ABC):
     def update(self, dscores: torch.Tensor, lr: float) -> None:
         """SGD step on the objective's own parameters (none by default)."""
 
+    def hot_rows(self, rows: int, count: int) -> tuple[int, int]:
+        """(first, count): the `count` output rows scored most often. Rows are words by decreasing
+        frequency, so the first ones."""
+        return 0, min(count, rows)
+
     def state_dict(self) -> dict:
         return {}
 
@@ -149,11 +154,6 @@ class LogisticObjective(Objective):
 
     def update_from_sum(self, grad_sum: float | torch.Tensor, examples: int, lr: float) -> None:
         """`update`, given only the sum of d loss / d score over the batch's candidates."""
-
-    def hot_rows(self, rows: int, count: int) -> tuple[int, int]:
-        """(first, count): the `count` output rows scored most often. Rows are words by decreasing
-        frequency, so the first ones."""
-        return 0, min(count, rows)
 
     def kernel_candidates(self) -> dict:
         """How the kernel's own example maker (w2v_nce.fused.window_sgd) finds an example's

@@ -15,7 +15,10 @@ every loss but the dense softmax runs through the fused C kernel (w2v_nce.fused)
 built: hs, neg and nce example by example inside it, rnce and is with the objective computing
 the loss and its gradient in Python, as on the PyTorch path.
 
-`Trainer` holds what a run builds once and runs an epoch; `train` is the whole job.
+`Trainer` holds what a run builds once and runs an epoch; `train` is the whole job. Under
+torchrun every process runs `train` on its shard of the corpus (w2v_nce.distributed): two hooks
+make that so, a `sync` that the trainer calls after its batches and at each epoch's end, and
+`Dist.master`, the one process that writes files and draws the progress bar.
 """
 
 from __future__ import annotations
@@ -38,10 +41,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from w2v_nce import fused
+from w2v_nce import distributed, fused
 from w2v_nce.atomic import atomic_path, write_text
 from w2v_nce.config import Config, apply_overrides, to_toml
-from w2v_nce.corpus import Corpus, count_words, describe, reads_stdin, stdin_spooled
+from w2v_nce.corpus import Corpus, describe, reads_stdin, stdin_spooled
+from w2v_nce.distributed import Dist
 from w2v_nce.errors import UserError
 from w2v_nce.model import Model
 from w2v_nce.objectives import Candidates, LogisticObjective, Objective, make_objective
@@ -85,6 +89,9 @@ class EncodedCorpus:
     """The corpus as int32 ids in a temporary file, read back in chunks (bounded memory)."""
 
     def __init__(self, corpus: Corpus, vocab: Vocab, workdir: Path, tokenizer: str = "whitespace"):
+        """Encode `corpus` into a temporary file in `workdir` (`words` may be 0: `train` checks all
+        ranks' words)."""
+        remove_stale_id_files(workdir)
         fd, name = tempfile.mkstemp(prefix=f".ids-{os.getpid()}-", suffix=".bin", dir=workdir)
         self.path = Path(name)
         self.words = 0  # in-vocabulary tokens
@@ -93,12 +100,11 @@ class EncodedCorpus:
                 for ids in vocab.encode(corpus, tokenizer):
                     ids.tofile(f)
                     self.words += word_count(ids)
-            if self.words == 0:
-                raise UserError(f"corpus '{describe(corpus)}' has no words left after building the vocabulary")
         except BaseException:
             self.close()
             raise
-        self.ids = np.memmap(self.path, dtype=np.int32, mode="r")
+        # a shard may have no words left (a rank of a tiny corpus); mmap refuses an empty file
+        self.ids = np.memmap(self.path, dtype=np.int32, mode="r") if self.path.stat().st_size else np.zeros(0, np.int32)
 
     def chunks(self, size: int) -> Iterator[np.ndarray]:
         for start in range(0, len(self.ids), size):
@@ -231,12 +237,14 @@ STEPS = {"windows": _window_step, "sequential": _sequential_step, "fused": _fuse
 
 
 def run_batches(model: Model, objective: Objective, rule: UpdateRule, examples: Examples | Centres, cfg: Config,
-                lr_at, workers: int, report=None, backend: str | None = None) -> torch.Tensor:
+                lr_at, workers: int, report=None, after_batch=None, backend: str | None = None) -> torch.Tensor:
     """Train on `examples` (noise words drawn ahead) in batches of cfg.batch_size; return the summed loss.
 
     With workers > 1 (CPU), that many threads share the batches and update the tables
     without locks, as word2vec's and gensim's threads do (Hogwild); torch releases the GIL
-    inside its kernels, so they run in parallel.
+    inside its kernels, so they run in parallel. The first worker calls `after_batch` with the
+    examples done so far after each of its batches (the ranks' synchronisation: while it runs,
+    the other workers go on training, as Hogwild threads do).
     """
     starts = range(0, len(examples), cfg.batch_size)
     seen = [0] * workers
@@ -251,6 +259,8 @@ def run_batches(model: Model, objective: Objective, rule: UpdateRule, examples: 
                 hi = min(lo + cfg.batch_size, len(examples))
                 totals[slot] += sgd_step(model, objective, examples.slice(lo, hi), lr_at(lo), None, rule, backend)
                 seen[slot] += hi - lo
+                if after_batch is not None and slot == 0:
+                    after_batch(sum(seen))
                 if report is not None and slot == 0 and (lo // cfg.batch_size) % (16 * workers) == 0:
                     report(sum(seen), float(totals[slot]) / max(seen[slot], 1))
         except BaseException as exc:  # re-raised in the main thread
@@ -369,11 +379,11 @@ class Trainer:
     The Python API and the CLI both drive it through `train`.
     """
 
-    def __init__(self, cfg: Config, vocab: Vocab, state: dict | None = None):
+    def __init__(self, cfg: Config, vocab: Vocab, state: dict | None = None, dist: Dist = Dist()):
         self.cfg, self.vocab = cfg, vocab
-        self.device = resolve_device(cfg.device)
+        self.device = dist.place(resolve_device(cfg.device))
         # Hogwild worker threads on the CPU, one core each (run_epoch)
-        self.workers = (cfg.threads or os.cpu_count() or 1) if self.device.type == "cpu" else 1
+        self.workers = (cfg.threads or dist.cores()) if self.device.type == "cpu" else 1
         # One generator for initialisation, subsampling, windows and noise; during training only
         # the thread that makes the examples draws from it, so runs are reproducible (threads=1).
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
@@ -387,16 +397,22 @@ class Trainer:
         log_unigram = torch.from_numpy(np.log(vocab.counts / vocab.counts.sum())) if rows == len(vocab) else None
         self.model = Model(len(vocab), cfg.dim, cfg.use_bias, self.device, self.generator, bias_init=log_unigram,
                            out_rows=rows)
+        if (seed := dist.data_seed(cfg.seed)) is not None:  # the tables start alike on all ranks, the data draws differ
+            self.generator.manual_seed(seed)
         self.make_examples = EXAMPLES[cfg.arch]
         self.backend = step_backend(self.model, self.objective, self.rule, windows=not os.environ.get("W2V_NCE_NO_WINDOWS"))
         self.keep_prob = torch.tensor(vocab.keep_prob(cfg.sample), dtype=torch.float32, device=self.device)
+        self.sync = distributed.make_sync(cfg, dist, self.model, self.objective)
         self.progress = Progress()
         if state is not None:
             try:
                 self.model.load_state_dict(state["model"])
                 self.objective.load_state_dict(state.get("objective", {}))
                 self.progress = Progress(**state.get("progress", {}))
-                if "generator" in state:
+                streams = state.get("rank_generators") or []  # one per rank (torchrun); else rank 0's alone
+                if len(streams) == dist.world:
+                    self.generator.set_state(streams[dist.rank])
+                elif dist.master and "generator" in state:
                     self.generator.set_state(state["generator"])
             except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
                 raise UserError(f"checkpoint does not fit its own config: {str(exc).splitlines()[0]}") from None
@@ -418,45 +434,56 @@ class Trainer:
         examples.candidates = self.objective.draw(examples.targets, self.generator)
         return examples
 
-    def run_epoch(self, encoded: EncodedCorpus, bar: tqdm | None = None) -> None:
-        """One pass over `encoded`, the LR decaying linearly over all `cfg.epochs` passes."""
-        cfg, progress = self.cfg, self.progress
+    def run_epoch(self, encoded: EncodedCorpus, bar: tqdm | None = None, corpus_words: int | None = None) -> None:
+        """One pass over `encoded`, the LR decaying linearly over all `cfg.epochs` passes of
+        `corpus_words` (under torchrun all ranks' words; by default `encoded`'s)."""
+        cfg, progress, sync = self.cfg, self.progress, self.sync
         if self.device.type == "cpu":
             torch.set_num_threads(1)  # one core per worker thread (and the example maker's)
-        total_words = cfg.epochs * encoded.words
-        start, words_start = time.perf_counter(), progress.words_done
+        total_words = cfg.epochs * (corpus_words or encoded.words)
+        start = time.perf_counter()
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        loss_count = 0
+        loss_count = examples_done = epoch_words = 0
+        words = sync.begin_epoch(progress.words_done)  # this rank's count (one process: the words done)
         chunks = ((self.examples(chunk), word_count(chunk)) for chunk in encoded.chunks(cfg.chunk_tokens))
         for examples, chunk_words in prefetch(chunks):
-            words_before = progress.words_done
+            words_before = words
 
             def words_at(example: int) -> float:
-                """Corpus words processed once training reaches `example` of this chunk."""
+                """This rank's corpus words processed once training reaches `example` of this chunk."""
                 return words_before + chunk_words * example / max(len(examples), 1)
 
             def lr_at(example: int) -> float:
-                return cfg.lr * max(cfg.min_lr_ratio, 1.0 - words_at(example) / total_words)
+                return cfg.lr * sync.lr_scale * max(cfg.min_lr_ratio, 1.0 - sync.words(words_at(example)) / total_words)
 
             def report(example: int, loss: float) -> None:
-                bar.update(int(words_at(example)) - bar.n)
+                bar.update(int(sync.words(words_at(example))) - bar.n)
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_at(example):.5f}", refresh=False)
 
+            def after_batch(example: int) -> None:
+                sync.step(words_at(example))
+
             chunk_loss = run_batches(self.model, self.objective, self.rule, examples, cfg, lr_at, self.workers,
-                                     report if bar is not None else None, self.backend)
+                                     report if bar is not None else None, after_batch, self.backend)
             loss_sum += chunk_loss
             loss_count += examples.trained_examples
-            progress.curve.append([words_at(len(examples)), float(chunk_loss) / max(examples.trained_examples, 1)])
-            progress.words_done += chunk_words
-            progress.examples += examples.trained_examples
+            examples_done += examples.trained_examples
+            words += chunk_words
+            epoch_words += chunk_words
+            progress.curve.append([sync.words(words), float(chunk_loss) / max(examples.trained_examples, 1)])
             if bar is not None:
-                bar.update(progress.words_done - bar.n)
+                bar.update(int(sync.words(words)) - bar.n)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+        # all ranks' tables made equal; the epoch's words, loss and examples summed over the ranks
+        epoch_words, loss, loss_count, examples_done = sync.end_epoch(
+            words, epoch_words, float(loss_sum), loss_count, examples_done)
         seconds = time.perf_counter() - start
         progress.seconds += seconds
         progress.epoch += 1
-        progress.loss_sum, progress.loss_count = float(loss_sum), loss_count
+        progress.words_done += int(epoch_words)
+        progress.examples += int(examples_done)
+        progress.loss_sum, progress.loss_count = loss, int(loss_count)
         if not math.isfinite(progress.loss_sum):
             raise UserError(f"training diverged (loss is {progress.loss_sum}); lower --lr")
         progress.history.append({
@@ -464,11 +491,13 @@ class Trainer:
             "loss": progress.loss_sum / max(loss_count, 1),
             "words": progress.words_done,
             "seconds": round(seconds, 3),
-            "words_per_sec": round((progress.words_done - words_start) / max(seconds, 1e-9), 1),
-            "lr": cfg.lr * max(cfg.min_lr_ratio, 1.0 - progress.words_done / total_words),
+            "words_per_sec": round(epoch_words / max(seconds, 1e-9), 1),
+            "lr": cfg.lr * sync.lr_scale * max(cfg.min_lr_ratio, 1.0 - progress.words_done / total_words),
         })
 
-    def state_dict(self) -> dict:
+    def state_dict(self, rank_generators: list | None = None) -> dict:
+        """The checkpoint; `rank_generators`, every rank's random stream under torchrun (for --resume)."""
+        extra = {"rank_generators": rank_generators} if rank_generators and len(rank_generators) > 1 else {}
         return {
             "config": dataclasses.asdict(self.cfg),
             "words": self.vocab.words,
@@ -477,67 +506,35 @@ class Trainer:
             "objective": self.objective.state_dict(),
             "progress": dataclasses.asdict(self.progress),
             "generator": self.generator.get_state(),
+            **extra,
         }
 
-    def save_checkpoint(self, path: Path) -> None:
+    def save_checkpoint(self, path: Path, rank_generators: list | None = None) -> None:
         with atomic_path(path) as tmp:
-            torch.save(self.state_dict(), tmp)
+            torch.save(self.state_dict(rank_generators), tmp)
 
     def vectors(self) -> Vectors:
         return Vectors(self.vocab.words, self.model.inp.cpu().numpy())
 
 
 def train(corpus: Corpus, out_dir: Path | str, cfg: Config, resume: bool = False,
-          progress_bar: bool = True) -> dict:
+          progress_bar: bool = True, dist: Dist | None = None) -> dict | None:
     """Train on `corpus`; write vectors.txt, checkpoint.pt, config.toml and metrics.json
     into `out_dir`, and return the metrics. With `resume`, continue from `out_dir`'s checkpoint
-    (a new run if there is none yet)."""
+    (a new run if there is none yet).
+
+    Under torchrun every process calls this (w2v_nce.distributed): each trains its shard of the
+    corpus, and the master (rank 0) alone reads and writes `out_dir` and returns the metrics; the
+    other ranks return None. `dist` is for tests and callers that set up the process group.
+    """
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"output directory '{out_dir}' is an existing file")
     if out_dir.is_dir():
         remove_stale_id_files(out_dir)
-    with stdin_spooled(corpus, _make_dir(out_dir) if reads_stdin(corpus) else out_dir) as text:
-        trainer, encoded, corpus_tokens = _prepare(text, out_dir, cfg, resume)
-    progress = trainer.progress
-    try:
-        total_words = cfg.epochs * encoded.words
-        bar = tqdm(total=total_words, initial=min(progress.words_done, total_words), unit="w",
-                   unit_scale=True, disable=not progress_bar, dynamic_ncols=True, smoothing=0.1)
-        while progress.epoch < cfg.epochs:
-            trainer.run_epoch(encoded, bar if progress_bar else None)
-            if cfg.eval_each_epoch:  # outside run_epoch's clock
-                from w2v_nce.evaluate import epoch_scores
-
-                progress.history[-1].update(epoch_scores(trainer.vectors()))
-            trainer.save_checkpoint(out_dir / CHECKPOINT)
-        bar.close()
-    finally:
-        encoded.close()
-
-    save_word2vec(trainer.vectors(), out_dir / "vectors.txt")
-    metrics = {
-        "corpus": describe(corpus),
-        "device": str(trainer.device),
-        "cpu_kernel": trainer.backend != "pytorch",  # the fused C kernel ran the steps
-        "step": trainer.backend,
-        "arch": cfg.arch,
-        "loss": cfg.loss,
-        "vocab_size": len(trainer.vocab),
-        "corpus_words": encoded.words,
-        "corpus_tokens": corpus_tokens,
-        "epochs": progress.epoch,
-        "words": progress.words_done,
-        "examples": progress.examples,
-        "seconds": round(progress.seconds, 3),
-        "words_per_sec": round(progress.words_done / max(progress.seconds, 1e-9), 1),
-        "final_loss": progress.loss_sum / max(progress.loss_count, 1),
-        **trainer.objective.state_dict(),
-        "history": progress.history,
-        "curve": progress.curve,
-    }
-    write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    return metrics
+    with distributed.session(resolve_device(cfg.device).type, cfg.dist_timeout, dist) as dist:
+        if reads_stdin(corpus) and dist.world > 1:
+            raise UserError("standard input cannot be shared out between torchrun's processes: give files")
+        with stdin_spooled(corpus, _make_dir(out_dir) if reads_stdin(corpus) else out_dir) as text:
+            return _train(text, out_dir, cfg, resume, progress_bar, dist, describe(corpus))
 
 
 def _make_dir(path: Path) -> Path:
@@ -548,16 +545,74 @@ def _make_dir(path: Path) -> Path:
     return path
 
 
-def _prepare(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool) -> tuple[Trainer, EncodedCorpus, int | None]:
-    """The run's parts and its corpus encoded into `out_dir`: a new vocabulary counted from the
-    corpus, or, with `resume` and a checkpoint there, the checkpoint's."""
-    state = load_checkpoint(out_dir / CHECKPOINT) if resume and (out_dir / CHECKPOINT).exists() else None
+def _train(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool, progress_bar: bool, dist: Dist,
+           name: str) -> dict | None:
+    master = dist.master
+
+    def saved_run() -> tuple[Config, dict | None]:
+        """The master's settings, and the checkpoint it resumes from (every rank takes both)."""
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UserError(f"output directory '{out_dir}' is an existing file")
+        return cfg, load_checkpoint(out_dir / CHECKPOINT) if resume and (out_dir / CHECKPOINT).exists() else None
+
+    cfg, state = dist.from_master(saved_run)
     if state is not None:
         vocab = Vocab(list(state["words"]), state["counts"].numpy())
         corpus_tokens = None
     else:
-        counts, corpus_tokens = count_words(corpus, cfg.tokenizer)
-        vocab = Vocab.from_counts(counts, cfg.min_count, cfg.max_vocab)
-    trainer = Trainer(cfg, vocab, state)
-    write_text(_make_dir(out_dir) / "config.toml", to_toml(cfg))
-    return trainer, EncodedCorpus(corpus, vocab, out_dir, cfg.tokenizer), corpus_tokens
+        vocab, corpus_tokens = dist.vocabulary(corpus, cfg)
+    trainer = Trainer(cfg, vocab, state, dist)
+    if master:
+        write_text(_make_dir(out_dir) / "config.toml", to_toml(cfg))
+
+    scratch = out_dir if master else Path(tempfile.gettempdir())  # the other ranks write nothing into out_dir
+    encoded = dist.together(lambda: EncodedCorpus(dist.shard(corpus), vocab, scratch, cfg.tokenizer))
+    progress = trainer.progress
+    try:
+        corpus_words = dist.total(encoded.words)
+        if corpus_words == 0:
+            raise UserError(f"corpus '{name}' has no words left after building the vocabulary")
+        total_words = cfg.epochs * corpus_words
+        show = progress_bar and master
+        bar = tqdm(total=total_words, initial=min(progress.words_done, total_words), unit="w",
+                   unit_scale=True, disable=not show, dynamic_ncols=True, smoothing=0.1)
+        while progress.epoch < cfg.epochs:
+            trainer.run_epoch(encoded, bar if show else None, corpus_words)
+            if cfg.eval_each_epoch and master:  # outside run_epoch's clock
+                from w2v_nce.evaluate import epoch_scores
+
+                progress.history[-1].update(epoch_scores(trainer.vectors()))
+            streams = dist.gather(trainer.generator.get_state())  # every rank's, for --resume
+            if master:
+                trainer.save_checkpoint(out_dir / CHECKPOINT, streams)
+        bar.close()
+    finally:
+        encoded.close()
+    if not master:
+        return None
+
+    save_word2vec(trainer.vectors(), out_dir / "vectors.txt")
+    metrics = {
+        "corpus": name,
+        "device": str(trainer.device),
+        "cpu_kernel": trainer.backend != "pytorch",  # the fused C kernel ran the steps
+        "step": trainer.backend,
+        "arch": cfg.arch,
+        "loss": cfg.loss,
+        "vocab_size": len(vocab),
+        "corpus_words": corpus_words,
+        "corpus_tokens": corpus_tokens,
+        "epochs": progress.epoch,
+        "words": progress.words_done,
+        "examples": progress.examples,
+        "seconds": round(progress.seconds, 3),
+        "words_per_sec": round(progress.words_done / max(progress.seconds, 1e-9), 1),
+        "final_loss": progress.loss_sum / max(progress.loss_count, 1),
+        "ranks": dist.world,
+        **trainer.objective.state_dict(),
+        "history": progress.history,
+        "curve": progress.curve,
+    }
+    write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    return metrics
+

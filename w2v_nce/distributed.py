@@ -1,0 +1,413 @@
+"""Several processes training one model under torchrun: data parallel, synchronised by averaging.
+
+torchrun starts N copies of `w2v-nce train ...` with RANK, WORLD_SIZE, LOCAL_RANK and
+LOCAL_WORLD_SIZE in their environment (one node or several: its rendezvous). Each process, a
+rank, in `train.train`:
+
+  1. joins the process group (`session`): gloo on the CPU, NCCL on GPUs, device cuda:LOCAL_RANK;
+  2. reads its shard of the corpus (`Dist.shard`): its own files when there are at least N, else
+     every N-th sentence (or 10,000-token piece of a longer one) of the stream;
+  3. counts its shard within `vocab_budget` types; the master merges the ranks' counts, one rank
+     at a time, builds the vocabulary and hands it to every rank (`Dist.vocabulary`);
+  4. holds the full tables, initialised alike (one seed), and trains its shard with its threads
+     or its GPU, drawing from its own random stream;
+  5. every `sync_every` of its words, averages rows [0, K) of the tables with the others
+     (`RowSync`): the most frequent words, K = sync_rows x the largest power of two dividing the
+     sync's number, so row r is synced about every r / sync_rows syncs; at each epoch's end all
+     rows, so that the ranks end every epoch with the same tables;
+  6. the master (rank 0) alone writes files and draws the progress bar.
+
+One process (no torchrun) is `Dist()` with `NoSync`: nothing to synchronise, nothing changes.
+
+Failures: an error on any rank while reading its shard reaches every rank (`Dist.together`) and
+the master reports it as one line (errors.reports_errors: the other ranks print none). A rank that
+dies otherwise makes the others' next collective fail, at once with gloo (connection reset) or
+after `dist_timeout`: they stop quietly (`RankFailed`), the dead rank's own line or torchrun's
+summary says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as td
+
+from w2v_nce.config import Config
+from w2v_nce.corpus import Corpus, Shard, _is_path_list, corpus_files, count_tokens, describe, merge_counts
+from w2v_nce.errors import RankFailed, UserError
+from w2v_nce.vocab import Vocab
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place among the ranks; `Dist()` is one process alone."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    local_world: int = 1
+    group: bool = False  # a process group exists (torchrun): collectives run, even for a world of 1
+    timeout: float = Config.dist_timeout
+    replicas: bool = False  # every rank reads the whole corpus with one random stream: a check of the
+    #                         synchronisation (the run must then equal one process's), not a way to train
+    objects: Any = None  # process group for pickled objects (gloo, also beside NCCL); None: the default
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+    def place(self, device: torch.device) -> torch.device:
+        """A rank's device: on GPUs, its own (cuda:LOCAL_RANK)."""
+        return torch.device("cuda", self.local_rank) if self.group and device.type == "cuda" else device
+
+    def cores(self) -> int:
+        """CPU cores for this rank's threads: the node's, shared among its ranks."""
+        return max(1, (os.cpu_count() or 1) // self.local_world)
+
+    def data_seed(self, seed: int) -> int | None:
+        """The seed of this rank's stream for subsampling, windows and noise, or None to go on with
+        the stream that initialised the tables (one process, rank 0, replicas)."""
+        return None if self.rank == 0 or self.replicas else seed + 1_000_003 * self.rank
+
+    def shard(self, corpus: Corpus) -> Corpus:
+        """This rank's part of `corpus`: with at least one file per rank, its own files (balanced
+        by size, each in corpus order), else a `Shard` of the stream (every rank then reads it all
+        and keeps every world-th unit)."""
+        if self.world == 1 or self.replicas:
+            return corpus
+        if isinstance(corpus, (str, os.PathLike)) or _is_path_list(corpus):
+            files = corpus_files(corpus)
+            if len(files) >= self.world:
+                return balanced(files, self.world)[self.rank]
+        return Shard(corpus, self.rank, self.world)
+
+    # -- agreement: one outcome on every rank
+
+    def together(self, fn: Callable, *args) -> Any:
+        """fn(*args) on every rank; a UserError on any of them is raised on all (named by its rank)."""
+        if not self.group:
+            return fn(*args)
+        try:
+            value, error = fn(*args), None
+        except UserError as exc:
+            value, error = None, str(exc)
+        errors: list = [None] * self.world
+        with self._peers():
+            td.all_gather_object(errors, error, group=self.objects)
+        failed = [(rank, message) for rank, message in enumerate(errors) if message is not None]
+        if failed:
+            if hasattr(value, "close"):
+                value.close()
+            rank, message = failed[0]
+            raise UserError(message if rank == 0 else f"rank {rank}: {message}")
+        return value
+
+    def from_master(self, fn: Callable, *args) -> Any:
+        """fn(*args) run by the master alone; its result (or its UserError) on every rank."""
+        if not self.group:
+            return fn(*args)
+        box: list = [None]
+        if self.master:
+            try:
+                box = [(True, fn(*args))]
+            except UserError as exc:
+                box = [(False, str(exc))]
+        with self._peers():
+            td.broadcast_object_list(box, src=0, group=self.objects)
+        ok, value = box[0]
+        if not ok:
+            raise UserError(value)
+        return value
+
+    def total(self, n: int) -> int:
+        """The sum of `n` over the ranks."""
+        if not self.group:
+            return n
+        with self._peers():
+            t = torch.tensor([n], dtype=torch.int64)
+            td.all_reduce(t, group=self.objects)
+        return int(t)
+
+    def gather(self, obj: Any) -> list:
+        """Every rank's `obj`, in rank order."""
+        if not self.group:
+            return [obj]
+        out: list = [None] * self.world
+        with self._peers():
+            td.all_gather_object(out, obj, group=self.objects)
+        return out
+
+    def vocabulary(self, corpus: Corpus, cfg: Config) -> tuple[Vocab, int]:
+        """The vocabulary of the whole corpus and its number of tokens, the same on every rank.
+
+        Each rank counts its shard within `cfg.vocab_budget` types; the master receives the counts
+        one rank at a time (it holds the merged table and one part), merges them within the
+        budget, in rank order (ties in the vocabulary go by first sight, as in one process) and
+        builds the vocabulary; every rank gets it from the master.
+        """
+        counts, tokens = self.together(lambda: count_tokens(self.shard(corpus), cfg.vocab_budget, cfg.tokenizer))
+        if not self.group:
+            if tokens == 0:
+                raise UserError(f"corpus '{describe(corpus)}' has no words")
+            return Vocab.from_counts(counts, cfg.min_count, cfg.max_vocab), tokens
+
+        def parts() -> Iterator[tuple[Counter, int]]:
+            yield counts, tokens
+            for rank in range(1, self.world):
+                box: list = [None]
+                with self._peers():
+                    td.recv_object_list(box, src=rank, group=self.objects)
+                yield box[0]
+
+        def build() -> tuple[list[str], np.ndarray, int]:  # on the master
+            sizes: list[int] = []
+
+            def counted() -> Iterator[Counter]:
+                for part, n in parts():
+                    sizes.append(n)
+                    yield part
+
+            merged = merge_counts(counted(), cfg.vocab_budget)
+            total = sum(sizes)
+            if total == 0:
+                raise UserError(f"corpus '{describe(corpus)}' has no words")
+            vocab = Vocab.from_counts(merged, cfg.min_count, cfg.max_vocab)
+            return vocab.words, vocab.counts, total
+
+        if not self.master:
+            with self._peers():
+                td.send_object_list([(counts, tokens)], dst=0, group=self.objects)
+            del counts  # sent: free it while the master merges
+        words, word_counts, total = self.from_master(build)
+        return Vocab(words, word_counts), total
+
+    @contextlib.contextmanager
+    def _peers(self) -> Iterator[None]:
+        """Around a collective: a rank gone (connection reset) or silent past the timeout stops this
+        one quietly; a timeout is reported by the master (no other rank may have said anything)."""
+        try:
+            yield
+        except RuntimeError as exc:
+            cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if self.master and "timed out" in cause.lower():
+                raise UserError(f"no answer from the other ranks within dist_timeout={self.timeout:g} s: "
+                                f"a rank is stuck or far slower ({cause[:200]})") from None
+            raise RankFailed(f"lost the other ranks: {cause[:200]}") from None
+
+
+def balanced(files: list[Path], parts: int) -> list[list[Path]]:
+    """`files` in `parts` groups of about equal bytes (largest first to the lightest group), each
+    group in corpus order. A missing file counts as empty (reading it says what is wrong).
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> for name, size in (("a", 5), ("b", 3), ("c", 3), ("d", 1)):
+    ...     _ = (d / name).write_text("x" * size)
+    >>> [[p.name for p in group] for group in balanced(sorted(d.iterdir()), 2)]
+    [['a', 'd'], ['b', 'c']]
+    """
+
+    def size(path: Path) -> int:
+        try:
+            return path.stat().st_size
+        except OSError:
+            return 0
+
+    loads = [0] * parts
+    groups: list[list[int]] = [[] for _ in range(parts)]
+    for i in sorted(range(len(files)), key=lambda i: -size(files[i])):
+        lightest = loads.index(min(loads))
+        groups[lightest].append(i)
+        loads[lightest] += size(files[i])
+    return [[files[i] for i in sorted(group)] for group in groups]
+
+
+@contextlib.contextmanager
+def session(device_type: str, timeout: float, dist: Dist | None = None) -> Iterator[Dist]:
+    """This process's `Dist` for one run: the one given; else the process group already set up
+    (by the caller); else, under torchrun (RANK in the environment), a new one joined here and
+    left at the end (gloo, or NCCL for `device_type` cuda); else one process alone."""
+    if dist is not None:
+        yield dist
+        return
+    if td.is_available() and td.is_initialized():
+        yield current(timeout)
+        return
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        yield Dist()
+        return
+    if not td.is_available():
+        raise UserError("this torch build has no torch.distributed: it cannot train under torchrun")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "nccl" if device_type == "cuda" else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank)
+    td.init_process_group(backend, timeout=timedelta(seconds=timeout))
+    try:
+        yield current(timeout)
+    finally:
+        td.destroy_process_group()
+
+
+def current(timeout: float = Config.dist_timeout) -> Dist:
+    """The `Dist` of the process group this process has joined."""
+    objects = td.new_group(backend="gloo") if td.get_backend() == "nccl" else None
+    return Dist(rank=td.get_rank(), world=td.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+                local_world=int(os.environ.get("LOCAL_WORLD_SIZE", "1")), group=True, timeout=timeout,
+                objects=objects)
+
+
+# --------------------------------------------------------------------------- synchronisation
+
+
+class NoSync:
+    """One process: nothing to synchronise; its words are all the words."""
+
+    lr_scale = 1.0  # this rank's learning rate is cfg.lr times this
+
+    def begin_epoch(self, words_done: int) -> float:
+        """This rank's word counter at the start of an epoch, given all ranks' words so far."""
+        return words_done
+
+    def words(self, local: float) -> float:
+        """All ranks' words (for the learning rate and the progress bar), given this rank's counter."""
+        return local
+
+    def step(self, local: float) -> None:
+        """After a batch (the first worker thread): synchronise if it is time."""
+
+    def end_epoch(self, local: float, *totals: float) -> tuple[float, ...]:
+        """At an epoch's end, this rank's counter at `local`: every rank's tables made equal;
+        `totals` summed over the ranks."""
+        return totals
+
+
+class RowSync(NoSync):
+    """The ranks' synchronisation: after every `sync_every` words of a rank, the rows [0, K) of the
+    tables (for hierarchical softmax's output, the K inner nodes nearest the root), their output
+    biases, and the objective's own parameters (NCE's learnt log Z) are averaged over the ranks.
+    K = sync_rows x 2^j at the sync whose number is a multiple of 2^j (not 2^(j+1)): the top
+    sync_rows rows at every sync, the next as many every other sync, and so on. At an epoch's end
+    every rank keeps syncing (idle ones without training) until all have finished, then all rows.
+
+    `sync_divisor` says what a synced row becomes, from the ranks' changes since its last sync:
+      world    the ranks' mean: each rank's change counts 1/N. With `sync_scale_lr` (default) the
+               ranks train at lr x N, so that the mean of N changes moves a row as one process at lr
+               (without it the run learns as one process at lr/N: docs/distributed.md)
+      touched  the mean over the ranks that changed the row since its last sync: a row one rank
+               trained keeps that change whole, one all ranks trained is divided by N (with
+               `sync_scale_lr`, the former's change then counts N times: the LR is one scalar)
+      none     the last synced row plus every rank's change in full (each computed without the
+               others': stale by up to sync_every words)
+
+    The learning rate runs on all ranks' words: the sum at the last sync plus, since then, this
+    rank's words times the world size.
+    """
+
+    def __init__(self, dist: Dist, cfg: Config, model, objective):
+        self.dist, self.model, self.objective = dist, model, objective
+        self.every = cfg.sync_every
+        self.first_rows = cfg.sync_rows or 1 << 62
+        self.divisor = cfg.sync_divisor
+        self.lr_scale = float(dist.world) if cfg.sync_divisor != "none" and cfg.sync_scale_lr else 1.0
+        self.base: dict[str, torch.Tensor] = {}  # "touched", "none": the rows as of their last sync
+        self.count = 0  # syncs in this epoch
+        self.shared = self.mine = 0.0  # all ranks' words, and this rank's counter, at the last sync
+
+    def begin_epoch(self, words_done: int) -> float:
+        self.count = 0
+        self.shared = float(words_done)
+        self.mine = words_done / self.dist.world
+        if self.divisor != "world":
+            self.base = {name: t.clone() for name, t in self._tables().items()}
+        return self.mine
+
+    def words(self, local: float) -> float:
+        return self.shared + self.dist.world * (local - self.mine)
+
+    def step(self, local: float) -> None:
+        if self.every and local - self.mine >= self.every:
+            self._round(local, training=True)
+
+    def end_epoch(self, local: float, *totals: float) -> tuple[float, ...]:
+        while self._round(local, training=False):
+            pass
+        self._average(1 << 62)
+        summed = torch.tensor(totals, dtype=torch.float64, device=self.model.inp.device)
+        self._reduce(summed)
+        return tuple(summed.tolist())
+
+    def _round(self, local: float, training: bool) -> bool:
+        """One sync, if any rank is still training: returns whether one was."""
+        flags = torch.tensor([float(training), local - self.mine], dtype=torch.float64, device=self.model.inp.device)
+        self._reduce(flags)
+        active, words = flags.tolist()
+        self.shared += words
+        self.mine = local
+        if not active:
+            return False
+        self.count += 1
+        self._average(self.first_rows << ((self.count & -self.count).bit_length() - 1))
+        return True
+
+    def _tables(self) -> dict[str, torch.Tensor]:
+        tables = {"inp": self.model.inp, "out": self.model.out}
+        if self.model.bias is not None:
+            tables["bias"] = self.model.bias
+        return tables
+
+    def _average(self, k: int) -> None:
+        """Rows [0, k) of the input table and the objective's hottest k output rows (with their bias),
+        averaged over the ranks."""
+        tables = self._tables()
+        first, n = self.objective.hot_rows(len(self.model.out), k)
+        spans = {"inp": (0, min(k, len(self.model.inp))), "out": (first, n), "bias": (first, n)}
+        weight = None
+        for name, table in tables.items():
+            lo, n = spans[name]
+            rows = table[lo : lo + n]
+            if self.divisor == "world":  # the mean of the ranks' rows
+                summed = rows.clone()
+                self._reduce(summed)
+                rows.copy_(summed.div_(self.dist.world))
+                continue
+            base = self.base[name][lo : lo + n]
+            if self.divisor == "none":  # every rank's change since the row's last sync, added in full
+                steps = rows - base
+                self._reduce(steps)
+                rows.copy_(base.add_(steps))
+                continue
+            if name != "bias":  # a bias moves with its output row: it takes the row's weights
+                changed = rows != base
+                mine = (changed.any(1) if changed.dim() == 2 else changed).to(rows.dtype)
+                weight = mine.clone()
+                self._reduce(weight)
+            scale = mine if rows.dim() == 1 else mine[:, None]
+            summed = rows * scale
+            self._reduce(summed)
+            share = weight.clamp(min=1) if rows.dim() == 1 else weight.clamp(min=1)[:, None]
+            untouched = weight == 0 if rows.dim() == 1 else (weight == 0)[:, None]
+            rows.copy_(torch.where(untouched, base, summed.div_(share)))
+            base.copy_(rows)
+        state = self.objective.state_dict()
+        if state:
+            values = torch.tensor(list(state.values()), dtype=torch.float64, device=self.model.inp.device)
+            self._reduce(values)
+            self.objective.load_state_dict(dict(zip(state, (values / self.dist.world).tolist())))
+
+    def _reduce(self, t: torch.Tensor) -> None:
+        with self.dist._peers():
+            td.all_reduce(t)
+
+
+def make_sync(cfg: Config, dist: Dist, model, objective) -> NoSync:
+    """The run's synchronisation: RowSync in a process group, else nothing."""
+    return RowSync(dist, cfg, model, objective) if dist.group else NoSync()
