@@ -103,15 +103,15 @@ class EncodedCorpus:
         except BaseException:
             self.close()
             raise
-        # a shard may have no words left (a rank of a tiny corpus); mmap refuses an empty file
-        self.ids = np.memmap(self.path, dtype=np.int32, mode="r") if self.path.stat().st_size else np.zeros(0, np.int32)
+        self.length = self.path.stat().st_size // 4  # ids (a shard may have none)
 
     def chunks(self, size: int) -> Iterator[np.ndarray]:
-        for start in range(0, len(self.ids), size):
-            yield np.array(self.ids[start : start + size])
+        # read, not mapped: the pages of a mapped file count in the process's resident memory
+        with open(self.path, "rb") as f:
+            for _ in range(0, self.length, size):
+                yield np.fromfile(f, dtype=np.int32, count=size)
 
     def close(self) -> None:
-        self.ids = None
         self.path.unlink(missing_ok=True)
 
 
