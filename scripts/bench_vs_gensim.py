@@ -266,8 +266,8 @@ def gensim_params(cfg: Config, workers: int) -> dict:
         "min_count": cfg.min_count,
         "max_final_vocab": cfg.max_vocab or None,
         "sample": cfg.sample,
-        "alpha": cfg.lr,
-        "min_alpha": cfg.lr * cfg.min_lr_ratio,
+        "alpha": cfg.start_lr,
+        "min_alpha": cfg.start_lr * cfg.min_lr_ratio,
         "epochs": cfg.epochs,
         "workers": workers,
         "seed": cfg.seed,
@@ -483,6 +483,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     s.add_argument("--min-count", type=int, default=5)
     s.add_argument("--epochs", type=int, default=5)
     s.add_argument("--lr", "--alpha", type=float, default=0.025, help="starting learning rate (alpha)")
+    s.add_argument("--defaults", action="store_true",
+                   help="each trainer at its own default learning rate (ours: Config's per arch; gensim: 0.025), "
+                        "instead of --lr for both")
     s.add_argument("--min-lr-ratio", type=float, default=1e-4, help="final lr = lr * this (gensim min_alpha)")
     s.add_argument("--threads", type=int, default=2,
                    help="torch CPU threads for ours, workers for gensim (0 = all cores for both)")
@@ -527,7 +530,7 @@ def run(args: argparse.Namespace) -> dict:
         raise UserError(f"--restrict-vocab must be at least 1, got {args.restrict_vocab}")
     cfg = load_config(args.config, {
         "arch": args.arch, "loss": args.loss, "dim": args.dim, "window": args.window, "negatives": args.negatives,
-        "sample": args.sample, "min_count": args.min_count, "epochs": args.epochs, "lr": args.lr,
+        "sample": args.sample, "min_count": args.min_count, "epochs": args.epochs, "lr": None if args.defaults else args.lr,
         "min_lr_ratio": args.min_lr_ratio, "threads": args.threads, "seed": args.seed,
         "batch_size": args.batch_size, "device": args.device,
     })
@@ -535,12 +538,14 @@ def run(args: argparse.Namespace) -> dict:
     device = str(resolve_device(cfg.device))
     workers = args.gensim_workers or cfg.threads or os.cpu_count() or 1
     gparams = gensim_params(cfg, workers)
+    if args.defaults:  # gensim's own default rate, decayed to its own default floor
+        gparams.update(alpha=0.025, min_alpha=0.0001)
     machine = machine_info(device)
 
     arch = "CBOW (sg=0, cbow_mean=1)" if cfg.arch == "cbow" else "skip-gram (sg=1)"
     print(f"settings: {arch}, dim {cfg.dim}, window {cfg.window}, negative {cfg.negatives}, "
-          f"sample {cfg.sample:g}, min_count {cfg.min_count}, epochs {cfg.epochs}, alpha {cfg.lr:g} -> "
-          f"{cfg.lr * cfg.min_lr_ratio:g}, threads {cfg.threads or 'all'}, seed {cfg.seed}")
+          f"sample {cfg.sample:g}, min_count {cfg.min_count}, epochs {cfg.epochs}, alpha {cfg.start_lr:g} -> "
+          f"{cfg.start_lr * cfg.min_lr_ratio:g}, threads {cfg.threads or 'all'}, seed {cfg.seed}")
     print(f"  ours:   loss {cfg.loss}, batch_size {cfg.batch_size}, update {cfg.update}, device {device}, torch threads "
           f"{cfg.threads or torch.get_num_threads()}")
     if args.skip_gensim:

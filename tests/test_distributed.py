@@ -293,7 +293,7 @@ def test_shards_end_with_equal_tables_global_words_and_the_global_lr(tmp_path):
             lrs = json.loads((tmp_path / f"{name}-lrs-{rank}.json").read_text())
             chunks = len(lrs) // (2 * cfg.epochs)
             starts = [lrs[2 * chunks * e] for e in range(cfg.epochs)]
-            lr = cfg.lr * (2 if cfg.sync_scale_lr and cfg.sync_divisor != "none" else 1)
+            lr = cfg.start_lr * (2 if cfg.sync_scale_lr and cfg.sync_divisor != "none" else 1)
             assert starts == [lr * (1 - e / cfg.epochs) for e in range(cfg.epochs)], (name, rank, starts)
             # the last example's LR: within 2 batches (x 2 ranks) of words of the end of the schedule
             slack = 2 * 2 * cfg.batch_size / (cfg.epochs * corpus_words)

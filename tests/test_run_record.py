@@ -76,8 +76,8 @@ def test_history_has_an_entry_per_epoch_and_survives_resume(tmp_path):
     first = json.loads((run / "metrics.json").read_text())
     assert [h["epoch"] for h in first["history"]] == [1, 2]
     assert first["history"][-1]["words"] == first["words"] == 2 * first["corpus_words"]
-    assert first["history"][0]["lr"] == pytest.approx(0.025 / 2)  # linear decay: half-way after epoch 1
-    assert first["history"][-1]["lr"] == pytest.approx(0.025 * 1e-4)  # its floor at the end
+    assert first["history"][0]["lr"] == pytest.approx(0.05 / 2)  # linear decay from CBOW's 0.05: half-way after epoch 1
+    assert first["history"][-1]["lr"] == pytest.approx(0.05 * 1e-4)  # its floor at the end
     assert all(3.0 < h["loss"] < 6 * math.log(2) + 0.01 for h in first["history"])  # at most the loss at the start
     # the curve's chunk means average to the epochs' means, weighted by chunk size
     assert len(first["curve"]) >= 2 * (first["corpus_words"] // 1000)

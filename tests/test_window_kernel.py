@@ -4,6 +4,8 @@ PyTorch objectives): the same windows, radii, skip-gram pairs, noise draws and u
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -128,3 +130,39 @@ def test_window_kernel_refuses_bad_arguments():
         fused.window_sgd(tables["inp"], tables["out"], None, ids, centres, 2, False, 0.1, 1)
     with pytest.raises(ValueError, match="window"):
         fused.window_sgd(tables["inp"], tables["out"], None, ids, centres, 0, False, 0.1, 1, noise=noise)
+
+
+def test_saturated_candidates_take_no_step():
+    """With `saturated`, a candidate whose logit is already beyond it on its label's side (|g| <
+    σ(-6)) takes no step; every other one steps as word2vec.c's loop does. Oracle: that loop in
+    float64 over the brute-force examples, with the rule written out."""
+    objective, tables, ids, centres = setup(5, 16, "hs")
+    tables = {k: None if v is None else v * 10 for k, v in tables.items()}  # scores of several units: many saturate
+    seed, lr, window, limit = 99, 0.05, 3, 6.0
+    ours = copy(tables)
+    loss, _, n = fused.window_sgd(ours["inp"], ours["out"], None, ids, centres, window, False, lr, seed,
+                                  tree=(objective.points, objective.path_labels, objective.path_mask), saturated=limit)
+    inp, out = tables["inp"].double(), tables["out"].double()
+    skipped = stepped = 0
+    expected_loss = 0.0
+    for bag, target in brute_force_examples(ids.tolist(), centres.tolist(), window, seed, skipgram=False):
+        h = inp[bag].mean(0)
+        err = torch.zeros_like(h)
+        for node, label, keep in zip(objective.points[target], objective.path_labels[target], objective.path_mask[target]):
+            if not keep:
+                continue
+            y = float(out[node] @ h)
+            if (y > limit) if label > 0.5 else (y < -limit):
+                skipped += 1
+                expected_loss += math.exp(-abs(y))
+                continue
+            stepped += 1
+            expected_loss += math.log1p(math.exp(-abs(y))) + max(y, 0.0) - float(label) * y
+            g = 1 / (1 + math.exp(-y)) - float(label)
+            err -= lr * g * out[node]
+            out[node] -= lr * g * h
+        inp.index_add_(0, torch.tensor(bag), err.expand(len(bag), -1))
+    assert skipped > 100 and stepped > 100
+    torch.testing.assert_close(ours["inp"], inp.float(), rtol=0, atol=2e-4)
+    torch.testing.assert_close(ours["out"], out.float(), rtol=0, atol=2e-4)
+    assert loss == pytest.approx(expected_loss, rel=1e-4)

@@ -148,11 +148,14 @@ void alias_sample(const float *accept, const int64_t *alias, int64_t v, int64_t 
  *   loss += softplus(y) - labels[j] y                               (binary cross-entropy)
  *   err  -= lr g out[c];  out[c] -= lr g h;  bias[c] -= lr g
  * Output rows in [hot_lo, hot_lo + hot_n) are read and written in `hot` instead (see logistic_sgd).
+ * With saturated > 0 a candidate already classified beyond it (y > saturated for label 1, y <
+ * -saturated for label 0, so |g| < σ(-saturated)) takes no step, as word2vec.c's hierarchical
+ * softmax skips |y| >= MAX_EXP: most of a trained model's candidates, and their steps are tiny.
  * Returns the loss; adds Σ g to *gtotal. */
 static double logistic_candidates(const float *h, float *err, float *out, float *bias, const int64_t *cand,
                                   const uint8_t *mask, const float *labels, int64_t k, const float *row_offset,
-                                  float const_offset, int64_t d, float lr, double *gtotal, int64_t hot_lo,
-                                  int64_t hot_n, float *hot) {
+                                  float const_offset, int64_t d, float lr, float saturated, double *gtotal,
+                                  int64_t hot_lo, int64_t hot_n, float *hot) {
     double loss = 0.0;
     for (int64_t j = 0; j < k; j++) {
         if (mask && !mask[j]) continue;
@@ -163,13 +166,21 @@ static double logistic_candidates(const float *h, float *err, float *out, float 
         if (row_offset) y -= row_offset[c];
         float label = labels[j];
         float ex = exp_nonpositive(-fabsf(y));
+        if (saturated > 0.0f && (label > 0.5f ? y > saturated : y < -saturated)) {
+            loss += (double)ex;  /* softplus(-|y|) = log1p(ex) ≈ ex, within ex² / 2 */
+            *gtotal += label > 0.5f ? -ex : ex;
+            continue;
+        }
         float p = y >= 0.0f ? 1.0f / (1.0f + ex) : ex / (1.0f + ex);
         loss += (double)(fmaxf(y, 0.0f) - label * y + log1p_unit(ex));
         float g = p - label;
         *gtotal += g;
         float step = -lr * g;
-        axpy(step, row, err, d);
-        axpy(step, h, row, d);
+        for (int64_t i = 0; i < d; i++) {  /* err += step row (the row before it moves); row += step h */
+            float r = row[i];
+            err[i] += step * r;
+            row[i] = r + step * h[i];
+        }
         if (bias) bias[c] += step;
     }
     return loss;
@@ -208,7 +219,7 @@ double logistic_sgd(float *inp, float *out, float *bias, const int64_t *context,
         bag_mean(inp, context, lo, hi, d, h);
         memset(err, 0, (size_t)d * sizeof(float));
         loss += logistic_candidates(h, err, out, bias, cand + b * k, mask ? mask + b * k : NULL, labels + b * k, k,
-                                    row_offset, const_offset, d, lr, &gtotal, hot_lo, hot_n, hot);
+                                    row_offset, const_offset, d, lr, 0.0f, &gtotal, hot_lo, hot_n, hot);
         for (int64_t e = lo; e < hi; e++) axpy(1.0f, err, inp + context[e] * d, d);
     }
     hot_end(out, hot_lo, hot_n, d, hot);
@@ -228,7 +239,8 @@ double logistic_sgd(float *inp, float *out, float *bias, const int64_t *context,
  *     draw equal to the centre word is skipped (word2vec's accidental hits; NCE keeps them);
  *   tree (points != NULL): the centre word's Huffman path, points/labels/mask rows [v, path_max].
  * *examples receives the number of examples trained. h, err: [d]; context: [2 window]; cand, labels,
- * mask: [1 + negatives] workspaces (sampled losses). See logistic_sgd for the rest. */
+ * mask: [1 + negatives] workspaces (sampled losses). saturated: see logistic_candidates (0: every
+ * candidate steps, exactly as logistic_sgd). See logistic_sgd for the rest. */
 #define RADIUS_STREAM 0x5DEECE66DULL
 
 double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64_t n_ids, const int64_t *centres,
@@ -236,7 +248,7 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
                   const float *accept,
                   const int64_t *alias, int64_t vocab, const int64_t *points, const float *path_labels,
                   const uint8_t *path_mask, int64_t path_max, const float *row_offset, float const_offset,
-                  int64_t d, float lr, uint64_t seed, float *h, float *err, int64_t *context, int64_t *cand,
+                  int64_t d, float lr, float saturated, uint64_t seed, float *h, float *err, int64_t *context, int64_t *cand,
                   float *labels, uint8_t *mask, double *gsum, int64_t *examples, int64_t hot_lo, int64_t hot_n,
                   float *hot) {
     double loss = 0.0, gtotal = 0.0;
@@ -277,7 +289,7 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
             bag_mean(inp, context, lo, hi, d, h);
             memset(err, 0, (size_t)d * sizeof(float));
             loss += logistic_candidates(h, err, out, bias, c_ids, c_mask, c_labels, k, row_offset, const_offset, d,
-                                        lr, &gtotal, hot_lo, hot_n, hot);
+                                        lr, saturated, &gtotal, hot_lo, hot_n, hot);
             for (int64_t j = lo; j < hi; j++) axpy(1.0f, err, inp + context[j] * d, d);
             trained++;
         }

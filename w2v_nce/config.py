@@ -25,6 +25,8 @@ from w2v_nce.objectives import LOSSES
 from w2v_nce.updates import UPDATES
 from w2v_nce.windows import ARCHS
 
+WORD2VEC_CBOW_LR = 0.05  # word2vec.c's -alpha default for CBOW (docs/results.md: better than 0.025 at every budget)
+DEFAULT_LR = 0.025  # word2vec.c's for skip-gram, gensim's for both
 SYNC_DIVISORS = ("none", "world", "touched")  # what divides the sum of the ranks' changes to a synced row
 
 
@@ -63,7 +65,8 @@ class Config:
                                            "(word2vec.c's ReduceVocab; 0 = no limit).")
     # optimisation
     epochs: int = option(5, "Passes over the corpus.")
-    lr: float = option(0.025, "Starting learning rate; decays linearly with the words processed.")
+    lr: float | None = option(None, "Starting learning rate, decaying linearly with the words processed "
+                                    "(default: word2vec.c's, 0.05 for cbow with neg or hs, else 0.025).")
     min_lr_ratio: float = option(1e-4, "The learning rate decays to lr × this.")
     batch_size: int = option(4096, "Examples (CBOW windows, skip-gram pairs) per SGD step "
                                    "(docs/large-batches.md).")
@@ -90,6 +93,15 @@ class Config:
                                        "size, so that the mean moves a row as one process at lr.")
     dist_timeout: float = option(1800.0, "torchrun: seconds a rank waits for the others (a stuck rank fails the "
                                          "run after this).")
+
+    @property
+    def start_lr(self) -> float:
+        """The learning rate at the start: `lr`, or word2vec.c's default: 0.05 for CBOW with its losses
+        (neg, hs; docs/results.md measures it against gensim's 0.025), 0.025 otherwise (skip-gram,
+        and the losses word2vec lacks, whose batched steps were tuned at 0.025)."""
+        if self.lr is not None:
+            return self.lr
+        return WORD2VEC_CBOW_LR if self.arch == "cbow" and self.loss in ("neg", "hs") else DEFAULT_LR
 
     @property
     def use_bias(self) -> bool:
@@ -148,7 +160,7 @@ def _check(cfg: Config) -> Config:
     need(cfg.max_vocab >= 0, f"max_vocab must be 0 (no limit) or positive, got {cfg.max_vocab}")
     need(cfg.sample >= 0, f"sample must be non-negative, got {cfg.sample}")
     need(cfg.epochs >= 1, f"epochs must be at least 1, got {cfg.epochs}")
-    need(cfg.lr > 0, f"lr must be positive, got {cfg.lr}")
+    need(cfg.lr is None or cfg.lr > 0, f"lr must be positive, got {cfg.lr}")
     need(0 < cfg.min_lr_ratio <= 1, f"min_lr_ratio must be in (0, 1], got {cfg.min_lr_ratio}")
     need(cfg.batch_size >= 1, f"batch_size must be at least 1, got {cfg.batch_size}")
     need(cfg.threads >= 0, f"threads must be 0 (all cores) or positive, got {cfg.threads}")

@@ -43,7 +43,8 @@ def _load() -> ctypes.CDLL | None:
     lib.logistic_sgd.argtypes = [_P] * 9 + [ctypes.c_float] + [_N] * 3 + [ctypes.c_float] + [_P] * 3 + [_N] * 2 + [_P]
     lib.logistic_sgd.restype = ctypes.c_double
     lib.window_sgd.argtypes = ([_P] * 4 + [_N] + [_P] + [_N] * 5 + [_P] * 2 + [_N] + [_P] * 3 + [_N] + [_P]
-                               + [ctypes.c_float, _N, ctypes.c_float, ctypes.c_uint64] + [_P] * 8 + [_N] * 2 + [_P])
+                               + [ctypes.c_float, _N, ctypes.c_float, ctypes.c_float, ctypes.c_uint64] + [_P] * 8
+                               + [_N] * 2 + [_P])
     lib.window_sgd.restype = ctypes.c_double
     lib.alias_sample.argtypes = [_P, _P, _N, _N, ctypes.c_uint64, _P]
     lib.alias_sample.restype = None
@@ -168,14 +169,15 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
                noise: tuple[torch.Tensor, torch.Tensor, int, bool] | None = None,
                tree: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
                row_offset: torch.Tensor | None = None, const_offset: float = 0.0,
-               hot: tuple[int, int] = (0, 0)) -> tuple[float, float, int]:
+               hot: tuple[int, int] = (0, 0), saturated: float = 0.0) -> tuple[float, float, int]:
     """logistic_sgd with the examples made in the kernel, as word2vec's threads make them: the
     centre words at positions `centres` of the subsampled chunk `ids` (int32, SENTENCE_END between
     sentences), each with a radius in 1..window drawn from `seed`'s stream, as CBOW windows or
     skip-gram pairs. Candidates: the centre word and `noise` = (accept, alias, negatives,
     skip_hits) draws from the alias table (skip_hits: leave out draws equal to the centre word),
-    or the centre word's Huffman path `tree` = (points, labels, mask) rows.
-    Returns (summed loss, summed d loss / d y, examples trained)."""
+    or the centre word's Huffman path `tree` = (points, labels, mask) rows. With `saturated` > 0, a
+    candidate classified beyond that logit (|g| < σ(-saturated)) takes no step and adds e^-|y| to
+    the loss (see _kernel.c). Returns (summed loss, summed d loss / d y, examples trained)."""
     _need(inp.dtype == out.dtype == torch.float32 and inp.is_contiguous() and out.is_contiguous()
           and inp.dim() == out.dim() == 2 and inp.shape[1] == out.shape[1], "tables must be contiguous float32 [rows, d]")
     _need(bias is None or (bias.dtype == torch.float32 and bias.shape == (len(out),) and bias.is_contiguous()),
@@ -219,7 +221,7 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
     loss = _LIB.window_sgd(_ptr(inp), _ptr(out), _ptr(bias), _ptr(ids), len(ids), _ptr(centres), len(centres),
                            window, int(skipgram), negatives, int(skip_hits), _ptr(accept), _ptr(alias), vocab, _ptr(points),
                            _ptr(labels), _ptr(mask), path_max, _ptr(row_offset), float(const_offset), d, float(lr),
-                           seed & ((1 << 64) - 1), _ptr(work[0]), _ptr(work[1]), _ptr(context), _ptr(cand),
+                           float(saturated), seed & ((1 << 64) - 1), _ptr(work[0]), _ptr(work[1]), _ptr(context), _ptr(cand),
                            _ptr(cand_labels), _ptr(cand_mask), ctypes.byref(gsum), ctypes.byref(examples), hot_lo,
                            hot_n, _ptr(work[2:]))
     return loss, gsum.value, examples.value

@@ -116,6 +116,7 @@ class EncodedCorpus:
 
 
 HOT_ROWS = 256  # output rows each CPU kernel thread trains in a private copy per batch (docs/performance.md)
+SATURATED = 6.0  # the window kernel does not step a candidate classified beyond this logit (word2vec.c's MAX_EXP)
 DEFAULT_RULE = make_update(Config.update, Config.update_cap)  # Config's default (stateless: one serves all)
 
 
@@ -211,7 +212,7 @@ def _window_step(model: Model, objective: LogisticObjective, batch: Centres, lr:
     loss, grad_sum, examples = fused.window_sgd(
         model.inp, model.out, model.bias, batch.ids, batch.centres, batch.window, batch.skipgram, lr, batch.seed,
         row_offset=rows, const_offset=float(const), hot=objective.hot_rows(len(model.out), HOT_ROWS),
-        **objective.kernel_candidates())
+        saturated=SATURATED, **objective.kernel_candidates())
     batch.trained[0] += examples  # under the GIL: Hogwild threads add their counts one at a time
     objective.update_from_sum(grad_sum, max(examples, 1), lr)
     return torch.tensor(loss, dtype=torch.float64)
@@ -454,7 +455,7 @@ class Trainer:
                 return words_before + chunk_words * example / max(len(examples), 1)
 
             def lr_at(example: int) -> float:
-                return cfg.lr * sync.lr_scale * max(cfg.min_lr_ratio, 1.0 - sync.words(words_at(example)) / total_words)
+                return cfg.start_lr * sync.lr_scale * max(cfg.min_lr_ratio, 1.0 - sync.words(words_at(example)) / total_words)
 
             def report(example: int, loss: float) -> None:
                 bar.update(int(sync.words(words_at(example))) - bar.n)
@@ -492,7 +493,7 @@ class Trainer:
             "words": progress.words_done,
             "seconds": round(seconds, 3),
             "words_per_sec": round(epoch_words / max(seconds, 1e-9), 1),
-            "lr": cfg.lr * sync.lr_scale * max(cfg.min_lr_ratio, 1.0 - progress.words_done / total_words),
+            "lr": cfg.start_lr * sync.lr_scale * max(cfg.min_lr_ratio, 1.0 - progress.words_done / total_words),
         })
 
     def state_dict(self, rank_generators: list | None = None) -> dict:
