@@ -28,7 +28,7 @@ from w2v_nce.config import Config, load_config
 from w2v_nce.corpus import Corpus
 from w2v_nce.errors import UserError
 from w2v_nce.objectives import HierarchicalSoftmax
-from w2v_nce.train import CHECKPOINT, Trainer, checkpoint_config, load_checkpoint, train
+from w2v_nce.train import CHECKPOINT, Trainer, checkpoint_config, load_checkpoint, train, vectors_from_checkpoint
 
 RUN_FILES = (CHECKPOINT, "config.toml", "metrics.json", "vectors.txt")
 
@@ -78,12 +78,8 @@ class Word2Vec:
     def wv(self):
         """The input vectors as a gensim `KeyedVectors` (word counts in its "count" attribute)."""
         if self._wv is None:
-            from gensim.models import KeyedVectors
-
             state = self._checkpoint()
-            matrix = state["model"]["inp"].numpy()
-            kv = KeyedVectors(matrix.shape[1], dtype=matrix.dtype)
-            kv.add_vectors(list(state["words"]), matrix)
+            kv = vectors_from_checkpoint(state).keyed_vectors()
             kv.allocate_vecattrs(attrs=["count"], types=[state["counts"].numpy().dtype])
             kv.expandos["count"][:] = state["counts"].numpy()
             self._wv = kv

@@ -401,7 +401,9 @@ class Trainer:
         if (seed := dist.data_seed(cfg.seed)) is not None:  # the tables start alike on all ranks, the data draws differ
             self.generator.manual_seed(seed)
         self.make_examples = EXAMPLES[cfg.arch]
-        self.backend = step_backend(self.model, self.objective, self.rule, windows=not os.environ.get("W2V_NCE_NO_WINDOWS"))
+        # W2V_NCE_NO_WINDOWS=1: the examples made in torch, as before the window kernel (paired measurements)
+        windows = not os.environ.get("W2V_NCE_NO_WINDOWS")
+        self.backend = step_backend(self.model, self.objective, self.rule, windows=windows)
         self.keep_prob = torch.tensor(vocab.keep_prob(cfg.sample), dtype=torch.float32, device=self.device)
         self.sync = distributed.make_sync(cfg, dist, self.model, self.objective)
         self.progress = Progress()
@@ -529,8 +531,6 @@ def train(corpus: Corpus, out_dir: Path | str, cfg: Config, resume: bool = False
     other ranks return None. `dist` is for tests and callers that set up the process group.
     """
     out_dir = Path(out_dir)
-    if out_dir.is_dir():
-        remove_stale_id_files(out_dir)
     with distributed.session(resolve_device(cfg.device).type, cfg.dist_timeout, dist) as dist:
         if reads_stdin(corpus) and dist.world > 1:
             raise UserError("standard input cannot be shared out between torchrun's processes: give files")
