@@ -25,7 +25,7 @@ class OptionalNativeBuild(build_ext):
 
 
 setup(
-    ext_modules=[Extension("w2v_nce._kernel", ["w2v_nce/_kernel.c"], extra_compile_args=["-O3"],
+    ext_modules=[Extension("w2v_nce._kernel", ["w2v_nce/_kernel.c"], extra_compile_args=["-O3", "-fno-math-errno", "-fno-trapping-math"],
                            libraries=["m"], optional=True)],
     cmdclass={"build_ext": OptionalNativeBuild},
 )

@@ -20,7 +20,7 @@
 #include <math.h>
 #include <string.h>
 
-static float dot(const float *a, const float *b, int64_t d) {
+static inline __attribute__((always_inline)) float dot(const float *a, const float *b, int64_t d) {
     /* eight partial sums, so that the compiler can vectorise without -ffast-math */
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t i = 0;
@@ -41,13 +41,14 @@ static inline float log1p_unit(float t) {
 /* e^x for x <= 0 as 2^n 2^f with 2^f's Taylor series to f^7: relative error under 4e-6, a
  * few ns against expf's ~15 (one per candidate, for σ). */
 static inline float exp_nonpositive(float x) {
-    if (x < -87.0f) return 0.0f;
+    x = x < -87.0f ? -87.0f : x;  /* e^-87 ~ 2e-38, the smallest normal power of two left */
     float t = x * 1.44269504f, n = floorf(t), f = t - n;
     float p = 1.0f + f * (0.693147181f + f * (0.240226507f + f * (0.0555041087f + f * (0.00961812911f +
               f * (0.00133335581f + f * (0.000154035304f + f * 0.0000152527338f))))));
-    union { uint32_t i; float v; } scale;
-    scale.i = (uint32_t)((int32_t)n + 127) << 23;
-    return p * scale.v;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
 }
 
 static void axpy(float alpha, const float *x, float *y, int64_t d) {
@@ -142,7 +143,7 @@ void alias_sample(const float *accept, const int64_t *alias, int64_t v, int64_t 
 }
 
 /* The logistic losses (negative sampling, NCE, hierarchical softmax): one example's candidates.
- * For bag vector h and every unmasked candidate c = cand[j]:
+ * For bag vector h and every unmasked candidate c = cand[j], in order:
  *   y = h . out[c] (+ bias[c]) - row_offset[c] - const_offset      (NCE: log Z + log k q(c))
  *   g = σ(y) - labels[j]                                            (d loss / d y)
  *   loss += softplus(y) - labels[j] y                               (binary cross-entropy)
@@ -151,38 +152,81 @@ void alias_sample(const float *accept, const int64_t *alias, int64_t v, int64_t 
  * With saturated > 0 a candidate already classified beyond it (y > saturated for label 1, y <
  * -saturated for label 0, so |g| < σ(-saturated)) takes no step, as word2vec.c's hierarchical
  * softmax skips |y| >= MAX_EXP: most of a trained model's candidates, and their steps are tiny.
+ * A candidate's step changes only its own row, so the scores of up to BLOCK candidates are taken
+ * first and their σ and loss computed together (vectorised); a candidate whose row an earlier one
+ * of the block moved (a repeated noise word) is scored again before its step, so the result is that
+ * of the one-by-one loop. `distinct` (a Huffman path) says no candidate repeats.
  * Returns the loss; adds Σ g to *gtotal. */
+#define BLOCK 64
+
+static inline float score(const float *h, const float *row, const float *bias, const float *row_offset,
+                          float const_offset, int64_t c, int64_t d) {
+    float y = dot(h, row, d) - const_offset;
+    if (bias) y += bias[c];
+    if (row_offset) y -= row_offset[c];
+    return y;
+}
+
 static double logistic_candidates(const float *h, float *err, float *out, float *bias, const int64_t *cand,
                                   const uint8_t *mask, const float *labels, int64_t k, const float *row_offset,
-                                  float const_offset, int64_t d, float lr, float saturated, double *gtotal,
-                                  int64_t hot_lo, int64_t hot_n, float *hot) {
-    double loss = 0.0;
-    for (int64_t j = 0; j < k; j++) {
-        if (mask && !mask[j]) continue;
-        int64_t c = cand[j];
-        float *row = (uint64_t)(c - hot_lo) < (uint64_t)hot_n ? hot + (c - hot_lo) * d : out + c * d;
-        float y = dot(h, row, d) - const_offset;
-        if (bias) y += bias[c];
-        if (row_offset) y -= row_offset[c];
-        float label = labels[j];
-        float ex = exp_nonpositive(-fabsf(y));
-        if (saturated > 0.0f && (label > 0.5f ? y > saturated : y < -saturated)) {
-            loss += (double)ex;  /* softplus(-|y|) = log1p(ex) ≈ ex, within ex² / 2 */
-            *gtotal += label > 0.5f ? -ex : ex;
-            continue;
+                                  float const_offset, int64_t d, float lr, float saturated, int64_t distinct,
+                                  double *gtotal, int64_t hot_lo, int64_t hot_n, float *hot) {
+    double loss = 0.0, gsum = 0.0;
+    float y[BLOCK], ex[BLOCK], p[BLOCK], bce[BLOCK];
+    float *rows[BLOCK];
+    for (int64_t lo = 0; lo < k; lo += BLOCK) {
+        int64_t m = k - lo < BLOCK ? k - lo : BLOCK;
+        const int64_t *cb = cand + lo;
+        const float *lb = labels + lo;
+        for (int64_t j = 0; j < m; j++) {
+            int64_t c = cb[j];
+            if (mask && !mask[lo + j]) {
+                rows[j] = NULL, y[j] = 0.0f;
+                continue;
+            }
+            rows[j] = (uint64_t)(c - hot_lo) < (uint64_t)hot_n ? hot + (c - hot_lo) * d : out + c * d;
+            y[j] = score(h, rows[j], bias, row_offset, const_offset, c, d);
         }
-        float p = y >= 0.0f ? 1.0f / (1.0f + ex) : ex / (1.0f + ex);
-        loss += (double)(fmaxf(y, 0.0f) - label * y + log1p_unit(ex));
-        float g = p - label;
-        *gtotal += g;
-        float step = -lr * g;
-        for (int64_t i = 0; i < d; i++) {  /* err += step row (the row before it moves); row += step h */
-            float r = row[i];
-            err[i] += step * r;
-            row[i] = r + step * h[i];
+        for (int64_t j = 0; j < m; j++) {  /* branch-free: the compiler vectorises it */
+            float e = exp_nonpositive(-fabsf(y[j])), inv = 1.0f / (1.0f + e);
+            ex[j] = e;
+            p[j] = y[j] >= 0.0f ? inv : e * inv;
+            bce[j] = (y[j] > 0.0f ? y[j] : 0.0f) - lb[j] * y[j] + log1p_unit(e);
         }
-        if (bias) bias[c] += step;
+        for (int64_t j = 0; j < m; j++) {
+            float *row = rows[j];
+            if (!row) continue;
+            int64_t c = cb[j];
+            float label = lb[j], yj = y[j], e = ex[j], pj = p[j], bj = bce[j];
+            if (!distinct) {
+                int repeated = 0;
+                for (int64_t i = 0; i < j; i++) repeated |= rows[i] == row;
+                if (repeated) {
+                    yj = score(h, row, bias, row_offset, const_offset, c, d);
+                    e = exp_nonpositive(-fabsf(yj));
+                    float inv = 1.0f / (1.0f + e);
+                    pj = yj >= 0.0f ? inv : e * inv;
+                    bj = (yj > 0.0f ? yj : 0.0f) - label * yj + log1p_unit(e);
+                }
+            }
+            if (saturated > 0.0f && (label > 0.5f ? yj > saturated : yj < -saturated)) {
+                loss += (double)e;  /* softplus(-|y|) = log1p(e) ≈ e, within e² / 2 */
+                gsum += label > 0.5f ? -e : e;
+                continue;
+            }
+            loss += (double)bj;
+            float g = pj - label;
+            gsum += g;
+            float step = -lr * g;
+            for (int64_t i = 0; i < d; i++) {  /* err += step row (the row before it moves); row += step h */
+                float r = row[i];
+                err[i] += step * r;
+                row[i] = r + step * h[i];
+            }
+            if (bias) bias[c] += step;
+        }
     }
+    *gtotal += gsum;
     return loss;
 }
 
@@ -219,12 +263,45 @@ double logistic_sgd(float *inp, float *out, float *bias, const int64_t *context,
         bag_mean(inp, context, lo, hi, d, h);
         memset(err, 0, (size_t)d * sizeof(float));
         loss += logistic_candidates(h, err, out, bias, cand + b * k, mask ? mask + b * k : NULL, labels + b * k, k,
-                                    row_offset, const_offset, d, lr, 0.0f, &gtotal, hot_lo, hot_n, hot);
+                                    row_offset, const_offset, d, lr, 0.0f, 0, &gtotal, hot_lo, hot_n, hot);
         for (int64_t e = lo; e < hi; e++) axpy(1.0f, err, inp + context[e] * d, d);
     }
     hot_end(out, hot_lo, hot_n, d, hot);
     *gsum = gtotal;
     return loss;
+}
+
+/* Ask for the cache lines of a d-float row ahead of its use (for writing: every row read here is
+ * also stepped). A row is not line-aligned, so its last float's line is asked for too. */
+static inline void prefetch_row(const float *row, int64_t d) {
+    for (int64_t i = 0; i < d; i += 16) __builtin_prefetch(row + i, 1, 3);
+    __builtin_prefetch(row + d - 1, 1, 3);
+}
+
+/* One centre word made ready to train: its window (context[0 .. n)) and, for the sampled losses,
+ * every example's candidates (cand/mask, k per example). */
+typedef struct {
+    int64_t target, n, *context, *cand;
+    uint8_t *mask;
+    const int64_t *rows;  /* its output rows: cand, or its path */
+    int64_t n_rows, fetched;  /* prefetched so far: input rows, then output rows */
+} Centre;
+
+/* Prefetch centre c's rows up to the `upto`-th (its n input rows, then its n_rows output rows),
+ * skipping the repeated target and the hot rows (trained in their private copy). */
+static void prefetch_centre(Centre *c, int64_t upto, const float *inp, const float *out, int64_t k, int64_t sampled,
+                            int64_t hot_lo, int64_t hot_n, int64_t d) {
+    for (; c->fetched < upto; c->fetched++) {
+        int64_t p = c->fetched;
+        if (p < c->n) {
+            prefetch_row(inp + c->context[p] * d, d);
+            continue;
+        }
+        p -= c->n;
+        int64_t row = c->rows[p];
+        if ((sampled && p >= k && p % k == 0) || (uint64_t)(row - hot_lo) < (uint64_t)hot_n) continue;
+        prefetch_row(out + row * d, d);
+    }
 }
 
 /* The same training with the examples made here, as word2vec.c's threads make them: no example
@@ -238,10 +315,49 @@ double logistic_sgd(float *inp, float *out, float *bias, const int64_t *context,
  *     (label 0) from the `seed` stream, k = 1 + negatives per example in order; with skip_hits a
  *     draw equal to the centre word is skipped (word2vec's accidental hits; NCE keeps them);
  *   tree (points != NULL): the centre word's Huffman path, points/labels/mask rows [v, path_max].
- * *examples receives the number of examples trained. h, err: [d]; context: [2 window]; cand, labels,
- * mask: [1 + negatives] workspaces (sampled losses). saturated: see logistic_candidates (0: every
- * candidate steps, exactly as logistic_sgd). See logistic_sgd for the rest. */
+ * The rows are random reads from tables larger than the cache, so the loop runs one centre ahead:
+ * centre i + 1's window and draws are made (in the same stream order) and its rows prefetched
+ * while centre i trains (for a tree, the path's ids are prefetched two centres ahead).
+ * *examples receives the number of examples trained. h, err: [d]; context: [2, 2 window]; cand,
+ * mask: [2, 2 window, 1 + negatives]; labels: [1 + negatives] workspaces (sampled losses).
+ * saturated: see logistic_candidates (0: every candidate steps, exactly as logistic_sgd). See
+ * logistic_sgd for the rest. */
 #define RADIUS_STREAM 0x5DEECE66DULL
+
+static void prepare_centre(Centre *c, const float *inp, const float *out, const int32_t *ids, int64_t n_ids,
+                           int64_t at, int64_t window, int64_t skipgram, int64_t k, int64_t skip_hits,
+                           const float *accept, const int64_t *alias, int64_t vocab, const int64_t *points,
+                           const uint8_t *path_mask, int64_t path_max, int64_t d, uint64_t *radii, uint64_t *noise) {
+    int64_t target = ids[at];
+    int64_t r = 1 + (int64_t)(splitmix64(radii) % (uint64_t)window);
+    int64_t n = 0;
+    for (int64_t p = at - 1; p >= 0 && p >= at - r && ids[p] >= 0; p--) n++;
+    int64_t left = n;
+    for (int64_t j = 0; j < left; j++) c->context[j] = ids[at - left + j];
+    for (int64_t p = at + 1; p < n_ids && p <= at + r && ids[p] >= 0; p++) c->context[n++] = ids[p];
+    c->target = target, c->n = n, c->fetched = 0;
+    if (n == 0) {
+        c->n_rows = 0;
+        return;
+    }
+    if (accept) {
+        for (int64_t e = 0; e < (skipgram ? n : 1); e++) {
+            int64_t *cand = c->cand + e * k;
+            uint8_t *mask = c->mask + e * k;
+            cand[0] = target;
+            mask[0] = 1;
+            for (int64_t j = 1; j < k; j++) {
+                cand[j] = alias_draw(accept, alias, vocab, noise);
+                mask[j] = !skip_hits || cand[j] != target;
+            }
+        }
+        c->rows = c->cand, c->n_rows = (skipgram ? n : 1) * k;
+    } else {
+        const uint8_t *pmask = path_mask + target * path_max;
+        c->rows = points + target * path_max, c->n_rows = 0;
+        while (c->n_rows < path_max && pmask[c->n_rows]) c->n_rows++;
+    }
+}
 
 double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64_t n_ids, const int64_t *centres,
                   int64_t n_centres, int64_t window, int64_t skipgram, int64_t negatives, int64_t skip_hits,
@@ -253,47 +369,65 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
                   float *hot) {
     double loss = 0.0, gtotal = 0.0;
     uint64_t noise = seed, radii = seed ^ RADIUS_STREAM;
-    int64_t k = accept ? 1 + negatives : path_max, trained = 0;
+    int64_t k = accept ? 1 + negatives : path_max, trained = 0, per = 2 * window * (accept ? k : 0);
+    Centre ring[2] = {{0, 0, context, cand, mask, NULL, 0, 0}, {0, 0, context + 2 * window, cand + per, mask + per, NULL, 0, 0}};
     if (accept) {
         labels[0] = 1.0f;
         for (int64_t j = 1; j < k; j++) labels[j] = 0.0f;
     }
     hot_begin(out, hot_lo, hot_n, d, hot);
+#define PREPARE(slot, i) prepare_centre(&ring[slot], inp, out, ids, n_ids, centres[i], window, skipgram, k, skip_hits, \
+                                        accept, alias, vocab, points, path_mask, path_max, d, &radii, &noise)
+    if (n_centres > 0) PREPARE(0, 0);
+    if (n_centres > 0) prefetch_centre(&ring[0], ring[0].n + ring[0].n_rows, inp, out, k, accept != NULL, hot_lo, hot_n, d);
     for (int64_t i = 0; i < n_centres; i++) {
-        int64_t at = centres[i];
-        int64_t target = ids[at];
-        int64_t r = 1 + (int64_t)(splitmix64(&radii) % (uint64_t)window);
-        int64_t n = 0;
-        for (int64_t p = at - 1; p >= 0 && p >= at - r && ids[p] >= 0; p--) n++;
-        int64_t left = n;
-        for (int64_t j = 0; j < left; j++) context[j] = ids[at - left + j];
-        for (int64_t p = at + 1; p < n_ids && p <= at + r && ids[p] >= 0; p++) context[n++] = ids[p];
-        if (n == 0) continue;
-        const int64_t *c_ids;
-        const float *c_labels;
-        const uint8_t *c_mask;
-        for (int64_t e = 0; e < (skipgram ? n : 1); e++) {
+        Centre *c = &ring[i & 1];
+        if (i + 3 < n_centres) {  /* centres may be shuffled: their words are random reads too */
+            __builtin_prefetch(ids + centres[i + 3], 0, 3);
+        }
+        if (points && i + 2 < n_centres) {
+            int64_t ahead = ids[centres[i + 2]];
+            for (int64_t j = 0; j < path_max; j += 8) __builtin_prefetch(points + ahead * path_max + j, 0, 3);
+            __builtin_prefetch(path_mask + ahead * path_max, 0, 3);
+            __builtin_prefetch(path_labels + ahead * path_max, 0, 3);
+        }
+        Centre *next = &ring[(i + 1) & 1];
+        if (i + 1 < n_centres) PREPARE((i + 1) & 1, i + 1);
+        else next->n = next->n_rows = next->fetched = 0;
+        if (c->n == 0) {
+            prefetch_centre(next, next->n + next->n_rows, inp, out, k, accept != NULL, hot_lo, hot_n, d);
+            continue;
+        }
+        int64_t n_examples = skipgram ? c->n : 1, ahead = next->n + next->n_rows;
+        for (int64_t e = 0; e < n_examples; e++) {
+            /* the next centre's rows, spread over this centre's examples: a burst of hundreds of
+             * prefetches would fill the line buffers and stall */
+            prefetch_centre(next, (ahead * (e + 1) + n_examples - 1) / n_examples, inp, out, k, accept != NULL,
+                            hot_lo, hot_n, d);
+            const int64_t *c_ids;
+            const float *c_labels;
+            const uint8_t *c_mask;
             if (accept) {
-                cand[0] = target;
-                mask[0] = 1;
-                for (int64_t j = 1; j < k; j++) {
-                    cand[j] = alias_draw(accept, alias, vocab, &noise);
-                    mask[j] = !skip_hits || cand[j] != target;
-                }
-                c_ids = cand, c_labels = labels, c_mask = mask;
+                c_ids = c->cand + e * k, c_labels = labels, c_mask = c->mask + e * k;
             } else {
-                c_ids = points + target * path_max, c_labels = path_labels + target * path_max;
-                c_mask = path_mask + target * path_max;
+                c_ids = points + c->target * path_max, c_labels = path_labels + c->target * path_max;
+                c_mask = path_mask + c->target * path_max;
             }
-            int64_t lo = skipgram ? e : 0, hi = skipgram ? e + 1 : n;
-            bag_mean(inp, context, lo, hi, d, h);
+            int64_t lo = skipgram ? e : 0, hi = skipgram ? e + 1 : c->n;
+            /* a bag of one is its row (the mean would copy it exactly); it moves only after the loop */
+            const float *hv = h;
+            if (hi - lo == 1)
+                hv = inp + c->context[lo] * d;
+            else
+                bag_mean(inp, c->context, lo, hi, d, h);
             memset(err, 0, (size_t)d * sizeof(float));
-            loss += logistic_candidates(h, err, out, bias, c_ids, c_mask, c_labels, k, row_offset, const_offset, d,
-                                        lr, saturated, &gtotal, hot_lo, hot_n, hot);
-            for (int64_t j = lo; j < hi; j++) axpy(1.0f, err, inp + context[j] * d, d);
+            loss += logistic_candidates(hv, err, out, bias, c_ids, c_mask, c_labels, k, row_offset, const_offset, d,
+                                        lr, saturated, points != NULL, &gtotal, hot_lo, hot_n, hot);
+            for (int64_t j = lo; j < hi; j++) axpy(1.0f, err, inp + c->context[j] * d, d);
             trained++;
         }
     }
+#undef PREPARE
     hot_end(out, hot_lo, hot_n, d, hot);
     *gsum = gtotal;
     *examples = trained;

@@ -213,10 +213,10 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
               "tree must be points int64, labels float32, mask bool [words, path]")
         path_max = points.shape[1]
     work = torch.empty(2 + 2 * hot_n, d, dtype=torch.float32)
-    context = torch.empty(2 * window, dtype=torch.int64)
-    cand = torch.empty(1 + negatives, dtype=torch.int64)
+    context = torch.empty(2, 2 * window, dtype=torch.int64)  # two centres: the one training, the next
+    cand = torch.empty(2, 2 * window, 1 + negatives, dtype=torch.int64)
     cand_labels = torch.empty(1 + negatives, dtype=torch.float32)
-    cand_mask = torch.empty(1 + negatives, dtype=torch.uint8)
+    cand_mask = torch.empty(2, 2 * window, 1 + negatives, dtype=torch.uint8)
     gsum, examples = ctypes.c_double(), ctypes.c_int64()
     loss = _LIB.window_sgd(_ptr(inp), _ptr(out), _ptr(bias), _ptr(ids), len(ids), _ptr(centres), len(centres),
                            window, int(skipgram), negatives, int(skip_hits), _ptr(accept), _ptr(alias), vocab, _ptr(points),
