@@ -26,11 +26,12 @@ def _kernel():
     require_kernel()
 
 
-def _setup(seed: int, dim: int, bias: bool, loss: str = "nce", arch: str = "cbow"):
+def _setup(seed: int, dim: int, bias: bool, loss: str = "nce", arch: str = "cbow", negatives: int = 6):
     gen = torch.Generator().manual_seed(seed)
     vocab = 50
     counts = np.arange(vocab, 0, -1) * 7
-    objective = make_objective(loss, AliasSampler(unigram_power(counts), "cpu"), 6, tree=HuffmanTree.from_counts(counts))
+    objective = make_objective(loss, AliasSampler(unigram_power(counts), "cpu"), negatives,
+                               tree=HuffmanTree.from_counts(counts))
     rows = objective.output_rows(vocab)
     model = Model(vocab, dim, bias=bias, device=torch.device("cpu"), generator=gen, out_rows=rows)
     model.inp = torch.randn(vocab, dim, generator=gen)
@@ -106,6 +107,22 @@ def test_sequential_step_equals_word2vecs_loop(dim, loss, arch, bias):
     torch.testing.assert_close(model.out, out, rtol=1e-4, atol=1e-5)
     if bias:
         torch.testing.assert_close(model.bias, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["neg", "nce"])
+def test_sequential_step_past_a_block_of_repeated_noise(loss):
+    """More candidates than the kernel scores ahead at once (64), most of them repeats of a few
+    frequent words: a repeat must be scored against its row as the earlier step left it."""
+    model, objective, batch = _setup(2, 19, bias=True, loss=loss, negatives=70)
+    cand = objective.complete(batch.targets, batch.candidates)
+    assert cand.ids.shape[1] > 64
+    assert cand.ids.shape[1] - len(torch.unique(cand.ids[0])) >= 20  # many repeats
+    expected_loss, (inp, out, b) = _word2vec_loop(objective, batch, cand, (model.inp, model.out, model.bias), 0.05)
+    got = sgd_step(model, objective, batch, 0.05, None, make_update("cap", 3.0))
+    assert float(got) == pytest.approx(expected_loss, rel=1e-5)
+    torch.testing.assert_close(model.inp, inp, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(model.out, out, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(model.bias, b, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("dim", [8, 19])
