@@ -324,10 +324,10 @@ static void prefetch_centre(Centre *c, int64_t upto, const float *inp, const flo
  * logistic_sgd for the rest. */
 #define RADIUS_STREAM 0x5DEECE66DULL
 
-static void prepare_centre(Centre *c, const float *inp, const float *out, const int32_t *ids, int64_t n_ids,
+static void prepare_centre(Centre *c, const int32_t *ids, int64_t n_ids,
                            int64_t at, int64_t window, int64_t skipgram, int64_t k, int64_t skip_hits,
                            const float *accept, const int64_t *alias, int64_t vocab, const int64_t *points,
-                           const uint8_t *path_mask, int64_t path_max, int64_t d, uint64_t *radii, uint64_t *noise) {
+                           const uint8_t *path_mask, int64_t path_max, uint64_t *radii, uint64_t *noise) {
     int64_t target = ids[at];
     int64_t r = 1 + (int64_t)(splitmix64(radii) % (uint64_t)window);
     int64_t n = 0;
@@ -376,8 +376,8 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
         for (int64_t j = 1; j < k; j++) labels[j] = 0.0f;
     }
     hot_begin(out, hot_lo, hot_n, d, hot);
-#define PREPARE(slot, i) prepare_centre(&ring[slot], inp, out, ids, n_ids, centres[i], window, skipgram, k, skip_hits, \
-                                        accept, alias, vocab, points, path_mask, path_max, d, &radii, &noise)
+#define PREPARE(slot, i) prepare_centre(&ring[slot], ids, n_ids, centres[i], window, skipgram, k, skip_hits, accept, \
+                                        alias, vocab, points, path_mask, path_max, &radii, &noise)
     if (n_centres > 0) PREPARE(0, 0);
     if (n_centres > 0) prefetch_centre(&ring[0], ring[0].n + ring[0].n_rows, inp, out, k, accept != NULL, hot_lo, hot_n, d);
     for (int64_t i = 0; i < n_centres; i++) {
