@@ -167,6 +167,14 @@ static inline float score(const float *h, const float *row, const float *bias, c
     return y;
 }
 
+/* For score y and its label: e = e^-|y|, σ(y) and the binary cross-entropy softplus(y) - label y. */
+static inline void logistic_terms(float y, float label, float *e, float *p, float *bce) {
+    float ex = exp_nonpositive(-fabsf(y)), inv = 1.0f / (1.0f + ex);
+    *e = ex;
+    *p = y >= 0.0f ? inv : ex * inv;
+    *bce = (y > 0.0f ? y : 0.0f) - label * y + log1p_unit(ex);
+}
+
 static double logistic_candidates(const float *h, float *err, float *out, float *bias, const int64_t *cand,
                                   const uint8_t *mask, const float *labels, int64_t k, const float *row_offset,
                                   float const_offset, int64_t d, float lr, float saturated, int64_t distinct,
@@ -187,12 +195,8 @@ static double logistic_candidates(const float *h, float *err, float *out, float 
             rows[j] = (uint64_t)(c - hot_lo) < (uint64_t)hot_n ? hot + (c - hot_lo) * d : out + c * d;
             y[j] = score(h, rows[j], bias, row_offset, const_offset, c, d);
         }
-        for (int64_t j = 0; j < m; j++) {  /* branch-free: the compiler vectorises it */
-            float e = exp_nonpositive(-fabsf(y[j])), inv = 1.0f / (1.0f + e);
-            ex[j] = e;
-            p[j] = y[j] >= 0.0f ? inv : e * inv;
-            bce[j] = (y[j] > 0.0f ? y[j] : 0.0f) - lb[j] * y[j] + log1p_unit(e);
-        }
+        for (int64_t j = 0; j < m; j++)  /* branch-free: the compiler vectorises it */
+            logistic_terms(y[j], lb[j], &ex[j], &p[j], &bce[j]);
         for (int64_t j = 0; j < m; j++) {
             float *row = rows[j];
             if (!row) continue;
@@ -203,10 +207,7 @@ static double logistic_candidates(const float *h, float *err, float *out, float 
                 for (int64_t i = 0; i < j; i++) repeated |= rows[i] == row;
                 if (repeated) {
                     yj = score(h, row, bias, row_offset, const_offset, c, d);
-                    e = exp_nonpositive(-fabsf(yj));
-                    float inv = 1.0f / (1.0f + e);
-                    pj = yj >= 0.0f ? inv : e * inv;
-                    bj = (yj > 0.0f ? yj : 0.0f) - label * yj + log1p_unit(e);
+                    logistic_terms(yj, label, &e, &pj, &bj);
                 }
             }
             if (saturated > 0.0f && (label > 0.5f ? yj > saturated : yj < -saturated)) {
@@ -378,8 +379,10 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
     hot_begin(out, hot_lo, hot_n, d, hot);
 #define PREPARE(slot, i) prepare_centre(&ring[slot], ids, n_ids, centres[i], window, skipgram, k, skip_hits, accept, \
                                         alias, vocab, points, path_mask, path_max, &radii, &noise)
-    if (n_centres > 0) PREPARE(0, 0);
-    if (n_centres > 0) prefetch_centre(&ring[0], ring[0].n + ring[0].n_rows, inp, out, k, accept != NULL, hot_lo, hot_n, d);
+    if (n_centres > 0) {
+        PREPARE(0, 0);
+        prefetch_centre(&ring[0], ring[0].n + ring[0].n_rows, inp, out, k, accept != NULL, hot_lo, hot_n, d);
+    }
     for (int64_t i = 0; i < n_centres; i++) {
         Centre *c = &ring[i & 1];
         if (i + 3 < n_centres) {  /* centres may be shuffled: their words are random reads too */
@@ -404,15 +407,10 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
              * prefetches would fill the line buffers and stall */
             prefetch_centre(next, (ahead * (e + 1) + n_examples - 1) / n_examples, inp, out, k, accept != NULL,
                             hot_lo, hot_n, d);
-            const int64_t *c_ids;
-            const float *c_labels;
-            const uint8_t *c_mask;
-            if (accept) {
-                c_ids = c->cand + e * k, c_labels = labels, c_mask = c->mask + e * k;
-            } else {
-                c_ids = points + c->target * path_max, c_labels = path_labels + c->target * path_max;
-                c_mask = path_mask + c->target * path_max;
-            }
+            /* sampled: this example's draws; tree: the centre word's path, the same for every example */
+            const int64_t *c_ids = accept ? c->rows + e * k : c->rows;
+            const float *c_labels = accept ? labels : path_labels + c->target * path_max;
+            const uint8_t *c_mask = accept ? c->mask + e * k : path_mask + c->target * path_max;
             int64_t lo = skipgram ? e : 0, hi = skipgram ? e + 1 : c->n;
             /* a bag of one is its row (the mean would copy it exactly); it moves only after the loop */
             const float *hv = h;

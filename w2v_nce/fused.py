@@ -69,14 +69,33 @@ def _need(ok: bool, what: str) -> None:
         raise ValueError(f"fused kernel: {what}")
 
 
-def _checked(inp, out, bias, context, offsets, cand, mask):
-    """The arguments as the kernel reads them (contiguous), after checking what it relies on."""
+def _check_tables(inp, out, bias) -> None:
+    """The tables the kernel trains in place: contiguous float32 on the CPU, one width."""
     for name, t in (("inp", inp), ("out", out)):
         _need(t.dtype == torch.float32 and t.device.type == "cpu" and t.dim() == 2 and t.is_contiguous(),
               f"{name} must be a contiguous 2-D float32 CPU table")
     _need(inp.shape[1] == out.shape[1], "inp and out must have the same width")
     _need(bias is None or (bias.dtype == torch.float32 and bias.shape == (len(out),) and bias.is_contiguous()),
           "bias must be a contiguous float32 vector with one entry per output row")
+
+
+def _check_logistic(out, row_offset, hot) -> None:
+    """The logistic loops' per-row logit offset and private hot rows."""
+    _need(row_offset is None or (row_offset.dtype == torch.float32 and row_offset.shape == (len(out),)
+                                 and row_offset.is_contiguous()), "row_offset must be float32 [rows]")
+    hot_lo, hot_n = hot
+    _need(0 <= hot_lo and 0 <= hot_n and hot_lo + hot_n <= len(out), "hot rows must lie in out")
+
+
+def _check_alias(accept, alias) -> None:
+    _need(accept.dtype == torch.float32 and alias.dtype == torch.int64 and accept.shape == alias.shape
+          and accept.is_contiguous() and alias.is_contiguous() and accept.device.type == "cpu",
+          "accept must be float32 and alias int64, contiguous CPU vectors of one length")
+
+
+def _checked(inp, out, bias, context, offsets, cand, mask):
+    """The arguments as the kernel reads them (contiguous), after checking what it relies on."""
+    _check_tables(inp, out, bias)
     for name, t in (("context", context), ("offsets", offsets), ("cand", cand)):
         _need(t.dtype == torch.int64 and t.device.type == "cpu", f"{name} must be int64 on the CPU")
     _need(cand.dim() == 2 and offsets.dim() == 1 and len(offsets) == len(cand) + 1,
@@ -130,9 +149,7 @@ def backward(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, co
 
 def alias_sample(accept: torch.Tensor, alias: torch.Tensor, shape: tuple[int, ...], seed: int) -> torch.Tensor:
     """Draws from the alias table (accept float32 [V], alias int64 [V], on the CPU): ids of `shape`."""
-    _need(accept.dtype == torch.float32 and alias.dtype == torch.int64 and accept.shape == alias.shape
-          and accept.is_contiguous() and alias.is_contiguous() and accept.device.type == "cpu",
-          "accept must be float32 and alias int64, contiguous CPU vectors of one length")
+    _check_alias(accept, alias)
     out = torch.empty(shape, dtype=torch.int64)
     _LIB.alias_sample(_ptr(accept), _ptr(alias), len(accept), out.numel(), seed, _ptr(out))
     return out
@@ -152,10 +169,8 @@ def logistic_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None
     d = inp.shape[1]
     labels = labels.to(torch.float32).contiguous()
     _need(labels.shape == cand.shape, "labels must be shaped like cand")
-    _need(row_offset is None or (row_offset.dtype == torch.float32 and row_offset.shape == (len(out),)
-                                 and row_offset.is_contiguous()), "row_offset must be float32 [rows]")
+    _check_logistic(out, row_offset, hot)
     hot_lo, hot_n = hot
-    _need(0 <= hot_lo and 0 <= hot_n and hot_lo + hot_n <= len(out), "hot rows must lie in out")
     work = torch.empty(2 + 2 * hot_n, d, dtype=torch.float32)
     gsum = ctypes.c_double()
     loss = _LIB.logistic_sgd(_ptr(inp), _ptr(out), _ptr(bias), _ptr(context), _ptr(offsets), _ptr(cand), _ptr(mask),
@@ -178,19 +193,14 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
     or the centre word's Huffman path `tree` = (points, labels, mask) rows. With `saturated` > 0, a
     candidate classified beyond that logit (|g| < σ(-saturated)) takes no step and adds e^-|y| to
     the loss (see _kernel.c). Returns (summed loss, summed d loss / d y, examples trained)."""
-    _need(inp.dtype == out.dtype == torch.float32 and inp.is_contiguous() and out.is_contiguous()
-          and inp.dim() == out.dim() == 2 and inp.shape[1] == out.shape[1], "tables must be contiguous float32 [rows, d]")
-    _need(bias is None or (bias.dtype == torch.float32 and bias.shape == (len(out),) and bias.is_contiguous()),
-          "bias must be float32 [rows]")
+    _check_tables(inp, out, bias)
+    _check_logistic(out, row_offset, hot)
     _need(ids.dtype == torch.int32 and ids.dim() == 1 and ids.is_contiguous(), "ids must be a contiguous int32 vector")
     _need(centres.dtype == torch.int64 and centres.dim() == 1 and centres.is_contiguous(),
           "centres must be a contiguous int64 vector")
     _need(window >= 1, "window must be at least 1")
     _need((noise is None) != (tree is None), "give noise or tree, not both")
-    _need(row_offset is None or (row_offset.dtype == torch.float32 and row_offset.shape == (len(out),)
-                                 and row_offset.is_contiguous()), "row_offset must be float32 [rows]")
     hot_lo, hot_n = hot
-    _need(0 <= hot_lo and 0 <= hot_n and hot_lo + hot_n <= len(out), "hot rows must lie in out")
     if CHECK_IDS:
         kept = ids[ids >= 0]
         _need(bool(((kept < len(inp)) & (ids >= -1)).all()) if len(ids) else True, "ids out of range")
@@ -201,8 +211,7 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
     negatives, skip_hits, vocab, path_max = 0, False, 0, 0
     if noise is not None:
         accept, alias, negatives, skip_hits = noise
-        _need(accept.dtype == torch.float32 and alias.dtype == torch.int64 and accept.shape == alias.shape
-              and accept.is_contiguous() and alias.is_contiguous(), "noise must be an alias table")
+        _check_alias(accept, alias)
         _need(len(accept) <= len(out), "the noise table is larger than the output table")
         vocab = len(accept)
     else:
