@@ -449,6 +449,11 @@ class Trainer:
         loss_count = examples_done = epoch_words = 0
         words = sync.begin_epoch(progress.words_done)  # this rank's count (one process: the words done)
         chunks = ((self.examples(chunk), word_count(chunk)) for chunk in encoded.chunks(cfg.chunk_tokens))
+
+        def lr_after(global_words: float) -> float:
+            """word2vec's linear decay, once all ranks together have processed `global_words`."""
+            return cfg.start_lr * sync.lr_scale * max(cfg.min_lr_ratio, 1.0 - global_words / total_words)
+
         for examples, chunk_words in prefetch(chunks):
             words_before = words
 
@@ -457,7 +462,7 @@ class Trainer:
                 return words_before + chunk_words * example / max(len(examples), 1)
 
             def lr_at(example: int) -> float:
-                return cfg.start_lr * sync.lr_scale * max(cfg.min_lr_ratio, 1.0 - sync.words(words_at(example)) / total_words)
+                return lr_after(sync.words(words_at(example)))
 
             def report(example: int, loss: float) -> None:
                 bar.update(int(sync.words(words_at(example))) - bar.n)
@@ -495,7 +500,7 @@ class Trainer:
             "words": progress.words_done,
             "seconds": round(seconds, 3),
             "words_per_sec": round(epoch_words / max(seconds, 1e-9), 1),
-            "lr": cfg.start_lr * sync.lr_scale * max(cfg.min_lr_ratio, 1.0 - progress.words_done / total_words),
+            "lr": lr_after(progress.words_done),
         })
 
     def state_dict(self, rank_generators: list | None = None) -> dict:
