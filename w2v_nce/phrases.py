@@ -180,7 +180,7 @@ def check_options(scoring: str, min_count: int, thresholds: Sequence[float], pas
 # --- Reading: sentences in pieces, grouped into blocks ---------------------------------------------
 
 def sentence_pieces(corpus: Corpus, tokenizer: str = "whitespace",
-                    block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[list[str], bool]]:
+                    block_bytes: Optional[int] = None) -> Iterator[tuple[list[str], bool]]:
     """read_corpus's (tokens, ends_sentence) pieces, with the end of each file ending its last line
     (as gensim's LineSentence reads a file) rather than running on into the next file.
 
@@ -197,7 +197,7 @@ def sentence_pieces(corpus: Corpus, tokenizer: str = "whitespace",
         return
     for path in corpus_files(corpus):
         open_tokens = False
-        for tokens, ends in read_pieces(path, block_bytes, tokenizer):
+        for tokens, ends in read_pieces(path, block_bytes or BLOCK_BYTES, tokenizer):
             open_tokens = (open_tokens or bool(tokens)) and not ends
             yield tokens, ends
         if open_tokens:
