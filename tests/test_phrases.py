@@ -321,6 +321,25 @@ def test_phrases_span_the_pieces_of_a_long_line(wiki_lines, tmp_path, monkeypatc
     assert sum("_" in t for t in out) > 1000
 
 
+@pytest.mark.parametrize("connectors, max_vocab", [(frozenset(), 0), (ENGLISH, 0), (ENGLISH, 60_000)],
+                         ids=["plain", "connectors", "pruned"])
+def test_passes_read_from_spooled_ids_equal_passes_reading_the_text(wiki_lines, tmp_path, monkeypatch, connectors,
+                                                                     max_vocab):
+    """With a workdir each pass reads the last one's token ids instead of the text (unless it pruned)."""
+    path = tmp_path / "slice.txt"
+    path.write_text("\n".join(wiki_lines[:120]) + "\n", encoding="utf-8")
+    options = dict(passes=3, min_count=3, threshold=[20.0, 15.0, 10.0], scoring="gensim", connectors=connectors,
+                   max_vocab=max_vocab, block_tokens=5000)
+    reads, read = [], P.sentence_pieces
+    monkeypatch.setattr(P, "sentence_pieces", lambda *a, **k: reads.append(1) or read(*a, **k))
+    spooled = Phrases.learn(path, workdir=tmp_path / "work", **options)
+    assert len(reads) == (1 if not max_vocab else 3)  # a pass that prunes keeps no ids: the next reads the text
+    assert (spooled.layers[0].min_reduce > 1) == bool(max_vocab)
+    assert spooled == Phrases.learn(path, **options)
+    assert list((tmp_path / "work").iterdir()) == []
+    assert any(t.count("_") >= 3 for s in spooled.transform(path) for t in s)
+
+
 def test_sentences_do_not_join_across_lines_or_files(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "a.txt").write_text("x new\nyork y\n" * 5 + "new", encoding="utf-8")

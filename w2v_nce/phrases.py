@@ -50,6 +50,8 @@ import contextlib
 import json
 import math
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
@@ -319,15 +321,19 @@ def _pairs(ids: np.ndarray, ends: np.ndarray, k: int, gaps: _Gaps, add: bool
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The pairs of consecutive non-connector words inside one sentence: (first word's position,
     second word's position, gap id); with add=False a pair whose gap is unknown is left out."""
-    conn = (ids >= 0) & (ids < k) if k else None
-    pos = np.flatnonzero(~conn) if k else np.arange(len(ids))
+    n = len(ids)
+    if not k:  # pairs (t, t + 1), except where a sentence ends after t
+        inside = np.ones(max(n - 1, 0), dtype=bool)
+        inside[ends[(ends > 0) & (ends < n)] - 1] = False
+        first = np.flatnonzero(inside)
+        return first, first + 1, np.zeros(len(first), dtype=np.int64)
+    conn = (ids >= 0) & (ids < k)
+    pos = np.flatnonzero(~conn)
     if len(pos) < 2:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
-    sentence = np.searchsorted(ends, pos, side="right")
-    which = np.flatnonzero(sentence[:-1] == sentence[1:])
-    if not k:
-        return pos[which], pos[which + 1], np.zeros(len(which), dtype=np.int64)
+    ended = np.cumsum(np.bincount(ends, minlength=n + 1))  # sentence ends at or before each offset
+    which = np.flatnonzero(ended[pos[:-1]] == ended[pos[1:]])
     sig, length = gaps.signatures(ids, conn, pos)
     gid = gaps.lookup(ids, pos, sig, length, which, add)
     known = gid >= 0
@@ -427,6 +433,52 @@ class CountTable:
 _UINT32_MAX = (1 << 32) - 1
 
 
+class _Spool:
+    """A counting pass's token ids on disk (4 bytes a token), block by block as counted, so that the
+    next pass, or the output, reads them instead of reading and hashing the text again. Given up
+    (and deleted) where the pass prunes, since ids then change meaning, or the disk runs low."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.file = open(path, "wb")
+        self.words: Optional[list[str]] = None
+        self.records = 0
+
+    def write(self, ids: np.ndarray, ends: np.ndarray, closed: bool) -> None:
+        if self.file is None:
+            return
+        self.records += 1
+        if self.records % 64 == 0 and shutil.disk_usage(self.path.parent).free < max(1 << 30, self.file.tell()):
+            return self.give_up()
+        self.file.write(np.array([len(ids), len(ends), closed], dtype=np.int64).tobytes())
+        self.file.write(ids.astype(np.int32).tobytes())
+        self.file.write(ends.astype(np.int64).tobytes())
+
+    def give_up(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+            self.path.unlink(missing_ok=True)
+
+    def finish(self, words: list[str]) -> Optional["_Spool"]:
+        """This spool, complete, with the words its ids stand for; None if it was given up."""
+        if self.file is None:
+            return None
+        self.file.close()
+        self.words = words
+        return self
+
+    def blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray, bool]]:
+        """(ids, ends, closed) as `_blocks` gave them to the counter."""
+        with open(self.path, "rb") as f:
+            while True:
+                head = np.fromfile(f, dtype=np.int64, count=3)
+                if len(head) < 3:
+                    return
+                ids = np.fromfile(f, dtype=np.int32, count=int(head[0])).astype(np.int64)
+                yield ids, np.fromfile(f, dtype=np.int64, count=int(head[1])), bool(head[2])
+
+
 @dataclass
 class _PairCounts:
     """What a counting pass leaves: words, their counts, and pair (a, gap, b) counts."""
@@ -460,6 +512,7 @@ class _Counter:
         self.total = 0
         self.min_reduce = 1
         self.budget = budget
+        self.spool: Optional[_Spool] = None
 
     # keys: a pair (a, gap, b) is ((a << gap_bits) | gap) << word_bits | b, widened as ids grow
     def _encode(self, a, gap, b, word_bits=None, gap_bits=None):
@@ -496,11 +549,13 @@ class _Counter:
     def _ids(self, tokens: list[str]) -> np.ndarray:
         """Token ids, new words getting the next ids in order of first occurrence."""
         ids = np.fromiter(map(self.index.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
-        index = self.index
-        for p in np.flatnonzero(ids < 0).tolist():
-            ids[p] = index.setdefault(tokens[p], len(self.words))
-            if ids[p] == len(self.words):
-                self.words.append(tokens[p])
+        unknown = np.flatnonzero(ids < 0)
+        if len(unknown):
+            new = [tokens[p] for p in unknown.tolist()]
+            fresh = list(dict.fromkeys(new))  # first occurrences, in order
+            self.index.update(zip(fresh, range(len(self.words), len(self.words) + len(fresh))))
+            self.words.extend(fresh)
+            ids[unknown] = np.fromiter(map(self.index.__getitem__, new), dtype=np.int64, count=len(new))
         return ids
 
     def count(self, pieces: Iterable[tuple[list[str], bool]], block_tokens: int = BLOCK_TOKENS,
@@ -511,7 +566,7 @@ class _Counter:
         for tokens, ends, closed in _blocks(pieces, block_tokens):
             if carry:
                 tokens, ends = carry + tokens, ends + len(carry)
-            self._count_block(tokens, ends, len(carry), check_at_end=not len(ends))
+            self._count_block(tokens, ends, len(carry), closed, check_at_end=not len(ends))
             carry = [] if closed else tokens[_open_tail(tokens, ends, connectors):]
         keys, pairs = self.table.items()
         held = len(self.words) - self.k + len(keys)
@@ -522,7 +577,7 @@ class _Counter:
         return _PairCounts(self.words, self.k, self.unigrams[: len(self.words)].copy(), a, gap, b, pairs,
                            self.gaps.sequences, self.total, self.min_reduce, held)
 
-    def _count_block(self, tokens: list[str], ends: np.ndarray, counted: int, check_at_end: bool) -> None:
+    def _count_block(self, tokens: list[str], ends: np.ndarray, counted: int, closed: bool, check_at_end: bool) -> None:
         """Count a block whose first `counted` tokens were counted with the block before. With a
         budget, types are pruned at each sentence end after which more than `budget` are held (and
         at the block's end when no sentence ends in it)."""
@@ -535,6 +590,8 @@ class _Counter:
             # a carried word pruned since it was counted is counted again: no pair outlives its words
             words_from = 0 if counted and ids[0] >= before else counted
             stop = self._overflow(ids, ends, keys, second, before, check_at_end) if self.budget else None
+            if self.spool is not None:
+                self.spool.write(ids[counted:], ends - counted, closed) if stop is None else self.spool.give_up()
             if stop is None:
                 self._add(ids[words_from:], keys, len(tokens) - counted)
                 return
@@ -630,26 +687,25 @@ class _Matcher:
         if self.words * self.words * self.gap_count >= 1 << 63:
             raise UserError(f"too many phrases ({len(layer.phrases):,}) to apply")
         keys = self._key(np.array(a, dtype=np.int64), np.array(gap, dtype=np.int64), np.array(b, dtype=np.int64))
-        order = np.argsort(keys, kind="stable")
-        self.keys = keys[order]
-        self.strings = np.array([delimiter.join(layer.phrases[i]) for i in order.tolist()] or [""], dtype=object)
+        self.size = len(keys)
+        self.table = CountTable.from_items(keys, np.arange(1, len(keys) + 1))  # phrase index + 1
+        self.strings = np.array([delimiter.join(phrase) for phrase in layer.phrases] + [""], dtype=object)
 
     def _key(self, a, gap, b):
         return (a * self.gap_count + gap) * self.words + b
 
-    def join(self, tokens: list[str], ends: np.ndarray, closed: bool
-             ) -> tuple[list[tuple[list[str], bool]], list[str]]:
+    def join(self, tokens: Union[list[str], np.ndarray], ends: np.ndarray, closed: bool,
+             ids: Optional[np.ndarray] = None) -> tuple[list[tuple[list[str], bool]], Sequence[str]]:
         """Join the phrases in a block, greedily from the left: (pieces out, tokens held back). An
         unfinished last sentence's last free word (and the connectors after it) is held back, to be
-        joined with the next block's first word."""
-        ids = np.fromiter(map(self.index.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
+        joined with the next block's first word. `ids`: the tokens' ids here, if known."""
+        if ids is None:
+            ids = np.fromiter(map(self.index.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
         first, second, gap = _pairs(ids, ends, self.k, self.gaps, add=False)
         a, b = ids[first], ids[second]
         known = np.flatnonzero((a >= self.k) & (b >= self.k))
-        keys = self._key(a[known], gap[known], b[known])
-        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        match = self.keys[at] == keys
-        hit, phrase = known[match], at[match]
+        found = self.table.get(self._key(a[known], gap[known], b[known])) - 1
+        hit, phrase = known[found >= 0], found[found >= 0]
         # a run of phrases each starting where the last ends: the 1st, 3rd, ... are joined
         f, s = first[hit], second[hit]
         starts = np.ones(len(hit), dtype=bool)
@@ -676,7 +732,7 @@ class _Matcher:
             ends = offsets[ends]
             tail_end = int(offsets[n])
         else:
-            out, tail_end = tokens, n
+            out, tail_end = (tokens if isinstance(tokens, list) else tokens.tolist()), n
         pieces = []
         start = 0
         for end in ends.tolist():
@@ -688,7 +744,7 @@ class _Matcher:
 
     def stream(self, pieces: Iterable[tuple[list[str], bool]], block_tokens: int = BLOCK_TOKENS
                ) -> Iterator[tuple[list[str], bool]]:
-        if not len(self.keys):
+        if not self.size:
             yield from pieces
             return
         carry: list[str] = []
@@ -696,6 +752,18 @@ class _Matcher:
             if carry:
                 tokens, ends = carry + tokens, ends + len(carry)
             out, carry = self.join(tokens, ends, closed)
+            yield from out
+
+    def stream_encoded(self, spool: _Spool) -> Iterator[tuple[list[str], bool]]:
+        """`stream` over a counting pass's spooled ids: no text read, no string hashed."""
+        words = np.array(spool.words, dtype=object)
+        here = np.fromiter(map(self.index.get, spool.words, repeat(-1)), dtype=np.int64, count=len(spool.words))
+        carry = np.zeros(0, dtype=np.int64)
+        for ids, ends, closed in spool.blocks():
+            if len(carry):
+                ids, ends = np.concatenate([carry, ids]), ends + len(carry)
+            out, held = self.join(words[ids], ends, closed, here[ids])
+            carry = ids[len(ids) - len(held):]
             yield from out
 
 
@@ -739,33 +807,20 @@ class Phrases:
               threshold: Union[None, float, Sequence[float]] = None, scoring: str = "word2vec",
               delimiter: str = "_", connectors: Union[str, Iterable[str]] = "none",
               max_vocab: int = DEFAULT_MAX_VOCAB, tokenizer: str = "whitespace",
-              report: Optional[Callable[[str], None]] = None, block_tokens: int = BLOCK_TOKENS) -> "Phrases":
+              report: Optional[Callable[[str], None]] = None, block_tokens: int = BLOCK_TOKENS,
+              workdir: Union[None, str, os.PathLike] = None) -> "Phrases":
         """Learn `passes` passes of phrases from `corpus` (anything read_corpus reads); each pass counts
         the output of the passes before it.
 
         `threshold`: one value for every pass, or one per pass (word2vec's demo-phrases.sh runs two
         passes at 200 then 100); by default DEFAULT_THRESHOLD[scoring]. `max_vocab`: at most this many
         unigram and pair types are held while counting (0: no limit). `report` is called with a line
-        after each pass.
+        after each pass. `workdir`: where a pass may keep its token ids (4 bytes a token, deleted after)
+        for the next pass to read instead of the text; without one every pass reads the text.
         """
-        if threshold is None:
-            threshold = DEFAULT_THRESHOLD.get(scoring, 0.0)
-        thresholds = [threshold] if isinstance(threshold, (int, float)) else list(threshold)
-        check_options(scoring, min_count, thresholds, passes, delimiter, max_vocab)
-        thresholds = [float(t) for t in thresholds] * (passes if len(thresholds) == 1 else 1)
-        model = cls((), scoring, min_count, delimiter, connector_words(connectors))
-        for p, limit in enumerate(thresholds):
-            counter = _Counter(sorted(model.connectors), max_vocab)
-            counts = counter.count(model.pieces(corpus, tokenizer, block_tokens), block_tokens, keep=min_count)
-            if counts.total == 0:
-                raise UserError(f"corpus '{describe(corpus)}' has no words")
-            layer = _layer(counts, scoring, min_count, limit)
-            model = cls(model.layers + (layer,), scoring, min_count, delimiter, model.connectors)
-            if report:
-                pruned = f"; counts below {counts.min_reduce - 1} pruned" if counts.min_reduce > 2 else ""
-                report(f"pass {p + 1}: {len(layer.phrases):,} phrases scored above {limit:g}, of {len(counts.pairs):,} "
-                       f"pairs seen {min_count}+ times in {counts.total:,} tokens{pruned}")
-        return model
+        with _work_dir(workdir) as work:
+            return _learn(corpus, passes, min_count, threshold, scoring, delimiter, connectors, max_vocab, tokenizer,
+                          report, block_tokens, work)[0]
 
     def _matcher(self, p: int) -> _Matcher:
         if p not in self._matchers:
@@ -786,7 +841,7 @@ class Phrases:
         tokens = [str(t) for t in tokens]
         for p in range(len(self.layers)):
             matcher = self._matcher(p)
-            if len(matcher.keys) and tokens:
+            if matcher.size and tokens:
                 tokens = matcher.join(tokens, np.array([len(tokens)]), True)[0][0][0]
         return tokens
 
@@ -827,6 +882,53 @@ class Phrases:
         except (UnicodeDecodeError, ValueError) as exc:
             raise UserError(f"phrase model '{path}' is not valid JSON ({exc})") from None
         return _from_json(data, f"phrase model '{path}'")
+
+
+@contextlib.contextmanager
+def _work_dir(parent: Union[None, str, os.PathLike]) -> Iterator[Optional[Path]]:
+    """A temporary directory inside `parent` (removed after), or None without a parent."""
+    if parent is None:
+        yield None
+        return
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=parent, prefix=".phrases-") as work:
+        yield Path(work)
+
+
+def _learn(corpus: Corpus, passes: int = 2, min_count: int = 5, threshold: Union[None, float, Sequence[float]] = None,
+           scoring: str = "word2vec", delimiter: str = "_", connectors: Union[str, Iterable[str]] = "none",
+           max_vocab: int = DEFAULT_MAX_VOCAB, tokenizer: str = "whitespace",
+           report: Optional[Callable[[str], None]] = None, block_tokens: int = BLOCK_TOKENS,
+           work: Optional[Path] = None) -> tuple[Phrases, Optional[_Spool]]:
+    """Phrases.learn, and the last pass's spooled ids (in `work`) when it kept them."""
+    if threshold is None:
+        threshold = DEFAULT_THRESHOLD.get(scoring, 0.0)
+    thresholds = [threshold] if isinstance(threshold, (int, float)) else list(threshold)
+    check_options(scoring, min_count, thresholds, passes, delimiter, max_vocab)
+    thresholds = [float(t) for t in thresholds] * (passes if len(thresholds) == 1 else 1)
+    model = Phrases((), scoring, min_count, delimiter, connector_words(connectors))
+    spool: Optional[_Spool] = None
+    for p, limit in enumerate(thresholds):
+        if spool is not None:  # the last pass's tokens, with its phrases joined
+            pieces = model._matcher(p - 1).stream_encoded(spool)
+        else:
+            pieces = model.pieces(corpus, tokenizer, block_tokens)
+        counter = _Counter(sorted(model.connectors), max_vocab)
+        if work is not None:
+            counter.spool = _Spool(work / f"pass{p + 1}.ids")
+        counts = counter.count(pieces, block_tokens, keep=min_count)
+        if spool is not None:
+            spool.path.unlink(missing_ok=True)
+        spool = counter.spool.finish(counts.words) if counter.spool is not None else None
+        if counts.total == 0:
+            raise UserError(f"corpus '{describe(corpus)}' has no words")
+        layer = _layer(counts, scoring, min_count, limit)
+        model = Phrases(model.layers + (layer,), scoring, min_count, delimiter, model.connectors)
+        if report:
+            pruned = f"; counts below {counts.min_reduce - 1} pruned" if counts.min_reduce > 2 else ""
+            report(f"pass {p + 1}: {len(layer.phrases):,} phrases scored above {limit:g}, of {len(counts.pairs):,} "
+                   f"pairs seen {min_count}+ times in {counts.total:,} tokens{pruned}")
+    return model, spool
 
 
 class PhrasedCorpus:
@@ -969,11 +1071,14 @@ def phrase_corpus(corpus: Union[str, os.PathLike, Sequence[Union[str, os.PathLik
         raise UserError(f"the phrase model and the phrased corpus would both be '{out}'")
     model = Phrases.load(apply) if apply is not None else None
     out.parent.mkdir(parents=True, exist_ok=True)
-    with stdin_spooled(corpus, out.parent) as source:
+    with stdin_spooled(corpus, out.parent) as source, _work_dir(out.parent if model is None else None) as work:
         if model is None:
-            model = Phrases.learn(source, tokenizer=tokenizer, report=report, **options)
+            model, spool = _learn(source, tokenizer=tokenizer, report=report, work=work, **options)
             model.save(model_path)
-        sentences, tokens = write_phrased(model.pieces(source, tokenizer), out)
+        else:
+            spool = None
+        pieces = model._matcher(len(model.layers) - 1).stream_encoded(spool) if spool else model.pieces(source, tokenizer)
+        sentences, tokens = write_phrased(pieces, out)
     saved = "" if apply is not None else f" and the model to {model_path}"
     report(f"wrote {sentences:,} sentences ({tokens:,} tokens) to {out}{saved}")
     return model
