@@ -458,7 +458,7 @@ def test_cli_bad_options_are_one_error_line(tmp_path, capsys, args, fragment):
     assert not out.exists() and not (tmp_path / "o.txt.phrases.json").exists()
 
 
-@pytest.mark.parametrize("kind", ["empty", "binary", "missing", "model", "apply-options", "not-utf8"])
+@pytest.mark.parametrize("kind", ["empty", "binary", "missing", "model", "apply-options", "not-utf8", "out-is-dir"])
 def test_cli_bad_input_is_one_error_line_and_no_output(tmp_path, capsys, kind):
     corpus = tmp_path / "c.txt"
     corpus.write_bytes({"empty": b"  \n\n", "binary": b"\x7fELF\x00\x01", "not-utf8": b"caf\xe9 ok\n"}.get(kind, b"a b\n"))
@@ -467,12 +467,14 @@ def test_cli_bad_input_is_one_error_line_and_no_output(tmp_path, capsys, kind):
     args = ["phrases", corpus, "-o", out]
     if kind == "missing":
         args[1] = tmp_path / "nope.txt"
+    if kind == "out-is-dir":
+        args += ["--model", tmp_path]
     if kind in ("model", "apply-options"):
         (tmp_path / "m.json").write_text('{"format": "w2v-nce phrases", "version": 2}', encoding="utf-8")
         args += ["--apply", tmp_path / "m.json"] + (["--min-count", "3"] if kind == "apply-options" else [])
     code, stdout, err = run_cli(capsys, args)
     fragment = {"empty": "no words", "binary": "binary", "missing": "does not exist", "model": "version",
-                "apply-options": "--min-count", "not-utf8": "UTF-8"}[kind]
+                "apply-options": "--min-count", "not-utf8": "UTF-8", "out-is-dir": "is a directory"}[kind]
     assert_one_error_line(code, stdout, err, fragment)
     assert out.read_text(encoding="utf-8") == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["c.txt", "o.txt"] + (["m.json"] if kind in ("model", "apply-options") else []))

@@ -212,13 +212,19 @@ def _blocks(pieces: Iterable[tuple[list[str], bool]], block_tokens: int
     `ends` are the offsets at which sentences end (an empty sentence repeats an offset) and
     `closed` says whether the block's last sentence ends in it. The input's end ends a sentence.
 
-    >>> [(t, e.tolist(), c) for t, e, c in _blocks([(["a", "b"], False), (["c"], True), (["d"], False)], 2)]
-    [(['a', 'b'], [], False), (['c', 'd'], [1], False), ([], [0], True)]
+    >>> [(t, e.tolist(), c) for t, e, c in _blocks([(["a", "b", "c"], False), (["d"], True), (["e"], False)], 2)]
+    [(['a', 'b'], [], False), (['c', 'd'], [2], True), (['e'], [1], True)]
     """
     tokens: list[str] = []
     ends: list[int] = []
     unfinished = False  # the last block yielded ends inside a sentence
     for piece, ends_sentence in pieces:
+        while len(tokens) + len(piece) > block_tokens:  # a long piece (a 4 MB block of one line) is cut
+            room = block_tokens - len(tokens)
+            tokens.extend(piece[:room])
+            piece = piece[room:]
+            yield tokens, np.array(ends, dtype=np.int64), False
+            tokens, ends, unfinished = [], [], True
         tokens.extend(piece)
         if ends_sentence:
             ends.append(len(tokens))
@@ -1031,6 +1037,7 @@ def write_phrased(pieces: Iterable[tuple[list[str], bool]], out: Union[str, os.P
     sentences = tokens_out = 0
     with atomic_path(out, "phrased corpus") as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
         buf: list[str] = []
+        held = 0  # tokens in buf
         open_line = False
         for tokens, ends in pieces:
             if tokens:
@@ -1038,14 +1045,16 @@ def write_phrased(pieces: Iterable[tuple[list[str], bool]], out: Union[str, os.P
                     buf.append(" ")
                 buf.append(" ".join(tokens))
                 tokens_out += len(tokens)
+                held += len(tokens)
                 open_line = True
             if ends:
                 buf.append("\n")
                 sentences += 1
                 open_line = False
-            if len(buf) >= 1024:
+            if held >= 1 << 17 or len(buf) >= 4096:
                 f.write("".join(buf))
                 buf.clear()
+                held = 0
         if open_line:
             buf.append("\n")
             sentences += 1
@@ -1069,6 +1078,9 @@ def phrase_corpus(corpus: Union[str, os.PathLike, Sequence[Union[str, os.PathLik
     model_path = Path(model_path) if model_path is not None else out.with_name(out.name + ".phrases.json")
     if apply is None and model_path.resolve() == out.resolve():
         raise UserError(f"the phrase model and the phrased corpus would both be '{out}'")
+    for path in (out, model_path if apply is None else None):
+        if path is not None and path.is_dir():
+            raise UserError(f"cannot write '{path}': it is a directory")
     model = Phrases.load(apply) if apply is not None else None
     out.parent.mkdir(parents=True, exist_ok=True)
     with stdin_spooled(corpus, out.parent) as source, _work_dir(out.parent if model is None else None) as work:
