@@ -58,7 +58,7 @@ def run_ours(args) -> dict:
     from w2v_nce.phrases import Phrases
 
     model = Path(args.out + ".phrases.json")
-    code = cli(["phrases", args.corpus, "--out", args.out, "--model", str(model), "--passes", str(args.passes),
+    code = cli(["phrases", str(args.corpus), "--out", args.out, "--model", str(model), "--passes", str(args.passes),
                 "--min-count", str(args.min_count), "--threshold", str(args.threshold), "--scoring", args.scoring,
                 "--connectors", args.connectors, "--max-vocab", str(args.max_vocab)])
     if code:

@@ -39,9 +39,11 @@ Where they differ, on purpose (docs/results.md, "Phrases"):
   a corpus that is one line (text8) the counts are the same.
 - word2phrase.c truncates words to 58 and pairs to 59 bytes, and prunes (ReduceVocab: counts
   <= min_reduce, after every word, past 350M entries); we keep tokens whole and prune as gensim.
-- gensim keys a pair by the string "a_b", so a token that already contains the delimiter (a phrase
-  of an earlier pass) shares its count with the pair it spells; we count tokens and pairs apart.
-  The phrases are the same on text whose tokens do not contain the delimiter.
+- gensim (and word2phrase.c) key a pair by the string "a_b", so a token that already contains the
+  delimiter (a phrase of an earlier pass) shares its count with the pair it spells, and gensim's
+  frozen model splits "new_york_city" at every "_" to score it as (new, city); we count tokens and
+  pairs apart. The phrases are the same on text whose tokens do not contain the delimiter, so in a
+  first pass; later passes equal word2phrase.c's on wiki65m's first 10M tokens (docs/results.md).
 """
 
 from __future__ import annotations
@@ -677,7 +679,7 @@ class Layer:
 
 
 class _Matcher:
-    """A layer compiled for joining: its words and gaps as ids, its phrases as sorted int64 keys."""
+    """A layer compiled for joining: its words and gaps as ids, its phrases as int64 keys in a hash table."""
 
     def __init__(self, layer: Layer, connectors: Sequence[str], delimiter: str):
         self.k = len(connectors)
