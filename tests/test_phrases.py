@@ -5,7 +5,6 @@ loop written out in Python; the command's round trip and its one-line errors."""
 from __future__ import annotations
 
 import gzip
-import json
 import math
 import random
 from collections import Counter
@@ -486,3 +485,19 @@ def assert_one_error_line(code, out, err, fragment):
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert fragment in lines[0], lines[0]
     assert "Traceback" not in out + err
+
+
+def test_bench_script_smoke(tmp_path, wiki_lines):
+    """scripts/bench_phrases.py end to end on 30k tokens: both sides run and agree."""
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "c.txt.gz"
+    with gzip.open(corpus, "wt", encoding="utf-8") as f:
+        f.write("\n".join(wiki_lines[:30]) + "\n")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_phrases.py"
+    done = subprocess.run([sys.executable, str(script), str(corpus), "--workdir", str(tmp_path / "w"), "--min-count", "2",
+                           "--connectors", "english", "--passes", "2"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "pass 1: phrase sets equal" in done.stdout and "scores equal" in done.stdout
+    assert "written corpora:" in done.stdout
