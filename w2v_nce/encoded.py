@@ -1,0 +1,62 @@
+"""The corpus encoded as word ids in a temporary file of the run, read back in chunks each epoch."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from w2v_nce.corpus import Corpus
+from w2v_nce.vocab import Vocab, word_count
+
+
+def remove_stale_files(workdir: Path) -> None:
+    """Delete the temporary files (encoded ids, spooled standard input) that runs killed in
+    `workdir` left behind (their process is gone)."""
+    for path in [*workdir.glob(".ids-*.bin"), *workdir.glob(".stdin-*.txt")]:
+        pid = path.name.split("-")[1]
+        if not pid.isdigit() or not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+class EncodedCorpus:
+    """The corpus as int32 ids in a temporary file, read back in chunks (bounded memory)."""
+
+    def __init__(self, corpus: Corpus, vocab: Vocab, workdir: Path, tokenizer: str = "whitespace"):
+        """Encode `corpus` into a temporary file in `workdir` (`words` may be 0: `train` checks all
+        ranks' words). Stale files of killed runs in `workdir` are removed first."""
+        remove_stale_files(workdir)
+        fd, name = tempfile.mkstemp(prefix=f".ids-{os.getpid()}-", suffix=".bin", dir=workdir)
+        self.path = Path(name)
+        self.words = 0  # in-vocabulary tokens
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for ids in vocab.encode(corpus, tokenizer):
+                    ids.tofile(f)
+                    self.words += word_count(ids)
+        except BaseException:
+            self.close()
+            raise
+        self.length = self.path.stat().st_size // 4  # ids (a shard may have none)
+
+    def chunks(self, size: int) -> Iterator[np.ndarray]:
+        # read, not mapped: the pages of a mapped file count in the process's resident memory
+        with open(self.path, "rb") as f:
+            for _ in range(0, self.length, size):
+                yield np.fromfile(f, dtype=np.int32, count=size)
+
+    def close(self) -> None:
+        self.path.unlink(missing_ok=True)
