@@ -518,7 +518,7 @@ class Trainer:
         }
 
     def save_checkpoint(self, path: Path, rank_generators: list | None = None) -> None:
-        with atomic_path(path) as tmp:
+        with atomic_path(path, "checkpoint") as tmp:
             torch.save(self.state_dict(rank_generators), tmp)
 
     def vectors(self) -> Vectors:
