@@ -1,5 +1,6 @@
 """Files written at the edges (issue 16, defect 7): a disk that fills up while a checkpoint or
-vectors file is written. Each is one `error:` line, exit status 2, no partial file."""
+vectors file is written, and the temporary files of killed runs. Each failure is one `error:`
+line, exit status 2, no partial file."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ import torch
 
 from conftest import write_twin_corpus
 from w2v_nce import atomic
-from w2v_nce.atomic import atomic_path
+from w2v_nce.atomic import atomic_path, remove_stale_temporaries
 from w2v_nce.cli import main
 from w2v_nce.errors import UserError
 from w2v_nce.vectors import Vectors, save_word2vec
 
 TRAIN_OPTS = ["-q", "--min-count", "1", "--epochs", "1", "--threads", "1", "--window", "2", "--device", "cpu"]
+DEAD_PID = 999_999_999  # above Linux's largest pid_max (2^22): never a running process
 # What torch 2.13's torch.save raised on a full 20 MB tmpfs (the disk filled up while it wrote):
 TORCH_FULL_DISK = "[enforce fail at inline_container.cc:672] . unexpected pos 46592 vs 46480"
 
@@ -122,3 +124,35 @@ def test_a_write_failing_with_enospc_says_no_space(tmp_path):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     assert str(error.value) == f"cannot write vectors file '{path}': no space left on device"
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- killed runs' temporaries
+
+
+def test_a_run_removes_the_temporaries_of_killed_runs_and_keeps_live_ones(tmp_path, capsys):
+    corpus = tmp_path / "twins.txt"
+    write_twin_corpus(corpus, sentences=100)
+    out = tmp_path / "run"
+    out.mkdir()
+    live = os.getppid()  # a running process, not this one
+    stale = [f".vectors.txt.tmp-{DEAD_PID}", f".checkpoint.pt.tmp-{DEAD_PID}", f".ids-{DEAD_PID}-x1.bin",
+             f".stdin-{DEAD_PID}-x2.txt"]
+    kept = [f".vectors.txt.tmp-{live}", f".ids-{live}-x3.bin", ".vectors.txt.tmp-abc", "notes.tmp-1"]
+    for name in stale + kept:
+        (out / name).write_bytes(b"partial")
+    code, err = run_main(capsys, ["train", corpus, "-o", out, "--dim", "8", *TRAIN_OPTS])
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir() if p.name in stale + kept) == sorted(kept)
+    assert (out / "vectors.txt").exists()
+
+
+def test_remove_stale_temporaries_takes_files_of_dead_processes_only(tmp_path):
+    (tmp_path / f".vectors.txt.tmp-{DEAD_PID}").write_text("")
+    (tmp_path / f".vectors.txt.tmp-{os.getpid()}").write_text("")
+    (tmp_path / f".dir.tmp-{DEAD_PID}").mkdir()  # not a file we write: left alone
+    (tmp_path / f"vectors.txt.tmp-{DEAD_PID}").write_text("")  # not hidden: not ours
+    removed = remove_stale_temporaries(tmp_path)
+    assert [p.name for p in removed] == [f".vectors.txt.tmp-{DEAD_PID}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f".vectors.txt.tmp-{os.getpid()}", f".dir.tmp-{DEAD_PID}", f"vectors.txt.tmp-{DEAD_PID}"])
+    assert remove_stale_temporaries(tmp_path / "missing") == []

@@ -1,4 +1,5 @@
-"""Write files so that a reader sees either nothing or the whole file, never half of one."""
+"""Write files so that a reader sees either nothing or the whole file, never half of one; and
+sweep up the temporary files of processes killed while writing."""
 
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ from w2v_nce.errors import UserError
 _TORCH_WRITE_FAILED = re.compile(r"inline_container\.cc|PytorchStreamWriter|file write failed|unexpected pos")
 _TORCH_ENFORCE = re.compile(r"^\[enforce fail at [^\]]*\][\s.]*")
 _FULL_BELOW = 1 << 20  # bytes free: a failed write into a file system with less than this found it full
+
+# The temporary files a killed process leaves in a folder, each named with that process's id:
+# atomic_path's ".NAME.tmp-PID", the encoded corpus ".ids-PID-*.bin", spooled standard input
+# ".stdin-PID-*.txt" (tempfile.mkstemp adds random letters where the patterns have "*").
+_TEMPORARY = re.compile(r"\.(?:.+\.tmp-(\d+)|ids-(\d+)-.*\.bin|stdin-(\d+)-.*\.txt)", re.DOTALL)
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path | str, what: str = "") -> Iterator[Path]:
@@ -103,3 +110,50 @@ def write_text(path: Path | str, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
+
+def remove_stale_temporaries(folder: Path | str) -> list[Path]:
+    """Delete the temporary files in `folder` whose process is gone (killed while writing): an
+    unfinished atomic_path file ".NAME.tmp-PID", an encoded corpus ".ids-PID-*.bin", spooled
+    standard input ".stdin-PID-*.txt". Those of running processes stay. Returns what it deleted.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for name in [".vectors.txt.tmp-999999999", f".vectors.txt.tmp-{os.getpid()}", "vectors.txt"]:
+    ...     _ = (folder / name).write_text("")
+    >>> [p.name for p in remove_stale_temporaries(folder)]
+    ['.vectors.txt.tmp-999999999']
+    >>> sorted(p.name for p in folder.iterdir()) == sorted([f".vectors.txt.tmp-{os.getpid()}", "vectors.txt"])
+    True
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # no such folder (yet), or unreadable: nothing of ours to clean
+        return removed
+    for entry in entries:
+        match = _TEMPORARY.fullmatch(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False):
+            continue
+        pid = int(next(group for group in match.groups() if group is not None))
+        if not pid_alive(pid):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs (on this machine, in this PID namespace).
+
+    >>> pid_alive(os.getpid()), pid_alive(999999999)
+    (True, False)
+    """
+    if pid <= 0:  # os.kill(0, ...) signals our own process group
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

@@ -42,7 +42,7 @@ import torch
 from tqdm import tqdm
 
 from w2v_nce import distributed, fused
-from w2v_nce.atomic import atomic_path, write_text
+from w2v_nce.atomic import atomic_path, remove_stale_temporaries, write_text
 from w2v_nce.config import Config, apply_overrides, to_toml
 from w2v_nce.corpus import Corpus, describe, reads_stdin, stdin_spooled
 from w2v_nce.distributed import Dist
@@ -66,32 +66,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def remove_stale_id_files(workdir: Path) -> None:
-    """Delete the temporary files (encoded ids, spooled standard input) that runs killed in
-    `workdir` left behind (their process is gone)."""
-    for path in [*workdir.glob(".ids-*.bin"), *workdir.glob(".stdin-*.txt")]:
-        pid = path.name.split("-")[1]
-        if not pid.isdigit() or not _alive(int(pid)):
-            path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
 class EncodedCorpus:
     """The corpus as int32 ids in a temporary file, read back in chunks (bounded memory)."""
 
     def __init__(self, corpus: Corpus, vocab: Vocab, workdir: Path, tokenizer: str = "whitespace"):
         """Encode `corpus` into a temporary file in `workdir` (`words` may be 0: `train` checks all
         ranks' words)."""
-        remove_stale_id_files(workdir)
+        remove_stale_temporaries(workdir)  # killed runs' ids, spooled stdin, unfinished writes
         fd, name = tempfile.mkstemp(prefix=f".ids-{os.getpid()}-", suffix=".bin", dir=workdir)
         self.path = Path(name)
         self.words = 0  # in-vocabulary tokens
