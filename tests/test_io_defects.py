@@ -1,6 +1,6 @@
-"""Files written at the edges (issue 16, defect 7): a disk that fills up while a checkpoint or
-vectors file is written, and the temporary files of killed runs. Each failure is one `error:`
-line, exit status 2, no partial file."""
+"""Files written and read at the edges (issue 16, defects 7 and 8): a disk that fills up while a
+checkpoint or vectors file is written, the temporary files of killed runs, and vectors files whose
+header claims more than they hold. Each is one `error:` line, exit status 2, no partial file."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from w2v_nce import atomic
 from w2v_nce.atomic import atomic_path, remove_stale_temporaries
 from w2v_nce.cli import main
 from w2v_nce.errors import UserError
-from w2v_nce.vectors import Vectors, save_word2vec
+from w2v_nce.vectors import Vectors, load_word2vec, save_word2vec
 
 TRAIN_OPTS = ["-q", "--min-count", "1", "--epochs", "1", "--threads", "1", "--window", "2", "--device", "cpu"]
 DEAD_PID = 999_999_999  # above Linux's largest pid_max (2^22): never a running process
@@ -156,3 +156,59 @@ def test_remove_stale_temporaries_takes_files_of_dead_processes_only(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [f".vectors.txt.tmp-{os.getpid()}", f".dir.tmp-{DEAD_PID}", f"vectors.txt.tmp-{DEAD_PID}"])
     assert remove_stale_temporaries(tmp_path / "missing") == []
+
+
+# --------------------------------------------------------------------------- headers claiming too much
+
+
+def binary_entry(word: str, values) -> bytes:
+    return word.encode() + b" " + np.asarray(values, dtype="<f4").tobytes() + b"\n"
+
+
+ABSURD = [  # (file content, binary, what the error line says)
+    (b"100000000000 2\na 1 2\nb 3 4\n", False,
+     "has 2 rows but its header says 100000000000 (its 12 bytes after the header hold at most 2 rows of 2 values)"),
+    (b"1 1000000000\na 1 2\n", False, "line 2: expected 1000000000 values, found 2"),
+    (b"100000000000 1000000000\na 1 2\n", False, "line 2: expected 1000000000 values, found 2"),
+    (b"100000000000 2\n" + binary_entry("a", [1, 2]) + binary_entry("b", [3, 4]), True,
+     "(binary) ends after 2 of the 100000000000 words its header says "
+     "(its 22 bytes after the header hold at most 2 words of 2 values)"),
+    (b"1 1000000000\n" + binary_entry("a", [1, 2]), True,
+     "(binary) ends after 0 of the 1 words its header says (its 11 bytes after the header hold at most 0 words "
+     "of 1000000000 values)"),
+    (b"100000000000 1000000000\n" + binary_entry("a", [1, 2]), True, "(binary) ends after 0 of the 100000000000"),
+    (b"1 100000000000000000000\na 1\n", False, "line 1: expected a header 'COUNT DIM'"),
+]
+ABSURD_IDS = ["text-count", "text-dim", "text-both", "binary-count", "binary-dim", "binary-both", "dim-over-int64"]
+
+
+@pytest.mark.parametrize("content, binary, message", ABSURD, ids=ABSURD_IDS)
+def test_a_header_claiming_more_than_the_file_holds_is_a_user_error(tmp_path, content, binary, message):
+    path = tmp_path / "absurd.vec"
+    path.write_bytes(content)
+    for flag in (binary, None):
+        with pytest.raises(UserError) as error:
+            load_word2vec(path, binary=flag)
+        assert str(error.value).startswith(f"vectors file '{path}'")
+        assert message in str(error.value)
+
+
+@pytest.mark.parametrize("content, binary, message", ABSURD, ids=ABSURD_IDS)
+def test_neighbors_of_a_file_with_an_absurd_header_is_one_error_line(tmp_path, capsys, content, binary, message):
+    path = tmp_path / "absurd.vec"
+    path.write_bytes(content)
+    code, err = run_main(capsys, ["neighbors", path, "a"])
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith(f"error: vectors file '{path}'") and message in err[0], err
+
+
+def test_vectors_read_from_a_pipe_are_checked_too(tmp_path):
+    fifo = tmp_path / "pipe.vec"
+    os.mkfifo(fifo)
+    content = b"100000000000 2\na 1 2\n"
+    writer = subprocess.Popen(["sh", "-c", f"cat > '{fifo}'"], stdin=subprocess.PIPE)
+    writer.stdin.write(content)
+    writer.stdin.close()
+    with pytest.raises(UserError, match="has 1 rows but its header says 100000000000"):
+        load_word2vec(fifo)
+    writer.wait(timeout=10)
