@@ -5,7 +5,6 @@ used, and the step path is chosen once from the parts and recorded."""
 from __future__ import annotations
 
 import ast
-import json
 import subprocess
 import sys
 import tomllib

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from conftest import write_twin_corpus
 from oracles import autograd_step, small_cfg

@@ -36,7 +36,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import numpy as np
 import torch
 import torch.distributed as td
 

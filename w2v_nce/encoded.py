@@ -13,32 +13,12 @@ from w2v_nce.corpus import Corpus
 from w2v_nce.vocab import Vocab, word_count
 
 
-def remove_stale_files(workdir: Path) -> None:
-    """Delete the temporary files (encoded ids, spooled standard input) that runs killed in
-    `workdir` left behind (their process is gone)."""
-    for path in [*workdir.glob(".ids-*.bin"), *workdir.glob(".stdin-*.txt")]:
-        pid = path.name.split("-")[1]
-        if not pid.isdigit() or not _alive(int(pid)):
-            path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
 class EncodedCorpus:
     """The corpus as int32 ids in a temporary file, read back in chunks (bounded memory)."""
 
     def __init__(self, corpus: Corpus, vocab: Vocab, workdir: Path, tokenizer: str = "whitespace"):
         """Encode `corpus` into a temporary file in `workdir` (`words` may be 0: `train` checks all
-        ranks' words). Stale files of killed runs in `workdir` are removed first."""
-        remove_stale_files(workdir)
+        ranks' words)."""
         fd, name = tempfile.mkstemp(prefix=f".ids-{os.getpid()}-", suffix=".bin", dir=workdir)
         self.path = Path(name)
         self.words = 0  # in-vocabulary tokens

@@ -34,7 +34,7 @@ import torch
 from tqdm import tqdm
 
 from w2v_nce import distributed
-from w2v_nce.atomic import write_text
+from w2v_nce.atomic import remove_stale_temporaries, write_text
 from w2v_nce.checkpoint import CHECKPOINT, checkpoint_vocab, load_checkpoint, restore, resume_config, save_checkpoint
 from w2v_nce.config import Config, apply_overrides, to_toml
 from w2v_nce.corpus import Corpus, describe, reads_stdin, stdin_spooled
@@ -279,7 +279,8 @@ def _train(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool, progress_ba
         vocab, corpus_tokens = build_vocabulary(corpus, cfg, dist)
     trainer = Trainer(cfg, vocab, dist, state)
     if master:
-        write_text(_make_dir(out_dir) / "config.toml", to_toml(cfg))
+        remove_stale_temporaries(_make_dir(out_dir))  # what runs killed in out_dir left (ids, half-written files)
+        write_text(out_dir / "config.toml", to_toml(cfg))
 
     scratch = out_dir if master else Path(tempfile.gettempdir())  # the other ranks write nothing into out_dir
     encoded = dist.together(lambda: EncodedCorpus(dist.shard(corpus), vocab, scratch, cfg.tokenizer))
