@@ -291,6 +291,61 @@ def plot(
     typer.echo(f"wrote {plot_run(run, out)}")
 
 
+class Scoring(str, Enum):
+    word2vec = "word2vec"
+    gensim = "gensim"
+    npmi = "npmi"
+
+
+class Connectors(str, Enum):
+    none = "none"
+    english = "english"
+
+
+class Tokenizer(str, Enum):
+    whitespace = "whitespace"
+    simple = "simple"
+
+
+@app.command()
+@user_errors
+def phrases(
+    corpus: list[str] = typer.Argument(..., help="Text files (plain or .gz), directories of them (every file "
+                                        "inside, sorted) or - for standard input: one sentence a line."),
+    out: Path = typer.Option(..., "--out", "-o", help="The corpus with its phrases joined, one sentence a line."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Where to save the phrase model (JSON).",
+                                         show_default="OUT.phrases.json"),
+    apply: Optional[Path] = typer.Option(None, "--apply", help="Join the phrases of this saved model instead of "
+                                         "learning new ones."),
+    passes: Optional[int] = typer.Option(None, help="Passes; each joins the last one's output into longer phrases.",
+                                         show_default="2"),
+    min_count: Optional[int] = typer.Option(None, help="Ignore pairs (and, for word2vec, words) seen fewer times.",
+                                            show_default="5"),
+    threshold: Optional[list[float]] = typer.Option(None, help="The score a pair must pass: once for every pass, or "
+                                                    "once per pass (--threshold 200 --threshold 100).",
+                                                    show_default="100 word2vec, 10 gensim, 0.5 npmi"),
+    scoring: Optional[Scoring] = typer.Option(None, help="word2phrase.c's score, gensim's default, or NPMI in [-1, 1].",
+                                              show_default="word2vec"),
+    delimiter: Optional[str] = typer.Option(None, help="Joins a phrase's words.", show_default="_"),
+    connectors: Optional[Connectors] = typer.Option(None, help="english: gensim's ENGLISH_CONNECTOR_WORDS may stand "
+                                                    "inside a phrase (bank_of_america).", show_default="none"),
+    max_vocab: Optional[int] = typer.Option(None, help="Word and pair types held while counting; past it the rarest "
+                                            "are pruned, as gensim's max_vocab_size (0: no limit).",
+                                            show_default="40000000"),
+    tokenizer: Tokenizer = typer.Option(Tokenizer.whitespace, help="How text is split into tokens."),
+) -> None:
+    """Detect phrases (word2phrase, gensim's Phrases) in CORPUS and write it with them joined ("new_york")
+    to OUT, and the model to OUT.phrases.json; or, with --apply MODEL, join a saved model's phrases."""
+    from w2v_nce.phrases import phrase_corpus
+
+    given = dict(passes=passes, min_count=min_count, threshold=threshold or None, scoring=scoring,
+                 delimiter=delimiter, connectors=connectors, max_vocab=max_vocab)
+    options = {k: v.value if isinstance(v, Enum) else v for k, v in given.items() if v is not None}
+    paths = ["-" if p == "-" else Path(p) for p in corpus]
+    phrase_corpus(paths[0] if len(paths) == 1 else paths, out, model, apply, report=typer.echo,
+                  tokenizer=tokenizer.value, **options)
+
+
 def expand_multi_word(argv: list[str]) -> list[str]:
     """`--positive king woman` as click needs it, `--positive king --positive woman`: the words
     after one of MULTI_WORD_OPTIONS, up to the next option, each get the option.
