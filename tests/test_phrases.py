@@ -5,7 +5,6 @@ loop written out in Python; the command's round trip and its one-line errors."""
 from __future__ import annotations
 
 import gzip
-import json
 import math
 import random
 from collections import Counter

@@ -46,7 +46,6 @@ Where they differ, on purpose (docs/results.md, "Phrases"):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
