@@ -83,3 +83,21 @@ def test_untrained_and_bad_options_are_user_errors():
         Word2Vec(dimension=5)
     with pytest.raises(UserError, match="unknown arch"):
         Word2Vec(arch="glove")
+
+
+def test_resuming_through_the_api_follows_the_options_table(corpus, tmp_path):
+    """One resume rule for the CLI, the API and torchrun (checkpoint.resume_config): asking the API
+    to continue a neg run as nce is refused, and nothing in the run changes; settings it was not
+    given come from the run (resuming an nce run with only more epochs stays nce)."""
+    run = tmp_path / "neg_run"
+    Word2Vec(loss="neg", **OPTS).train(corpus, out_dir=run)
+    before = {name: (run / name).read_bytes() for name in ("config.toml", "metrics.json", "checkpoint.pt")}
+    with pytest.raises(UserError, match="cannot change 'loss' when resuming"):
+        Word2Vec(loss="nce", **OPTS).train(corpus, out_dir=run, resume=True)
+    assert {name: (run / name).read_bytes() for name in before} == before
+
+    nce_run = tmp_path / "nce_run"
+    Word2Vec(loss="nce", **OPTS).train(corpus, out_dir=nce_run)
+    model = Word2Vec(epochs=3, threads=1).train(corpus, out_dir=nce_run, resume=True)
+    assert model.config.loss == "nce" and model.metrics["epochs"] == 3
+    assert 'loss = "nce"' in (nce_run / "config.toml").read_text()

@@ -19,12 +19,13 @@ from w2v_nce import fused
 from w2v_nce.model import Model
 from w2v_nce.objectives import make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
-from w2v_nce.train import sgd_step, train
+from w2v_nce.steps import Batched
+from w2v_nce.train import train
 from w2v_nce.updates import make_update
 from w2v_nce.vectors import load_word2vec
 from w2v_nce.vocab import SENTENCE_END
 from w2v_nce.windows import Examples, cbow_examples, subsample
-from test_train import small_cfg
+from oracles import small_cfg
 
 DEVICE = torch.device(os.environ.get("W2V_NCE_TEST_DEVICE", "cuda"))
 pytestmark = pytest.mark.skipif(DEVICE.type == "cuda" and not torch.cuda.is_available(), reason="no CUDA GPU")
@@ -56,7 +57,7 @@ def _step(device: torch.device, loss: str, update: str) -> tuple[Model, object]:
         noise = AliasSampler(unigram_power(counts)).sample((len(batch), 5), gen)
         batch.candidates = torch.cat([batch.targets[:, None], noise], dim=1)
     batch.host_offsets = batch.offsets.numpy()
-    loss_sum = sgd_step(model, objective, _on(batch, device), 0.05, None, make_update(update, 16.0))
+    loss_sum, _ = Batched()(model, objective, _on(batch, device), 0.05, make_update(update, 16.0))
     assert torch.isfinite(loss_sum)
     return model, objective
 

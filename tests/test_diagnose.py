@@ -17,7 +17,8 @@ from w2v_nce.config import Config, load_config
 from w2v_nce.diagnose import diagnose
 from w2v_nce.errors import UserError
 from w2v_nce.objectives import LOSSES
-from w2v_nce.train import load_checkpoint, train
+from w2v_nce.checkpoint import load_checkpoint
+from w2v_nce.train import train
 
 WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ran", "a", "red", "hat"]
 

@@ -25,12 +25,14 @@ import pytest
 import torch
 
 from conftest import require_kernel, write_twin_corpus
+from oracles import assert_known_neighbours_rank_high
 from w2v_nce import distributed
 from w2v_nce import train as train_module
 from w2v_nce.config import load_config
 from w2v_nce.corpus import Shard, count_words
 from w2v_nce.errors import RankFailed, UserError
-from w2v_nce.train import CHECKPOINT, load_checkpoint, train
+from w2v_nce.checkpoint import CHECKPOINT, load_checkpoint
+from w2v_nce.train import train
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "wiki1.5m.txt.gz"
@@ -241,15 +243,15 @@ def _train_shards(rank: int, folder: Path, corpus: Path, runs: list) -> None:
     made: list = []
     _capture_trainers(made)
     lrs: list = []
-    inner = train_module.run_batches
+    inner = train_module.train_slices
 
-    def recording(model, objective, rule, examples, cfg, lr_at, *rest):
+    def recording(step, model, objective, rule, work, size, lr_at, *rest, **kw):
         lrs.append(lr_at(0))
-        value = inner(model, objective, rule, examples, cfg, lr_at, *rest)
-        lrs.append(lr_at(len(examples) - 1))
+        value = inner(step, model, objective, rule, work, size, lr_at, *rest, **kw)
+        lrs.append(lr_at(len(work) - 1))
         return value
 
-    train_module.run_batches = recording
+    train_module.train_slices = recording
     for name, overrides in runs:
         made.clear()
         lrs.clear()
@@ -358,8 +360,6 @@ def test_two_ranks_put_known_neighbours_near_the_top(tmp_path):
     """test_real_corpus's rank sanity (CBOW, 3 epochs, dim 50) trained by 2 ranks on halves of the
     bundled sample with the default synchronisation, held to that test's bounds. Calibrated over
     seeds 1-3: every pair ranked 6th or better (one process: 11th), 5 to 7 of the 8 first."""
-    from test_real_corpus import assert_known_neighbours_rank_high
-
     errors = run_ranks(_rank_sanity, tmp_path, 1)
     assert not errors, errors
     assert_known_neighbours_rank_high(tmp_path / "run" / "vectors.txt")

@@ -14,8 +14,7 @@ from w2v_nce import fused
 from w2v_nce.model import Model
 from w2v_nce.objectives import make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
-from test_train import _word2vec_loop
-from w2v_nce.train import sgd_step, step_backend
+from w2v_nce.steps import choose_step
 from w2v_nce.updates import make_update
 from w2v_nce.vocab import HuffmanTree
 from w2v_nce.windows import EXAMPLES
@@ -92,40 +91,6 @@ def test_out_of_range_ids_are_refused_when_checking(monkeypatch):
 
 
 @pytest.mark.parametrize("dim", [8, 19])
-@pytest.mark.parametrize("loss, arch", [("neg", "cbow"), ("nce", "cbow"), ("hs", "cbow"), ("neg", "skipgram"),
-                                        ("nce", "skipgram"), ("hs", "skipgram")])
-@pytest.mark.parametrize("bias", [False, True])
-def test_sequential_step_equals_word2vecs_loop(dim, loss, arch, bias):
-    """The logistic losses, example by example and candidate by candidate, as word2vec.c's loop."""
-    model, objective, batch = _setup(1, dim, bias=bias, loss=loss, arch=arch)
-    assert step_backend(model, objective, make_update("cap", 3.0)) == "sequential"
-    cand = objective.complete(batch.targets, batch.candidates)
-    expected_loss, (inp, out, b) = _word2vec_loop(objective, batch, cand, (model.inp, model.out, model.bias), 0.05)
-    got = sgd_step(model, objective, batch, 0.05, None, make_update("cap", 3.0))  # no rule: nothing is batched
-    assert float(got) == pytest.approx(expected_loss, rel=1e-5)
-    torch.testing.assert_close(model.inp, inp, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(model.out, out, rtol=1e-4, atol=1e-5)
-    if bias:
-        torch.testing.assert_close(model.bias, b, rtol=1e-4, atol=1e-5)
-
-
-@pytest.mark.parametrize("loss", ["neg", "nce"])
-def test_sequential_step_past_a_block_of_repeated_noise(loss):
-    """More candidates than the kernel scores ahead at once (64), most of them repeats of a few
-    frequent words: a repeat must be scored against its row as the earlier step left it."""
-    model, objective, batch = _setup(2, 19, bias=True, loss=loss, negatives=70)
-    cand = objective.complete(batch.targets, batch.candidates)
-    assert cand.ids.shape[1] > 64
-    assert cand.ids.shape[1] - len(torch.unique(cand.ids[0])) >= 20  # many repeats
-    expected_loss, (inp, out, b) = _word2vec_loop(objective, batch, cand, (model.inp, model.out, model.bias), 0.05)
-    got = sgd_step(model, objective, batch, 0.05, None, make_update("cap", 3.0))
-    assert float(got) == pytest.approx(expected_loss, rel=1e-5)
-    torch.testing.assert_close(model.inp, inp, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(model.out, out, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(model.bias, b, rtol=1e-4, atol=1e-5)
-
-
-@pytest.mark.parametrize("dim", [8, 19])
 @pytest.mark.parametrize("loss, arch", [("rnce", "cbow"), ("is", "cbow"), ("rnce", "skipgram")])
 @pytest.mark.parametrize("update, cap", [("sum", 256.0), ("cap", 3.0)])
 def test_batched_step_equals_pytorch_path(dim, loss, arch, update, cap, monkeypatch):
@@ -133,8 +98,9 @@ def test_batched_step_equals_pytorch_path(dim, loss, arch, update, cap, monkeypa
     for available in (True, False):
         model, objective, batch = _setup(1, dim, bias=True, loss=loss, arch=arch)
         monkeypatch.setattr(fused, "AVAILABLE", available)  # after drawing: the same noise words for both
-        loss_sum = sgd_step(model, objective, batch, 0.05, None, make_update(update, cap))
-        assert step_backend(model, objective, make_update(update, cap)) == ("fused" if available else "pytorch")
+        step, _ = choose_step("auto", model, objective, make_update(update, cap))
+        assert step.name == ("batched_kernel" if available else "batched")
+        loss_sum, _ = step(model, objective, batch, 0.05, make_update(update, cap))
         results.append((float(loss_sum), model.inp, model.out, model.bias))
     (l1, inp1, out1, b1), (l2, inp2, out2, b2) = results
     assert l1 == pytest.approx(l2, rel=1e-5)

@@ -8,26 +8,21 @@ import json
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from conftest import write_twin_corpus
+from oracles import autograd_step, small_cfg
 from w2v_nce import train as train_module
-from w2v_nce.config import load_config
+from w2v_nce.checkpoint import CHECKPOINT, load_checkpoint, vectors_from_checkpoint
+from w2v_nce.config import ARCHS, LOSSES, load_config
 from w2v_nce.errors import UserError
 from w2v_nce.model import Model
-from w2v_nce.objectives import LOSSES, Candidates, make_objective
+from w2v_nce.objectives import make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
+from w2v_nce.steps import choose_step
+from w2v_nce.train import train
 from w2v_nce.updates import make_update
-from w2v_nce.train import (CHECKPOINT, DEFAULT_RULE, load_checkpoint, sgd_step, step_backend, train,
-                           vectors_from_checkpoint)
 from w2v_nce.vocab import HuffmanTree
-from w2v_nce.windows import ARCHS, EXAMPLES
-
-
-def small_cfg(**kw):
-    base = dict(dim=24, epochs=3, threads=1, min_count=1, window=2, sample=0.0, seed=1, device="cpu")
-    base.update(kw)
-    return load_config(None, base)
+from w2v_nce.windows import EXAMPLES
 
 
 def leftovers(directory):
@@ -71,7 +66,7 @@ def test_two_hogwild_threads_learn_the_twins_too(tmp_path, cpu_path):
     corpus = tmp_path / "twins.txt"
     twins = write_twin_corpus(corpus, seed=0)
     metrics = train(corpus, tmp_path / "run", small_cfg(threads=2, batch_size=256), progress_bar=False)
-    assert metrics["cpu_kernel"] is (cpu_path == "kernel")
+    assert metrics["step"] == ("window_kernel" if cpu_path == "kernel" else "batched")
     kv = KeyedVectors.load_word2vec_format(str(tmp_path / "run" / "vectors.txt"))
     ranks = [[w for w, _ in kv.most_similar(a, topn=len(kv) - 1)].index(b) for a, b in twins]
     assert max(ranks) < 2, ranks
@@ -94,7 +89,7 @@ def test_untrained_model_fails_the_twin_check(tmp_path):
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("loss", LOSSES)
-def test_sgd_step_is_the_word2vec_update(loss, arch, cpu_path):
+def test_batched_step_is_the_word2vec_update(loss, arch, cpu_path):
     """One batched step equals: output rows and biases move by -lr * autograd gradient of the
     summed loss; every input word of a bag moves by -lr * d(loss)/dh of its example (gensim's
     cbow_mean=1 rule: the whole error, not divided by the context size; a skip-gram bag is one
@@ -123,17 +118,20 @@ def test_sgd_step_is_the_word2vec_update(loss, arch, cpu_path):
     tables = (model.inp.clone(), model.out.clone(), None if model.bias is None else model.bias.clone())
     # The kernel trains the logistic losses example by example (word2vec's order): its oracle is the
     # same autograd step taken one example at a time; every other path steps the whole batch at once.
-    sequential = step_backend(model, objective, DEFAULT_RULE) == "sequential"
-    assert sequential == (cpu_path == "kernel" and loss in ("hs", "neg", "nce"))
+    # the batched paths: the kernel's (rnce, is) or tensor ops; the window kernel makes its own
+    # examples and is checked against word2vec's loop in tests/test_window_kernel.py
+    step, _ = choose_step("auto", model, objective, make_update("sum", 1.0))  # word2vec: every step in full
+    if step.name == "window_kernel":
+        step, _ = choose_step("batched", model, objective, make_update("sum", 1.0))
+    assert step.name == ("batched_kernel" if cpu_path == "kernel" and loss in ("rnce", "is") else "batched")
     cand = objective.complete(batch.targets, drawn)
-    if sequential:
-        expected_loss, tables = _word2vec_loop(objective, batch, cand, tables, lr)
-    else:
-        expected_loss, tables = _autograd_step(objective, batch, cand, tables, lr)
+    expected_loss, tables = autograd_step(objective, batch, cand, tables, lr)
     moved_from = model.inp.clone()
     log_z_before = getattr(objective, "log_z", None)
 
-    got_loss = sgd_step(model, objective, batch, lr, gen, make_update("sum", 1.0))  # word2vec: every step in full
+    batch.candidates = drawn
+    got_loss, trained = step(model, objective, batch, lr, make_update("sum", 1.0))
+    assert trained == len(batch)
 
     assert float(got_loss) == pytest.approx(expected_loss, rel=1e-5)
     inp, out, bias = tables
@@ -146,51 +144,6 @@ def test_sgd_step_is_the_word2vec_update(loss, arch, cpu_path):
         assert objective.log_z != log_z_before
 
 
-def _word2vec_loop(objective, batch, cand, tables, lr):
-    """word2vec.c's loop, literally: for each example, h is the mean of its bag; each candidate in
-    turn is scored against its row as it is then, g = d loss / d score from the objective on that
-    one score, err += -lr g out[c] and out[c] += -lr g h; finally every bag word moves by err."""
-    inp, out, bias = (None if t is None else t.clone().double() for t in tables)
-    total = 0.0
-    for i in range(len(batch)):
-        bag = batch.context[batch.offsets[i]:batch.offsets[i + 1]]
-        h = inp[bag].mean(0)
-        err = torch.zeros_like(h)
-        for j in range(cand.ids.shape[1]):
-            if cand.mask is not None and not cand.mask[i, j]:
-                continue
-            c = int(cand.ids[i, j])
-            score = out[c] @ h + (bias[c] if bias is not None else 0.0)
-            one = Candidates(ids=cand.ids[i:i + 1, j:j + 1], targets=cand.targets[i:i + 1],
-                             labels=cand.labels[i:i + 1, j:j + 1], mask=None)
-            loss, g = objective.loss_grad(score.reshape(1, 1), one)
-            total += float(loss.sum())
-            g = float(g)
-            err -= lr * g * out[c]
-            out[c] -= lr * g * h
-            if bias is not None:
-                bias[c] -= lr * g
-        inp.index_add_(0, bag, err.expand(len(bag), -1))
-    return total, tuple(None if t is None else t.float() for t in (inp, out, bias))
-
-
-def _autograd_step(objective, batch, cand, tables, lr):
-    """word2vec's step from autograd: output rows and biases by -lr x the gradient of the summed
-    loss, every input word of a bag by -lr x d(loss)/dh of its example (gensim's cbow_mean=1: the
-    whole error, not divided by the bag's size). Returns (loss, new tables)."""
-    inp, out, bias = (None if t is None else t.clone().requires_grad_(True) for t in tables)
-    h = F.embedding_bag(batch.context, inp, batch.offsets[:-1], mode="mean")
-    h.retain_grad()
-    if cand.ids is None:
-        scores = h @ out.T + (bias if bias is not None else 0)
-    else:
-        scores = (out[cand.ids] * h[:, None, :]).sum(2) + (bias[cand.ids] if bias is not None else 0)
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: t.clone(), lambda t: t):
-        loss = objective.loss_grad(scores, cand)[0].sum()
-    loss.backward()
-    step = torch.zeros_like(inp).index_add_(0, batch.context, -lr * h.grad[batch.bag])
-    new_bias = None if bias is None else (bias - lr * bias.grad).detach()
-    return loss.item(), ((inp + step).detach(), (out - lr * out.grad).detach(), new_bias)
 
 
 # --------------------------------------------------------------------------- outputs
@@ -252,16 +205,16 @@ def test_resume_after_interruption_is_bit_identical(tmp_path, twin_corpus, monke
     cfg = small_cfg(loss=loss, epochs=2, dim=8, chunk_tokens=4000, batch_size=128, sample=1e-3, **extra)
     straight = train(corpus, tmp_path / "straight", cfg, progress_bar=False)
 
-    real_save = train_module.Trainer.save_checkpoint
+    real_save = train_module.save_checkpoint
 
     def save_then_interrupt(*args, **kwargs):
         real_save(*args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module.Trainer, "save_checkpoint", save_then_interrupt)
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         train(corpus, tmp_path / "resumed", cfg, progress_bar=False)
-    monkeypatch.setattr(train_module.Trainer, "save_checkpoint", real_save)
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
     assert load_checkpoint(tmp_path / "resumed" / CHECKPOINT)["progress"]["epoch"] == 1
     assert not (tmp_path / "resumed" / "vectors.txt").exists()
     assert leftovers(tmp_path / "resumed") == []

@@ -19,7 +19,7 @@ from w2v_nce import fused
 from w2v_nce.model import Model
 from w2v_nce.objectives import make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
-from w2v_nce.train import sgd_step
+from w2v_nce.steps import Batched
 from w2v_nce.updates import make_update
 from w2v_nce.windows import cbow_examples
 
@@ -124,7 +124,7 @@ def test_update_rule_equals_brute_force(rule, seed, monkeypatch):
     monkeypatch.setattr(fused, "AVAILABLE", False)
     model, objective, batch = _batch_and_model(seed)
     expected_out, expected_inp = _oracle(model, objective, batch, rule)
-    sgd_step(model, objective, batch, LR, None, make_update(rule, CAP))
+    Batched()(model, objective, batch, LR, make_update(rule, CAP))
     np.testing.assert_allclose(model.out.numpy(), expected_out, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(model.inp.numpy(), expected_inp, rtol=1e-4, atol=1e-5)
 
@@ -135,7 +135,7 @@ def test_rules_differ_on_this_batch(monkeypatch):
     results = []
     for rule in ["sum", "mean", "sqrt", "cap", "implicit", "directional"]:
         model, objective, batch = _batch_and_model(0)
-        sgd_step(model, objective, batch, LR, None, make_update(rule, CAP))
+        Batched()(model, objective, batch, LR, make_update(rule, CAP))
         results.append(torch.cat([model.out, model.inp]))
     for a in range(len(results)):
         for b in range(a + 1, len(results)):
@@ -147,10 +147,10 @@ def test_directional_damps_less_than_implicit():
     never damps an output row more than implicit does."""
     model, objective, batch = _batch_and_model(0)
     base = model.out.clone()
-    sgd_step(model, objective, batch, LR, None, make_update("directional", CAP))
+    Batched()(model, objective, batch, LR, make_update("directional", CAP))
     moved_directional = (model.out - base).norm(dim=1)
     model2, objective2, batch2 = _batch_and_model(0)
-    sgd_step(model2, objective2, batch2, LR, None, make_update("implicit", CAP))
+    Batched()(model2, objective2, batch2, LR, make_update("implicit", CAP))
     moved_implicit = (model2.out - base).norm(dim=1)
     assert (moved_directional >= moved_implicit - 1e-6).all()
     assert (moved_directional > moved_implicit + 1e-4).any()

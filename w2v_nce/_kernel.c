@@ -148,10 +148,13 @@ void alias_sample(const float *accept, const int64_t *alias, int64_t v, int64_t 
  *   g = σ(y) - labels[j]                                            (d loss / d y)
  *   loss += softplus(y) - labels[j] y                               (binary cross-entropy)
  *   err  -= lr g out[c];  out[c] -= lr g h;  bias[c] -= lr g
- * Output rows in [hot_lo, hot_lo + hot_n) are read and written in `hot` instead (see logistic_sgd).
- * With saturated > 0 a candidate already classified beyond it (y > saturated for label 1, y <
- * -saturated for label 0, so |g| < σ(-saturated)) takes no step, as word2vec.c's hierarchical
- * softmax skips |y| >= MAX_EXP: most of a trained model's candidates, and their steps are tiny.
+ * Output rows in [hot_lo, hot_lo + hot_n) are read and written in `hot` instead (a thread's
+ * private copy of the hottest rows, added back at the end of the call: hot_begin, hot_end).
+ * With saturated > 0 a candidate already classified beyond it on its label's side (y > saturated
+ * for label 1, y < -saturated for label 0, so |g| < σ(-saturated)) takes no step: most of a
+ * trained model's candidates, and their steps are tiny. word2vec.c's negative sampling does the
+ * same at MAX_EXP = 6 (its g is 0 there), while its hierarchical softmax skips |y| >= 6 on either
+ * side; here a candidate classified wrongly always steps, with its exact σ.
  * A candidate's step changes only its own row, so the scores of up to BLOCK candidates are taken
  * first and their σ and loss computed together (vectorised); a candidate whose row an earlier one
  * of the block moved (a repeated noise word) is scored again before its step, so the result is that
@@ -246,32 +249,6 @@ static void hot_end(float *out, int64_t hot_lo, int64_t hot_n, int64_t d, const 
     for (int64_t i = 0; i < hot_n * d; i++) out[hot_lo * d + i] += hot[i] - start[i];
 }
 
-/* The logistic losses trained example by example over given candidates, as word2vec.c and gensim
- * do: each example's step is applied before the next example is scored. Example b's bag vector h
- * is the mean of its input rows, its candidates cand[b*k .. b*k+k) (logistic_candidates), and then
- * every input row of the bag moves by err (the whole error, gensim's cbow_mean=1). row_offset may
- * be NULL. *gsum receives Σ g (for a learnt log Z). h and err are [d] workspaces.
- * Returns the summed loss. */
-double logistic_sgd(float *inp, float *out, float *bias, const int64_t *context, const int64_t *offsets,
-                    const int64_t *cand, const uint8_t *mask, const float *labels, const float *row_offset,
-                    float const_offset, int64_t n, int64_t k, int64_t d, float lr, float *h, float *err,
-                    double *gsum, int64_t hot_lo, int64_t hot_n, float *hot) {
-    double loss = 0.0, gtotal = 0.0;
-    hot_begin(out, hot_lo, hot_n, d, hot);
-    for (int64_t b = 0; b < n; b++) {
-        int64_t lo = offsets[b], hi = offsets[b + 1];
-        if (hi == lo) continue;
-        bag_mean(inp, context, lo, hi, d, h);
-        memset(err, 0, (size_t)d * sizeof(float));
-        loss += logistic_candidates(h, err, out, bias, cand + b * k, mask ? mask + b * k : NULL, labels + b * k, k,
-                                    row_offset, const_offset, d, lr, 0.0f, 0, &gtotal, hot_lo, hot_n, hot);
-        for (int64_t e = lo; e < hi; e++) axpy(1.0f, err, inp + context[e] * d, d);
-    }
-    hot_end(out, hot_lo, hot_n, d, hot);
-    *gsum = gtotal;
-    return loss;
-}
-
 /* Ask for the cache lines of a d-float row ahead of its use (for writing: every row read here is
  * also stepped). A row is not line-aligned, so its last float's line is asked for too. */
 static inline void prefetch_row(const float *row, int64_t d) {
@@ -321,8 +298,9 @@ static void prefetch_centre(Centre *c, int64_t upto, const float *inp, const flo
  * while centre i trains (for a tree, the path's ids are prefetched two centres ahead).
  * *examples receives the number of examples trained. h, err: [d]; context: [2, 2 window]; cand,
  * mask: [2, 2 window, 1 + negatives]; labels: [1 + negatives] workspaces (sampled losses).
- * saturated: see logistic_candidates (0: every candidate steps, exactly as logistic_sgd). See
- * logistic_sgd for the rest. */
+ * saturated: see logistic_candidates (0: every candidate steps, as word2vec.c's loop written out).
+ * row_offset may be NULL; *gsum receives Σ g (for a learnt log Z). Every input row of a bag moves by
+ * its example's whole error (gensim's cbow_mean=1). Returns the summed loss. */
 #define RADIUS_STREAM 0x5DEECE66DULL
 
 static void prepare_centre(Centre *c, const int32_t *ids, int64_t n_ids,

@@ -24,11 +24,11 @@ from typing import Sequence
 import torch
 
 from w2v_nce.atomic import atomic_path
-from w2v_nce.config import Config, load_config
+from w2v_nce.checkpoint import CHECKPOINT, Loaded, checkpoint_config, load_checkpoint, load_model, vectors_from_checkpoint
+from w2v_nce.config import Config, apply_overrides, asked
 from w2v_nce.corpus import Corpus
 from w2v_nce.errors import UserError
-from w2v_nce.objectives import HierarchicalSoftmax
-from w2v_nce.train import CHECKPOINT, Trainer, checkpoint_config, load_checkpoint, train, vectors_from_checkpoint
+from w2v_nce.train import train
 
 RUN_FILES = (CHECKPOINT, "config.toml", "metrics.json", "vectors.txt")
 
@@ -37,12 +37,13 @@ class Word2Vec:
     """A model: its settings, and once trained, its run directory and tables."""
 
     def __init__(self, config: str | Path | None = None, **options):
-        self.config: Config = load_config(config, options)
+        self._asked = asked(config, options)  # what resuming compares with the run's own settings
+        self.config: Config = apply_overrides(Config(), self._asked)
         self.run_dir: Path | None = None
         self.metrics: dict | None = None
         self._state: dict | None = None
         self._wv = None
-        self._trainer: Trainer | None = None
+        self._loaded: Loaded | None = None
 
     def train(self, corpus: Corpus, out_dir: str | Path | None = None, resume: bool = False,
               progress_bar: bool = False) -> "Word2Vec":
@@ -51,7 +52,7 @@ class Word2Vec:
         and rank 0's model holds the run; on the other ranks `metrics` stays None."""
         if out_dir is None:
             out_dir = self.run_dir if resume and self.run_dir else Path(tempfile.mkdtemp(prefix="w2v-nce-"))
-        self.metrics = train(corpus, out_dir, self.config, resume=resume, progress_bar=progress_bar)
+        self.metrics = train(corpus, out_dir, self.config, resume=resume, progress_bar=progress_bar, asked=self._asked)
         if self.metrics is not None:  # None: a torchrun rank but 0 (rank 0 writes the run)
             self._open(Path(out_dir))
         return self
@@ -62,6 +63,7 @@ class Word2Vec:
         model = cls.__new__(cls)
         model.metrics = None
         model._open(Path(run_dir))
+        model._asked = {}  # a loaded model resumes as it was trained, unless told otherwise
         return model
 
     def save(self, run_dir: str | Path) -> None:
@@ -96,22 +98,18 @@ class Word2Vec:
         Unknown context words are left out. Negative sampling's scores estimate no
         probability: a UserError.
         """
-        if self.config.loss == "neg":
-            raise UserError("predict needs a model of p(word | context): negative sampling's scores do not "
-                            "estimate it (train with --loss softmax, hs or nce)")
-        trainer = self._tables()
-        ids = [trainer.vocab.index[w] for w in context if w in trainer.vocab.index]
+        loaded = self._model()
+        if not loaded.objective.models_probability:
+            raise UserError(f"predict needs a model of p(word | context): {loaded.objective.why_no_probability} "
+                            "(train with --loss softmax, hs or nce)")
+        ids = [loaded.vocab.index[w] for w in context if w in loaded.vocab.index]
         if not ids:
             raise UserError(f"none of the context words {list(context)!r} is in the vocabulary")
-        model, objective = trainer.model, trainer.objective
-        h = model.context_vectors(torch.tensor(ids), torch.tensor([0, len(ids)]))
-        scores, _ = model.scores(h, None)
-        if isinstance(objective, HierarchicalSoftmax):
-            log_p = objective.vocab_log_prob(scores.double())[0]
-        else:
-            log_p = torch.log_softmax(scores.double(), dim=1)[0]
+        h = loaded.model.context_vectors(torch.tensor(ids), torch.tensor([0, len(ids)]))
+        scores, _ = loaded.model.scores(h, None)
+        log_p = loaded.objective.vocab_log_prob(scores.double())[0]
         top = torch.topk(log_p, min(topn, len(log_p)))
-        return [(trainer.vocab.words[i], float(p)) for p, i in zip(top.values.exp(), top.indices.tolist())]
+        return [(loaded.vocab.words[i], float(p)) for p, i in zip(top.values.exp(), top.indices.tolist())]
 
     # -- internals
 
@@ -119,7 +117,7 @@ class Word2Vec:
         self._state = load_checkpoint(run_dir / CHECKPOINT)
         self.config = checkpoint_config(self._state)
         self.run_dir = run_dir
-        self._wv = self._trainer = None
+        self._wv = self._loaded = None
 
     def _run(self) -> Path:
         if self.run_dir is None:
@@ -130,10 +128,10 @@ class Word2Vec:
         self._run()
         return self._state
 
-    def _tables(self) -> Trainer:
-        if self._trainer is None:
-            self._trainer = Trainer.from_checkpoint(self._checkpoint())
-        return self._trainer
+    def _model(self) -> Loaded:
+        if self._loaded is None:
+            self._loaded = load_model(self._checkpoint())
+        return self._loaded
 
     def __repr__(self) -> str:
         where = f", run_dir='{self.run_dir}'" if self.run_dir else ""

@@ -108,32 +108,29 @@ def train(
     """Train word vectors on CORPUS; write vectors.txt, checkpoint.pt, config.toml, metrics.json to OUT.
 
     Every training option is a config key (a TOML preset sets the same keys; options given here win)."""
-    from w2v_nce.config import load_config
-    from w2v_nce import fused
-    from w2v_nce.train import CHECKPOINT, load_checkpoint, resolve_device, train as run_training
+    from w2v_nce.config import Config, apply_overrides, asked
 
-    overrides = {k: v.value if isinstance(v, Enum) else v for k, v in options.items()}
-    if resume and not (out / CHECKPOINT).exists():
+    given = asked(config, {k: v.value if isinstance(v, Enum) else v for k, v in options.items()})
+    cfg = apply_overrides(Config(), given)  # resuming, train() applies the run's own settings first
+    if resume and not (out / "checkpoint.pt").exists():
         typer.echo(f"note: no checkpoint in {out} yet: starting a new run", err=True)
-        resume = False
-    if resume:
-        cfg = resume_config(load_checkpoint(out / CHECKPOINT)["config"], config, overrides)
-    else:
-        cfg = load_config(config, overrides)
     if cfg.loss == "is":
         typer.echo("warning: --loss is leaves the target out of its estimate of Z, so its loss is unbounded "
                    "below; on real text it diverges (docs/results.md): use rnce to train embeddings", err=True)
+    from w2v_nce import fused  # torch, from here on
+    from w2v_nce.train import resolve_device, train as run_training
+
     if resolve_device(cfg.device).type == "cpu" and not (fused.AVAILABLE or fused.DISABLED):
         typer.echo("note: the fused CPU kernel was not built (no C compiler at install?): training runs "
                    "the PyTorch path, about 1.5x slower", err=True)
     paths = ["-" if p == "-" else Path(p) for p in corpus]
     metrics = run_training(paths[0] if len(paths) == 1 else paths, out, cfg, resume=resume,
-                           progress_bar=not quiet)
+                           progress_bar=not quiet, asked=given)
     if metrics is None:  # a torchrun rank other than 0: rank 0 reports
         return
     typer.echo(
         f"trained {metrics['arch']} with {metrics['loss']} on {metrics['words']:,} words in {metrics['seconds']:.1f}s "
-        f"({metrics['words_per_sec']:,.0f} words/s on {metrics['device']}), "
+        f"({metrics['words_per_sec']:,.0f} words/s on {metrics['device']}, {metrics['step']} step), "
         f"vocabulary {metrics['vocab_size']:,}, final loss {metrics['final_loss']:.4f}; "
         f"vectors in {out / 'vectors.txt'}"
     )
@@ -152,25 +149,6 @@ def _register_train() -> None:
 _register_train()
 
 
-RESUMABLE = {"epochs", "device", "threads", "batch_size", "chunk_tokens", "eval_each_epoch", "sync_every", "sync_rows",
-             "sync_divisor", "sync_scale_lr", "dist_timeout"}
-
-
-def resume_config(saved: dict, config: Optional[Path], overrides: dict):
-    """The checkpoint's config with the overrides that do not change the model applied."""
-    from w2v_nce.config import apply_overrides, Config, load_config
-
-    base = apply_overrides(Config(), saved)
-    asked = {k: v for k, v in overrides.items() if v is not None}
-    if config is not None:
-        from_file = dataclasses.asdict(load_config(config))
-        asked = {**{k: v for k, v in from_file.items() if from_file[k] != saved.get(k)}, **asked}
-    changed = sorted(k for k, v in asked.items() if k not in RESUMABLE and v != saved.get(k))
-    if changed:
-        raise UserError(f"cannot change {changed[0]!r} when resuming (only {', '.join(sorted(RESUMABLE))})")
-    return apply_overrides(base, asked)
-
-
 class Which(str, Enum):
     input = "input"
     output = "output"
@@ -186,7 +164,7 @@ def export(
                                 "output: the output rows (syn1neg), for the losses that have one per word."),
 ) -> None:
     """Export a checkpoint's vectors in word2vec format (gensim's load_word2vec_format reads it)."""
-    from w2v_nce.train import load_checkpoint, vectors_from_checkpoint
+    from w2v_nce.checkpoint import load_checkpoint, vectors_from_checkpoint
     from w2v_nce.vectors import save_word2vec
 
     vectors = vectors_from_checkpoint(load_checkpoint(checkpoint), which.value)
@@ -291,8 +269,8 @@ def diagnose(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Held-out full-softmax cross-entropy and the self-normalisation of the raw scores (log Z)."""
+    from w2v_nce.checkpoint import load_checkpoint
     from w2v_nce.diagnose import diagnose as run_diagnose
-    from w2v_nce.train import load_checkpoint
 
     _emit(
         run_diagnose(load_checkpoint(checkpoint), heldout, max_examples=max_examples),

@@ -2,7 +2,12 @@
 
 Every setting is a field of `Config`. A TOML file sets any subset of them (flat keys);
 CLI options override the file. Unknown keys, wrong types and out-of-range values are
-`UserError`s, never silently ignored.
+`UserError`s, never silently ignored. A field marked `resumable` may change when a run is
+resumed (w2v_nce.checkpoint.resume_config); every other one is part of the model.
+
+This module is a leaf: the choices (architectures, losses, update rules, step paths) are
+declared here and the registries that implement them are keyed by these names (a test checks
+that they match), so the command line's help needs neither torch nor the trainer.
 
 >>> cfg = apply_overrides(Config(), {"dim": 50, "loss": "nce"})
 >>> cfg.dim, cfg.loss, cfg.window
@@ -21,27 +26,32 @@ from pathlib import Path
 from typing import Any
 
 from w2v_nce.errors import UserError
-from w2v_nce.objectives import LOSSES
-from w2v_nce.updates import UPDATES
-from w2v_nce.windows import ARCHS
+
+ARCHS = ("cbow", "skipgram")  # w2v_nce.windows.EXAMPLES
+LOSSES = ("softmax", "hs", "neg", "nce", "rnce", "is")  # w2v_nce.objectives.OBJECTIVES
+UPDATES = ("sum", "cap", "mean", "sqrt", "implicit", "directional")  # w2v_nce.updates.RULES
+STEPS = ("auto", "kernel", "batched")  # w2v_nce.steps.choose_step
 
 WORD2VEC_CBOW_LR = 0.05  # word2vec.c's -alpha default for CBOW (docs/results.md: better than 0.025 at every budget)
 DEFAULT_LR = 0.025  # word2vec.c's for skip-gram, gensim's for both
 SYNC_DIVISORS = ("none", "world", "touched")  # what divides the sum of the ranks' changes to a synced row
 
 
-def option(default: Any, help: str, choices: tuple[str, ...] | None = None, flag: str | None = None) -> Any:
+def option(default: Any, help: str, choices: tuple[str, ...] | None = None, flag: str | None = None,
+           resumable: bool = False) -> Any:
     """A Config field with its help text: the one place an option is declared. The CLI's
-    `train` options, the TOML keys and the API's keyword arguments are all derived from it."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "flag": flag})
+    `train` options, the TOML keys and the API's keyword arguments are all derived from it.
+    `resumable`: the setting may change when a run is resumed (it does not define the model)."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "flag": flag,
+                                                        "resumable": resumable})
 
 
 @dataclass(frozen=True)
 class Config:
     # architecture and objective
     arch: str = option("cbow", "cbow: a window's mean predicts its centre word; skipgram: each window word does.",
-                       choices=tuple(ARCHS))
-    loss: str = option("neg", "Training objective (docs/objectives.md).", choices=tuple(LOSSES))
+                       choices=ARCHS)
+    loss: str = option("neg", "Training objective (docs/objectives.md).", choices=LOSSES)
     negatives: int = option(5, "Noise words per example (sampled losses).")
     noise_power: float = option(0.75, "Noise distribution q(x) ∝ count^noise_power.")
     log_z: float = option(0.0, "NCE: log Z subtracted from every score (0 = self-normalised); "
@@ -64,35 +74,41 @@ class Config:
     vocab_budget: int = option(10_000_000, "Word types held while counting; past it the rarest are pruned "
                                            "(word2vec.c's ReduceVocab; 0 = no limit).")
     # optimisation
-    epochs: int = option(5, "Passes over the corpus.")
+    epochs: int = option(5, "Passes over the corpus.", resumable=True)
     lr: float | None = option(None, "Starting learning rate, decaying linearly with the words processed "
                                     "(default: word2vec.c's, 0.05 for cbow with neg or hs, else 0.025).")
     min_lr_ratio: float = option(1e-4, "The learning rate decays to lr × this.")
-    batch_size: int = option(4096, "Examples (CBOW windows, skip-gram pairs) per SGD step "
-                                   "(docs/large-batches.md).")
+    batch_size: int = option(4096, "Batched step: examples (CBOW windows, skip-gram pairs) computed against the "
+                                   "same parameters in one step (docs/large-batches.md). The kernel trains example "
+                                   "by example and does not use it.", resumable=True)
     shuffle: bool = option(True, "Train on each chunk's examples in random order.")
-    update: str = option("cap", "How a row's steps within a batch combine (docs/large-batches.md).",
-                         choices=tuple(UPDATES))
+    update: str = option("cap", "Batched step: how a row's steps within a batch combine (docs/large-batches.md; "
+                                "mean, sqrt, implicit and directional are research rules that lost).",
+                         choices=UPDATES)
     update_cap: float = option(64.0, "update = cap: a row hit n > cap times in a batch gets cap/n of the sum.")
+    step: str = option("auto", "kernel: the fused C kernel on the CPU (hs, neg, nce example by example; rnce, is "
+                               "batched); batched: tensor operations, the GPU's step (on any device); auto: the "
+                               "kernel where it serves, else batched. The choice is recorded in metrics.json.",
+                       choices=STEPS, resumable=True)
     # runtime
-    device: str = option("auto", "auto | cpu | cuda | cuda:N.")
-    threads: int = option(0, "CPU threads (0 = all cores).")
-    chunk_tokens: int = option(1_000_000, "Corpus tokens turned into examples at a time.")
+    device: str = option("auto", "auto | cpu | cuda | cuda:N.", resumable=True)
+    threads: int = option(0, "CPU threads (0 = all cores).", resumable=True)
+    chunk_tokens: int = option(1_000_000, "Corpus tokens turned into examples at a time.", resumable=True)
     seed: int = option(1, "Random seed.")
     eval_each_epoch: bool = option(False, "Evaluate analogies and WordSim-353 (gensim's copies) after every "
-                                          "epoch, into metrics.json's history.")
+                                          "epoch, into metrics.json's history.", resumable=True)
     # several processes under torchrun (docs/distributed.md)
     sync_every: int = option(100_000, "torchrun: words each rank trains between syncs of the frequent rows "
-                                      "(0 = at each epoch's end only).")
+                                      "(0 = at each epoch's end only).", resumable=True)
     sync_rows: int = option(4096, "torchrun: rows [0, K) averaged at a sync, K doubling with the sync's power of "
-                                  "two; all at an epoch's end (0 = all every time).")
+                                  "two; all at an epoch's end (0 = all every time).", resumable=True)
     sync_divisor: str = option("world", "torchrun: a synced row is the ranks' mean (world), the mean over the ranks "
                                         "that changed it (touched), or the sum of their changes (none).",
-                               choices=SYNC_DIVISORS)
+                               choices=SYNC_DIVISORS, resumable=True)
     sync_scale_lr: bool = option(True, "torchrun, sync_divisor world or touched: each rank trains at lr × world "
-                                       "size, so that the mean moves a row as one process at lr.")
+                                       "size, so that the mean moves a row as one process at lr.", resumable=True)
     dist_timeout: float = option(1800.0, "torchrun: seconds a rank waits for the others (a stuck rank fails the "
-                                         "run after this).")
+                                         "run after this).", resumable=True)
 
     @property
     def start_lr(self) -> float:
@@ -109,6 +125,7 @@ class Config:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+RESUMABLE = frozenset(name for name, f in FIELDS.items() if f.metadata["resumable"])
 _HINTS = typing.get_type_hints(Config)
 
 
@@ -186,23 +203,33 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     return _check(dataclasses.replace(cfg, **values))
 
 
+def read_config_file(path: Path | str) -> dict[str, Any]:
+    """The keys a TOML preset sets (checked: known keys, right types)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"config file '{path}' does not exist") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"config file '{path}' is not valid TOML: {exc}") from None
+    nested = [k for k, v in data.items() if isinstance(v, dict)]
+    if nested:
+        raise UserError(f"config file '{path}': tables are not supported ([{nested[0]}]); use flat keys")
+    apply_overrides(Config(), data)
+    return data
+
+
+def asked(path: Path | str | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The settings a user gave: the TOML file's keys, then `overrides` (None values skipped).
+    Resuming a run compares these, and only these, with the run's own (checkpoint.resume_config)."""
+    given = dict(read_config_file(path)) if path is not None else {}
+    given.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return given
+
+
 def load_config(path: Path | str | None, overrides: dict[str, Any] | None = None) -> Config:
     """Defaults, then the TOML file at `path` (if any), then `overrides` (None values skipped)."""
-    cfg = Config()
-    if path is not None:
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError(f"config file '{path}' does not exist") from None
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise UserError(f"config file '{path}' is not valid TOML: {exc}") from None
-        nested = [k for k, v in data.items() if isinstance(v, dict)]
-        if nested:
-            raise UserError(f"config file '{path}': tables are not supported ([{nested[0]}]); use flat keys")
-        cfg = apply_overrides(cfg, data)
-    given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    return apply_overrides(cfg, given) if given else _check(cfg)
+    return apply_overrides(Config(), asked(path, overrides))
 
 
 def to_toml(cfg: Config) -> str:

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from w2v_nce.checkpoint import load_model
 from w2v_nce.errors import UserError
-from w2v_nce.train import Trainer
 from w2v_nce.vocab import Vocab, word_count
 from w2v_nce.windows import EXAMPLES, Examples
 
@@ -70,10 +70,9 @@ def _full_window_examples(pieces: list[np.ndarray], window: int, arch: str) -> E
 
 @torch.no_grad()
 def diagnose(state: dict, heldout: Path | str, max_examples: int = 20000, batch_size: int = 1024) -> Diagnosis:
-    """Diagnose the checkpoint `state` (see train.load_checkpoint) on the `heldout` corpus."""
-    trainer = Trainer.from_checkpoint(state)
-    cfg, vocab = trainer.cfg, trainer.vocab
-    model, objective = trainer.model, trainer.objective
+    """Diagnose the checkpoint `state` (see checkpoint.load_checkpoint) on the `heldout` corpus."""
+    loaded = load_model(state)
+    cfg, vocab, model, objective = loaded.cfg, loaded.vocab, loaded.model, loaded.objective
     model_log_z = float(state.get("objective", {}).get("log_z", 0.0))
     examples = heldout_examples(vocab, heldout, cfg.window, max_examples, cfg.arch, cfg.tokenizer)
 

@@ -8,7 +8,8 @@ rank, in `train.train`:
   2. reads its shard of the corpus (`Dist.shard`): its own files when there are at least N, else
      every N-th sentence (or 10,000-token piece of a longer one) of the stream;
   3. counts its shard within `vocab_budget` types; the master merges the ranks' counts, one rank
-     at a time, builds the vocabulary and hands it to every rank (`Dist.vocabulary`);
+     at a time, builds the vocabulary and hands it to every rank (w2v_nce.vocab.build_vocabulary,
+     through `Dist.to_master` and `Dist.from_master`);
   4. holds the full tables, initialised alike (one seed), and trains its shard with its threads
      or its GPU, drawing from its own random stream;
   5. every `sync_every` of its words, averages rows [0, K) of the tables with the others
@@ -30,20 +31,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import numpy as np
 import torch
 import torch.distributed as td
 
 from w2v_nce.config import Config
-from w2v_nce.corpus import Corpus, Shard, _is_path_list, corpus_files, count_tokens, describe, merge_counts
+from w2v_nce.corpus import Corpus, Shard, _is_path_list, corpus_files
 from w2v_nce.errors import RankFailed, UserError
-from w2v_nce.vocab import Vocab
 
 
 @dataclass(frozen=True)
@@ -145,49 +143,25 @@ class Dist:
             td.all_gather_object(out, obj, group=self.objects)
         return out
 
-    def vocabulary(self, corpus: Corpus, cfg: Config) -> tuple[Vocab, int]:
-        """The vocabulary of the whole corpus and its number of tokens, the same on every rank.
-
-        Each rank counts its shard within `cfg.vocab_budget` types; the master receives the counts
-        one rank at a time (it holds the merged table and one part), merges them within the
-        budget, in rank order (ties in the vocabulary go by first sight, as in one process) and
-        builds the vocabulary; every rank gets it from the master.
-        """
-        counts, tokens = self.together(lambda: count_tokens(self.shard(corpus), cfg.vocab_budget, cfg.tokenizer))
+    def to_master(self, obj: Any) -> Iterator[Any] | None:
+        """Every rank's `obj`, handed to the master one rank at a time (it holds one part at once):
+        on the master an iterator over them in rank order, on the other ranks None once sent."""
         if not self.group:
-            if tokens == 0:
-                raise UserError(f"corpus '{describe(corpus)}' has no words")
-            return Vocab.from_counts(counts, cfg.min_count, cfg.max_vocab), tokens
+            return iter([obj])
+        if not self.master:
+            with self._peers():
+                td.send_object_list([obj], dst=0, group=self.objects)
+            return None
 
-        def parts() -> Iterator[tuple[Counter, int]]:
-            yield counts, tokens
+        def parts() -> Iterator[Any]:
+            yield obj
             for rank in range(1, self.world):
                 box: list = [None]
                 with self._peers():
                     td.recv_object_list(box, src=rank, group=self.objects)
                 yield box[0]
 
-        def build() -> tuple[list[str], np.ndarray, int]:  # on the master
-            sizes: list[int] = []
-
-            def counted() -> Iterator[Counter]:
-                for part, n in parts():
-                    sizes.append(n)
-                    yield part
-
-            merged = merge_counts(counted(), cfg.vocab_budget)
-            total = sum(sizes)
-            if total == 0:
-                raise UserError(f"corpus '{describe(corpus)}' has no words")
-            vocab = Vocab.from_counts(merged, cfg.min_count, cfg.max_vocab)
-            return vocab.words, vocab.counts, total
-
-        if not self.master:
-            with self._peers():
-                td.send_object_list([(counts, tokens)], dst=0, group=self.objects)
-            del counts  # sent: free it while the master merges
-        words, word_counts, total = self.from_master(build)
-        return Vocab(words, word_counts), total
+        return parts()
 
     @contextlib.contextmanager
     def _peers(self) -> Iterator[None]:

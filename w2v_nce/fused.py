@@ -1,11 +1,13 @@
-"""The fused CPU kernel (`_kernel.c`) behind the CPU path of `train.sgd_step`.
+"""The fused CPU kernel (`_kernel.c`) behind the kernel step paths (w2v_nce.steps).
 
 `pip install` compiles `_kernel.c` into the package (setup.py; optional: without a C
 compiler the install still succeeds and training runs the PyTorch path, about 1.5x slower
 on the CPU). `AVAILABLE` says whether it was built; W2V_NCE_NO_KERNEL=1 turns it off.
 
-Both functions take CPU float32 tables, int64 ids and an optional bool mask, and release the
-GIL (ctypes does), so Hogwild worker threads run them in parallel. What they are handed is
+`window_sgd` makes a chunk's examples and trains the logistic losses one by one; `forward` and
+`backward` are the batched step's arithmetic for rnce and is; `alias_sample` draws noise words.
+They take CPU float32 tables and int64 ids, and release the GIL (ctypes does), so Hogwild worker
+threads run them in parallel. What they are handed is
 checked (dtype, device, shapes; contiguity is made); W2V_NCE_CHECK_IDS=1 also checks that
 every id is a row of its table (a pass over the ids per call: for debugging).
 """
@@ -40,8 +42,6 @@ def _load() -> ctypes.CDLL | None:
     lib.bag_forward.restype = None
     lib.bag_backward.argtypes = [_P] * 11 + [_N] * 3 + [_P]
     lib.bag_backward.restype = None
-    lib.logistic_sgd.argtypes = [_P] * 9 + [ctypes.c_float] + [_N] * 3 + [ctypes.c_float] + [_P] * 3 + [_N] * 2 + [_P]
-    lib.logistic_sgd.restype = ctypes.c_double
     lib.window_sgd.argtypes = ([_P] * 4 + [_N] + [_P] + [_N] * 5 + [_P] * 2 + [_N] + [_P] * 3 + [_N] + [_P]
                                + [ctypes.c_float, _N, ctypes.c_float, ctypes.c_float, ctypes.c_uint64] + [_P] * 8
                                + [_N] * 2 + [_P])
@@ -130,7 +130,7 @@ def forward(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, con
 def backward(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, context: torch.Tensor,
              offsets: torch.Tensor, cand: torch.Tensor, mask: torch.Tensor | None, h: torch.Tensor,
              step: torch.Tensor, out_factor: torch.Tensor | None, in_factor: torch.Tensor | None) -> None:
-    """Apply `step` [B, K] (-lr x dloss/dscore) in place, as train.sgd_step's PyTorch path does:
+    """Apply `step` [B, K] (-lr x dloss/dscore) in place, as the batched step (w2v_nce.steps) does:
     output rows by step x factor x h, every context row by its example's whole error."""
     context, offsets, cand, mask = _checked(inp, out, bias, context, offsets, cand, mask)
     n, k = cand.shape
@@ -155,40 +155,19 @@ def alias_sample(accept: torch.Tensor, alias: torch.Tensor, shape: tuple[int, ..
     return out
 
 
-def logistic_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, context: torch.Tensor,
-                 offsets: torch.Tensor, cand: torch.Tensor, mask: torch.Tensor | None, labels: torch.Tensor,
-                 row_offset: torch.Tensor | None, const_offset: float, lr: float,
-                 hot: tuple[int, int] = (0, 0)) -> tuple[float, float]:
-    """Train the logistic loss on a batch example by example, as word2vec does (each example's
-    step lands before the next is scored): y = h . out[c] (+ bias[c]) - row_offset[c] - const_offset
-    for every unmasked candidate, label `labels`. Output rows hot = (first, count) train in a private
-    copy whose change is added back at the end (Hogwild threads then do not fight over them).
-    Returns (summed loss, summed d loss / d y)."""
-    context, offsets, cand, mask = _checked(inp, out, bias, context, offsets, cand, mask)
-    n, k = cand.shape
-    d = inp.shape[1]
-    labels = labels.to(torch.float32).contiguous()
-    _need(labels.shape == cand.shape, "labels must be shaped like cand")
-    _check_logistic(out, row_offset, hot)
-    hot_lo, hot_n = hot
-    work = torch.empty(2 + 2 * hot_n, d, dtype=torch.float32)
-    gsum = ctypes.c_double()
-    loss = _LIB.logistic_sgd(_ptr(inp), _ptr(out), _ptr(bias), _ptr(context), _ptr(offsets), _ptr(cand), _ptr(mask),
-                             _ptr(labels), _ptr(row_offset), float(const_offset), n, k, d, float(lr),
-                             _ptr(work[0]), _ptr(work[1]), ctypes.byref(gsum), hot_lo, hot_n, _ptr(work[2:]))
-    return loss, gsum.value
-
-
 def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, ids: torch.Tensor,
                centres: torch.Tensor, window: int, skipgram: bool, lr: float, seed: int,
                noise: tuple[torch.Tensor, torch.Tensor, int, bool] | None = None,
                tree: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
                row_offset: torch.Tensor | None = None, const_offset: float = 0.0,
                hot: tuple[int, int] = (0, 0), saturated: float = 0.0) -> tuple[float, float, int]:
-    """logistic_sgd with the examples made in the kernel, as word2vec's threads make them: the
-    centre words at positions `centres` of the subsampled chunk `ids` (int32, SENTENCE_END between
-    sentences), each with a radius in 1..window drawn from `seed`'s stream, as CBOW windows or
-    skip-gram pairs. Candidates: the centre word and `noise` = (accept, alias, negatives,
+    """Train the logistic loss example by example, as word2vec's threads do (each example's step
+    lands before the next is scored), on the examples the kernel makes: the centre words at
+    positions `centres` of the subsampled chunk `ids` (int32, SENTENCE_END between sentences),
+    each with a radius in 1..window drawn from `seed`'s stream, as CBOW windows or skip-gram pairs.
+    For every candidate, y = h . out[c] (+ bias[c]) - row_offset[c] - const_offset, h the mean of
+    the bag's input rows. Output rows hot = (first, count) train in a private copy whose change is
+    added back at the end (Hogwild threads then do not fight over them). Candidates: the centre word and `noise` = (accept, alias, negatives,
     skip_hits) draws from the alias table (skip_hits: leave out draws equal to the centre word),
     or the centre word's Huffman path `tree` = (points, labels, mask) rows. With `saturated` > 0, a
     candidate classified beyond that logit (|g| < σ(-saturated)) takes no step and adds e^-|y| to

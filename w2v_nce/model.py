@@ -4,7 +4,7 @@ An example's input is a bag of words: its context for CBOW, one context word for
 (a bag of one). The model scores candidate output rows for a batch of bags: h(c) is the mean
 of the bag's input vectors and s(x, c) = <h(c), out[x]> + bias[x]. It knows neither the
 architecture nor the loss: the loss says how many output rows there are (one per word, or
-the V - 1 inner nodes of hierarchical softmax), and `train.sgd_step` applies the updates.
+the V - 1 inner nodes of hierarchical softmax), and the step (w2v_nce.steps) applies the updates.
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from w2v_nce.sampler import AliasSampler
+from w2v_nce.config import LOSSES, Config
+from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.tensor_ops import take
 from w2v_nce.vocab import HuffmanTree
 
@@ -62,6 +63,7 @@ class Objective(ABC):
 
     name: str = ""
     dense = False  # scores every output row (ids None): no candidates, no fused kernel
+    models_probability = True  # its scores define p(word | context) (vocab_log_prob); neg's do not
 
     def output_rows(self, vocab_size: int) -> int:
         """Rows of the output table this objective scores (one per word unless it says otherwise)."""
@@ -89,6 +91,10 @@ class Objective(ABC):
         scores = score(None).double()
         log_z = torch.logsumexp(scores, dim=1)
         return scores.gather(1, targets[:, None]).squeeze(1) - log_z, log_z
+
+    def vocab_log_prob(self, scores: torch.Tensor) -> torch.Tensor:
+        """log p(w | c) of every word [B, V] from the scores of all output rows: the softmax."""
+        return torch.log_softmax(scores, dim=1)
 
     def update(self, dscores: torch.Tensor, lr: float) -> None:
         """SGD step on the objective's own parameters (none by default)."""
@@ -138,7 +144,7 @@ def _binary_logistic(
 class LogisticObjective(Objective):
     """A binary logistic loss on every labelled candidate (hs, neg, nce): logit y = s - offset,
     where the offset is a per-row vector (or None) plus a constant. The fused CPU kernel trains
-    this family example by example (w2v_nce.fused.logistic_sgd) from the same three pieces:
+    this family example by example (w2v_nce.fused.window_sgd) from the same three pieces:
     candidates with labels and mask, and `logit_offset`."""
 
     def logit_offset(self) -> tuple[torch.Tensor | None, float | torch.Tensor]:
@@ -197,6 +203,8 @@ class NegativeSampling(SampledObjective, LogisticObjective):
     """
 
     name = "neg"
+    models_probability = False  # a classifier's scores: no normalised distribution behind them
+    why_no_probability = "negative sampling's scores do not estimate it"
 
     def mask(self, ids, targets):
         return _accidental_hits(ids, targets)
@@ -332,7 +340,8 @@ class ImportanceSampling(SampledObjective):
         return log_z - scores[:, 0], grad
 
 
-LOSSES = ("softmax", "hs", "neg", "nce", "rnce", "is")
+OBJECTIVES = {"softmax": Softmax, "hs": HierarchicalSoftmax, "neg": NegativeSampling, "nce": LocalNCE,
+              "rnce": RankingNCE, "is": ImportanceSampling}  # keyed by config.LOSSES
 
 
 def make_objective(
@@ -345,18 +354,25 @@ def make_objective(
     tree: HuffmanTree | None = None,
 ) -> Objective:
     """The one place a loss name becomes an objective (`tree`: the vocabulary's Huffman tree, for hs)."""
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown loss {name!r}: choose one of {', '.join(LOSSES)}")
     if name == "softmax":
         return Softmax()
     if name == "hs":
         if tree is None:
             raise ValueError("hs needs the vocabulary's Huffman tree")
         return HierarchicalSoftmax(tree, sampler.device)
-    if name == "neg":
-        return NegativeSampling(sampler, k)
     if name == "nce":
         return LocalNCE(sampler, k, log_z=log_z, learn_log_z=learn_log_z)
     if name == "rnce":
         return RankingNCE(sampler, k, remove_accidental_hits)
-    if name == "is":
-        return ImportanceSampling(sampler, k)
-    raise ValueError(f"unknown loss {name!r}: choose one of {', '.join(LOSSES)}")
+    return OBJECTIVES[name](sampler, k)
+
+
+def objective_for(cfg: Config, counts, device: torch.device | str = "cpu") -> Objective:
+    """The objective of a run's settings over a vocabulary's `counts` (the noise distribution and,
+    for hs, the Huffman tree come from them): for training and for a loaded model alike."""
+    sampler = AliasSampler(unigram_power(counts, cfg.noise_power), device)
+    tree = HuffmanTree.from_counts(counts) if cfg.loss == "hs" else None
+    return make_objective(cfg.loss, sampler, cfg.negatives, cfg.log_z, cfg.learn_log_z, cfg.remove_accidental_hits,
+                          tree=tree)

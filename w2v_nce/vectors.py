@@ -16,8 +16,10 @@ UTF-8 bytes, a space, DIM little-endian float32 and "\\n" (binary).
 from __future__ import annotations
 
 import codecs
+import io
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,7 @@ PathLike = str | os.PathLike
 
 _FLOAT32_LE = np.dtype("<f4")
 _SNIFF_BYTES = 64 * 1024
+_HEADER_BYTES = 4096  # a longer first line is no header (and is not read whole)
 _ROWS_PER_CHUNK = 1024
 _WHITESPACE = re.compile(r"\s")
 
@@ -132,19 +135,25 @@ def load_word2vec(path: PathLike, binary: bool | None = None) -> Vectors:
 
     `binary=None` guesses the format: a NUL byte or invalid UTF-8 in the first 64 KiB after
     the header means binary. Any malformed input raises `UserError` naming file and line.
+
+    The header is not trusted: memory is allocated for no more rows than the rest of the file can
+    hold, so a header claiming more vectors than the file has is an error, not an allocation.
     """
     name = f"vectors file '{path}'"
     try:
-        with open(path, "rb") as f:
-            header = f.readline()
-            count, dim = _parse_header(header, name)
+        with open(path, "rb") as file:
+            count, dim = _parse_header(file.readline(_HEADER_BYTES), name)
+            regular = stat.S_ISREG(os.fstat(file.fileno()).st_mode)
+            f = file if regular else io.BytesIO(file.read())  # a pipe's size is known once it is read
+            start = f.tell()
+            size = f.seek(0, os.SEEK_END) - start  # bytes after the header
+            f.seek(start)
             if binary is None:
-                start = f.tell()
                 binary = _looks_binary(f.read(_SNIFF_BYTES))
                 f.seek(start)
             if binary:
                 return _read_binary(f.read(), count, dim, name)
-            return _read_text(f, count, dim, name)
+            return _read_text(f, count, dim, size, name)
     except FileNotFoundError:
         raise UserError(f"{name} does not exist") from None
     except OSError as exc:
@@ -162,7 +171,7 @@ def _parse_header(line: bytes, name: str) -> tuple[int, int]:
     fields = line.split()
     try:
         count, dim = (int(x) for x in fields)
-        if count < 0 or dim < 1:
+        if not 0 <= count < 1 << 63 or not 1 <= dim < 1 << 63:
             raise ValueError
     except ValueError:
         shown = line[:40].decode("utf-8", "replace").strip()
@@ -185,10 +194,13 @@ def _looks_binary(sniff: bytes) -> bool:
     return False
 
 
-def _read_text(lines, count: int, dim: int, name: str) -> Vectors:
+def _read_text(lines, count: int, dim: int, size: int, name: str) -> Vectors:
+    """Rows from `lines`, the `size` bytes after the header; each row takes at least 2 x dim + 1 of
+    them ("w 1 2"), so no more than that many rows are allocated, whatever the header says."""
     words: list[str] = []
     first_line: dict[str, str] = {}
-    matrix = np.empty((count, dim), dtype=np.float32)
+    room = min(count, size // (2 * dim + 1))
+    matrix = np.empty((room, dim), dtype=np.float32)
     line_no = 1
     for raw in lines:
         line_no += 1
@@ -211,17 +223,23 @@ def _read_text(lines, count: int, dim: int, name: str) -> Vectors:
         except ValueError:
             bad = next(v for v in values if not _is_float(v))
             raise UserError(f"{where}: value '{bad[:20]}' of word '{word}' is not a number") from None
+        except IndexError:  # more rows than its size allowed when opened
+            raise UserError(f"{name} changed while being read") from None
         _add_word(words, first_line, word, f"line {line_no}", matrix, where)
     if len(words) < count:
-        raise UserError(f"{name} has {len(words)} rows but its header says {count}")
+        raise UserError(f"{name} has {len(words)} rows but its header says {count}"
+                        + _at_most(count, room, dim, size, "rows"))
     return Vectors(words, matrix)
 
 
 def _read_binary(data: bytes, count: int, dim: int, name: str) -> Vectors:
+    """Entries from `data`, the bytes after the header; each takes at least 4 x dim + 2 of them
+    (a one-byte word, a space, the floats), so no more than that many rows are allocated."""
     words: list[str] = []
     first_entry: dict[str, str] = {}
-    matrix = np.empty((count, dim), dtype=np.float32)
     vector_bytes = dim * _FLOAT32_LE.itemsize
+    room = min(count, len(data) // (vector_bytes + 2))
+    matrix = np.empty((room, dim), dtype=np.float32)
     pos = 0
     for entry in range(1, count + 1):
         where = f"{name} (binary) word {entry}"
@@ -229,7 +247,8 @@ def _read_binary(data: bytes, count: int, dim: int, name: str) -> Vectors:
             pos += 1
         space = data.find(b" ", pos)
         if space < 0 or space + 1 + vector_bytes > len(data):
-            raise UserError(f"{name} (binary) ends after {entry - 1} of the {count} words its header says")
+            raise UserError(f"{name} (binary) ends after {entry - 1} of the {count} words its header says"
+                            + _at_most(count, room, dim, len(data), "words"))
         raw_word = data[pos:space]
         if not raw_word or b"\n" in raw_word:
             raise UserError(f"{where}: expected a word followed by a space (is this a text file?)")
@@ -243,6 +262,15 @@ def _read_binary(data: bytes, count: int, dim: int, name: str) -> Vectors:
     if data[pos:].strip(b"\n"):
         raise UserError(f"{name} (binary): data after the {count} words its header says")
     return Vectors(words, matrix)
+
+
+def _at_most(count: int, room: int, dim: int, size: int, rows: str) -> str:
+    """What the file could hold, when its header claims more.
+
+    >>> _at_most(10**11, 2, 300, 1500, "rows")
+    ' (its 1500 bytes after the header hold at most 2 rows of 300 values)'
+    """
+    return f" (its {size} bytes after the header hold at most {room} {rows} of {dim} values)" if count > room else ""
 
 
 def _add_word(

@@ -16,7 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
-from w2v_nce.corpus import Corpus, read_corpus
+from w2v_nce.corpus import Corpus, count_tokens, count_words, describe, merge_counts, read_corpus
 from w2v_nce.errors import UserError
 
 SENTENCE_END = -1  # marker between sentences in an encoded corpus
@@ -82,6 +82,37 @@ class Vocab:
                 ids.append(SENTENCE_END)
             if ids:
                 yield np.asarray(ids, dtype=np.int32)
+
+
+def build_vocabulary(corpus: Corpus, cfg, dist=None) -> tuple[Vocab, int]:
+    """The vocabulary of `corpus` (min_count, max_vocab, counted within `vocab_budget` types) and
+    its number of tokens. Under torchrun (`dist`, w2v_nce.distributed.Dist) each rank counts its
+    shard, the master merges the counts one rank at a time within the budget, in rank order (ties
+    then go by first sight, as in one process), and every rank gets the master's vocabulary."""
+    if dist is None or not dist.group:
+        counts, tokens = count_words(corpus, cfg.vocab_budget, cfg.tokenizer)
+        return Vocab.from_counts(counts, cfg.min_count, cfg.max_vocab), tokens
+
+    mine = dist.together(lambda: count_tokens(dist.shard(corpus), cfg.vocab_budget, cfg.tokenizer))
+    parts = dist.to_master(mine)
+    del mine  # sent, or in `parts`: free it while the master merges
+
+    def build() -> tuple[list[str], np.ndarray, int]:  # on the master
+        sizes: list[int] = []
+
+        def counted() -> Iterator[Counter]:
+            for part, n in parts:
+                sizes.append(n)
+                yield part
+
+        merged = merge_counts(counted(), cfg.vocab_budget)
+        if sum(sizes) == 0:
+            raise UserError(f"corpus '{describe(corpus)}' has no words")
+        vocab = Vocab.from_counts(merged, cfg.min_count, cfg.max_vocab)
+        return vocab.words, vocab.counts, sum(sizes)
+
+    words, counts, total = dist.from_master(build)
+    return Vocab(words, counts), total
 
 
 class _HeapItem(tuple):

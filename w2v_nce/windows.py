@@ -12,7 +12,8 @@ word, in a ragged layout: `context[offsets[i]:offsets[i+1]]` is the bag of `targ
              the corpus it is the same set of pairs as "predict the window from the centre".
 
 Words with no context at all are skipped, as word2vec does. `EXAMPLES` maps `Config.arch`
-to its example maker: the only place the architecture matters.
+to its example maker for the batched step; the kernel makes the same examples itself from
+`Centres` (`KERNEL_SKIPGRAM` is its flag for each arch).
 """
 
 from __future__ import annotations
@@ -57,10 +58,6 @@ class Examples:
     def max_size(self) -> int:
         """The largest context (from the host copy of the offsets: no device sync)."""
         return int(np.diff(self._host()).max()) if len(self) else 0
-
-    @property
-    def trained_examples(self) -> int:
-        return len(self)
 
     def slice(self, start: int, stop: int) -> "Examples":
         """Examples start..stop-1, with offsets rebased to 0."""
@@ -154,8 +151,7 @@ def skipgram_examples(
     return Examples(targets=targets, context=context, offsets=offsets)
 
 
-EXAMPLES = {"cbow": cbow_examples, "skipgram": skipgram_examples}
-ARCHS = tuple(EXAMPLES)
+EXAMPLES = {"cbow": cbow_examples, "skipgram": skipgram_examples}  # keyed by config.ARCHS
 KERNEL_SKIPGRAM = {"cbow": False, "skipgram": True}  # the window kernel's flag for each arch
 
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -165,15 +161,15 @@ _GOLDEN = 0x9E3779B97F4A7C15
 class Centres:
     """A chunk for the CPU kernel's own example maker (w2v_nce.fused.window_sgd): the subsampled
     ids and the positions of the centre words in training order; the kernel draws the radii and
-    makes the windows (or skip-gram pairs) itself. `slice` takes centres as Examples.slice takes
-    examples; each slice has its own random stream, derived from the chunk's seed and its start."""
+    makes the windows (or skip-gram pairs) itself, and says how many examples it trained.
+    `slice` takes centres as Examples.slice takes examples; each slice has its own random stream,
+    derived from the chunk's seed and its start."""
 
     ids: torch.Tensor  # [n] int32, SENTENCE_END between sentences
-    centres: torch.Tensor  # [m] int64 positions in ids
+    positions: torch.Tensor  # [m] int64 positions of the centre words in ids
     window: int
     skipgram: bool
     seed: int
-    trained: list  # [examples trained], shared by the slices (the kernel counts them)
 
     @classmethod
     def of(cls, kept: torch.Tensor, window: int, arch: str, generator: torch.Generator | None,
@@ -182,15 +178,11 @@ class Centres:
         if shuffle:
             positions = take(positions, torch.randperm(len(positions), generator=generator))
         seed = int(torch.randint(1 << 62, (1,), generator=generator))
-        return cls(kept.to(torch.int32).contiguous(), positions.contiguous(), window, KERNEL_SKIPGRAM[arch], seed, [0])
+        return cls(kept.to(torch.int32).contiguous(), positions.contiguous(), window, KERNEL_SKIPGRAM[arch], seed)
 
     def __len__(self) -> int:
-        return len(self.centres)
+        return len(self.positions)
 
     def slice(self, start: int, stop: int) -> "Centres":
         seed = (self.seed + start * _GOLDEN) & ((1 << 64) - 1)
-        return Centres(self.ids, self.centres[start:stop], self.window, self.skipgram, seed, self.trained)
-
-    @property
-    def trained_examples(self) -> int:
-        return self.trained[0]
+        return Centres(self.ids, self.positions[start:stop], self.window, self.skipgram, seed)

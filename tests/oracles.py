@@ -1,0 +1,84 @@
+"""Oracles and helpers the test files share (imported by them; no tests here): word2vec.c's loop
+written out, autograd's step, a small config, and the known-neighbours rank check on real text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from w2v_nce.config import load_config
+from w2v_nce.objectives import Candidates
+
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "wiki1.5m.txt.gz"
+PAIRS = [("two", "three"), ("three", "four"), ("five", "six"), ("he", "she"), ("his", "her"),
+         ("france", "germany"), ("january", "february"), ("march", "april")]
+
+
+def small_cfg(**kw):
+    base = dict(dim=24, epochs=3, threads=1, min_count=1, window=2, sample=0.0, seed=1, device="cpu")
+    base.update(kw)
+    return load_config(None, base)
+
+
+def word2vec_loop(objective, batch, cand, tables, lr):
+    """word2vec.c's loop, literally: for each example, h is the mean of its bag; each candidate in
+    turn is scored against its row as it is then, g = d loss / d score from the objective on that
+    one score, err += -lr g out[c] and out[c] += -lr g h; finally every bag word moves by err."""
+    inp, out, bias = (None if t is None else t.clone().double() for t in tables)
+    total = 0.0
+    for i in range(len(batch)):
+        bag = batch.context[batch.offsets[i]:batch.offsets[i + 1]]
+        h = inp[bag].mean(0)
+        err = torch.zeros_like(h)
+        for j in range(cand.ids.shape[1]):
+            if cand.mask is not None and not cand.mask[i, j]:
+                continue
+            c = int(cand.ids[i, j])
+            score = out[c] @ h + (bias[c] if bias is not None else 0.0)
+            one = Candidates(ids=cand.ids[i:i + 1, j:j + 1], targets=cand.targets[i:i + 1],
+                             labels=cand.labels[i:i + 1, j:j + 1], mask=None)
+            loss, g = objective.loss_grad(score.reshape(1, 1), one)
+            total += float(loss.sum())
+            g = float(g)
+            err -= lr * g * out[c]
+            out[c] -= lr * g * h
+            if bias is not None:
+                bias[c] -= lr * g
+        inp.index_add_(0, bag, err.expand(len(bag), -1))
+    return total, tuple(None if t is None else t.float() for t in (inp, out, bias))
+
+
+
+def autograd_step(objective, batch, cand, tables, lr):
+    """word2vec's step from autograd: output rows and biases by -lr x the gradient of the summed
+    loss, every input word of a bag by -lr x d(loss)/dh of its example (gensim's cbow_mean=1: the
+    whole error, not divided by the bag's size). Returns (loss, new tables)."""
+    inp, out, bias = (None if t is None else t.clone().requires_grad_(True) for t in tables)
+    h = F.embedding_bag(batch.context, inp, batch.offsets[:-1], mode="mean")
+    h.retain_grad()
+    if cand.ids is None:
+        scores = h @ out.T + (bias if bias is not None else 0)
+    else:
+        scores = (out[cand.ids] * h[:, None, :]).sum(2) + (bias[cand.ids] if bias is not None else 0)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: t.clone(), lambda t: t):
+        loss = objective.loss_grad(scores, cand)[0].sum()
+    loss.backward()
+    step = torch.zeros_like(inp).index_add_(0, batch.context, -lr * h.grad[batch.bag])
+    new_bias = None if bias is None else (bias - lr * bias.grad).detach()
+    return loss.item(), ((inp + step).detach(), (out - lr * out.grad).detach(), new_bias)
+
+
+def assert_known_neighbours_rank_high(vectors) -> None:
+    """Every PAIRS word finds its partner among its 25 nearest, at least 4 as the nearest."""
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors.load_word2vec_format(str(vectors))
+    assert len(kv) > 18_000
+    ranks = {}
+    for word, related in PAIRS:
+        ranked = [w for w, _ in kv.most_similar(word, topn=100)]
+        ranks[word, related] = ranked.index(related) if related in ranked else 100
+    assert max(ranks.values()) < 25, ranks
+    assert sum(rank == 0 for rank in ranks.values()) >= 4, ranks
