@@ -6,8 +6,7 @@ unigrams and pairs, find the phrases, and write the corpus with them joined (one
 line) to a file.
 
   * ours: `w2v-nce phrases CORPUS --out OUT ...` (through `w2v_nce.cli.main`, in the child process),
-    which also saves the model beside OUT. The command line imports torch (for `train`'s options):
-    about 1.5 s and 190 MB of the time and memory measured.
+    which also saves the model beside OUT.
   * gensim: `Phrases(sentences, min_count, threshold, scoring, connector_words)`, `freeze()`, then
     `frozen[sentence]` for every sentence written out; with --passes 2 a second Phrases counts
     the first one's output (gensim's documented way to get trigrams). Sentences are whole lines
