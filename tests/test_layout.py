@@ -27,10 +27,12 @@ def _imports_torch(code: str) -> bool:
 
 
 def test_config_is_a_leaf_and_its_choices_key_the_registries():
-    from w2v_nce import config, objectives, updates, windows
+    from w2v_nce import config, corpus, objectives, phrases, updates, windows
 
     assert not _imports_torch("import w2v_nce.config")
     assert tuple(objectives.OBJECTIVES) == config.LOSSES
+    assert tuple(corpus.TOKENIZERS) == config.TOKENIZERS
+    assert tuple(phrases.CONNECTOR_SETS) == config.PHRASE_CONNECTORS
     assert tuple(updates.rules()) == config.UPDATES
     assert tuple(windows.EXAMPLES) == config.ARCHS == tuple(windows.KERNEL_SKIPGRAM)
 

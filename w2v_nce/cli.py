@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
+from w2v_nce.config import PHRASE_CONNECTORS, PHRASE_SCORINGS, TOKENIZERS  # a leaf: no torch
 from w2v_nce.errors import RankFailed, UserError, reports_errors
 
 app = typer.Typer(
@@ -31,9 +32,12 @@ app = typer.Typer(
 )
 
 
-class Format(str, Enum):
-    text = "text"
-    binary = "binary"
+def choices(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """An option's choices as the Enum click shows and checks (its members are the values)."""
+    return Enum(name, {v: v for v in values}, type=str)
+
+
+Format = choices("Format", ("text", "binary"))
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -85,9 +89,8 @@ def _config_option(f: dataclasses.Field) -> inspect.Parameter:
     from w2v_nce.config import field_type
 
     kind = field_type(f.name)
-    choices = f.metadata["choices"]
-    if choices:
-        kind = Enum(f.name.title().replace("_", ""), {c: c for c in choices}, type=str)
+    if f.metadata["choices"]:
+        kind = choices(f.name.title().replace("_", ""), f.metadata["choices"])
     dashed = f.name.replace("_", "-")
     flag = f.metadata["flag"] or (f"--{dashed}/--no-{dashed}" if kind is bool else f"--{dashed}")
     default = "automatic" if f.default is None else str(f.default).lower() if kind is bool else str(f.default)
@@ -149,9 +152,7 @@ def _register_train() -> None:
 _register_train()
 
 
-class Which(str, Enum):
-    input = "input"
-    output = "output"
+Which = choices("Which", ("input", "output"))
 
 
 @app.command()
@@ -291,20 +292,9 @@ def plot(
     typer.echo(f"wrote {plot_run(run, out)}")
 
 
-class Scoring(str, Enum):
-    word2vec = "word2vec"
-    gensim = "gensim"
-    npmi = "npmi"
-
-
-class Connectors(str, Enum):
-    none = "none"
-    english = "english"
-
-
-class Tokenizer(str, Enum):
-    whitespace = "whitespace"
-    simple = "simple"
+Scoring = choices("Scoring", PHRASE_SCORINGS)
+Connectors = choices("Connectors", PHRASE_CONNECTORS)
+Tokenizer = choices("Tokenizer", TOKENIZERS)
 
 
 @app.command()

@@ -31,6 +31,9 @@ ARCHS = ("cbow", "skipgram")  # w2v_nce.windows.EXAMPLES
 LOSSES = ("softmax", "hs", "neg", "nce", "rnce", "is")  # w2v_nce.objectives.OBJECTIVES
 UPDATES = ("sum", "cap", "mean", "sqrt", "implicit", "directional")  # w2v_nce.updates.RULES
 STEPS = ("auto", "kernel", "batched")  # w2v_nce.steps.choose_step
+TOKENIZERS = ("whitespace", "simple")  # w2v_nce.corpus.TOKENIZERS
+PHRASE_SCORINGS = ("word2vec", "gensim", "npmi")  # w2v_nce.phrases (scores)
+PHRASE_CONNECTORS = ("none", "english")  # w2v_nce.phrases.CONNECTOR_SETS
 
 WORD2VEC_CBOW_LR = 0.05  # word2vec.c's -alpha default for CBOW (docs/results.md: better than 0.025 at every budget)
 DEFAULT_LR = 0.025  # word2vec.c's for skip-gram, gensim's for both
@@ -66,7 +69,7 @@ class Config:
     # corpus and vocabulary
     tokenizer: str = option("whitespace", "whitespace: split lines on white space as they are; simple: gensim's "
                                           "simple_preprocess (lowercase, accents folded, punctuation dropped, "
-                                          "tokens of 2-15 letters).", choices=("whitespace", "simple"))
+                                          "tokens of 2-15 letters).", choices=TOKENIZERS)
     min_count: int = option(5, "Drop words seen fewer times.")
     max_vocab: int = option(0, "Keep at most this many most frequent words (0 = no limit).")
     sample: float = option(1e-3, "Subsampling threshold t: a word is kept with probability sqrt(t/f) + t/f "

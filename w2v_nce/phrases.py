@@ -62,10 +62,11 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 import numpy as np
 
 from w2v_nce.atomic import atomic_path
+from w2v_nce.config import PHRASE_SCORINGS
 from w2v_nce.corpus import BLOCK_BYTES, Corpus, _is_path_list, corpus_files, describe, read_corpus, read_pieces
 from w2v_nce.errors import UserError
 
-SCORINGS = ("word2vec", "gensim", "npmi")
+SCORINGS = PHRASE_SCORINGS
 DEFAULT_THRESHOLD = {"word2vec": 100.0, "gensim": 10.0, "npmi": 0.5}  # word2phrase's, gensim's, a middling NPMI
 DEFAULT_MAX_VOCAB = 40_000_000  # gensim's max_vocab_size
 BLOCK_TOKENS = 1 << 18  # tokens counted or joined at once (numpy arrays of this length)

@@ -35,8 +35,9 @@ from tqdm import tqdm
 
 from w2v_nce import distributed
 from w2v_nce.atomic import remove_stale_temporaries, write_text
-from w2v_nce.checkpoint import CHECKPOINT, checkpoint_vocab, load_checkpoint, restore, resume_config, save_checkpoint
-from w2v_nce.config import Config, apply_overrides, to_toml
+from w2v_nce.checkpoint import (CHECKPOINT, checkpoint_config, checkpoint_vocab, load_checkpoint, restore,
+                                resume_config, save_checkpoint)
+from w2v_nce.config import Config, to_toml
 from w2v_nce.corpus import Corpus, describe, reads_stdin, stdin_spooled
 from w2v_nce.distributed import Dist
 from w2v_nce.encoded import EncodedCorpus
@@ -270,7 +271,7 @@ def _train(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool, progress_ba
         if not (resume and (out_dir / CHECKPOINT).exists()):
             return cfg, None
         state = load_checkpoint(out_dir / CHECKPOINT)
-        return resume_config(apply_overrides(Config(), state["config"]), asked), state
+        return resume_config(checkpoint_config(state), asked), state
 
     cfg, state = dist.from_master(saved_run)
     if state is not None:

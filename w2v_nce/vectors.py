@@ -95,7 +95,7 @@ def save_word2vec(vectors: Vectors, path: PathLike, binary: bool = False) -> Non
     """Write `vectors` in word2vec text (default) or binary format, atomically.
 
     The data goes to a hidden temporary file next to `path`, which replaces `path` only once
-    complete: an interrupted or failed save leaves no partial file (and an old file intact).
+    complete and synced (atomic_path): an interrupted or failed save leaves no partial file (and an old file intact).
     Text values are written with 9 significant digits, which read back to the same float32.
     """
     path = Path(path)
@@ -106,8 +106,6 @@ def save_word2vec(vectors: Vectors, path: PathLike, binary: bool = False) -> Non
         out.write(f"{len(vectors)} {vectors.dim}\n".encode())
         for chunk in (_encode_binary if binary else _encode_text)(vectors):
             out.write(chunk)
-        out.flush()
-        os.fsync(out.fileno())
 
 
 def _encode_text(vectors: Vectors) -> Iterator[bytes]:
