@@ -167,11 +167,11 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
     each with a radius in 1..window drawn from `seed`'s stream, as CBOW windows or skip-gram pairs.
     For every candidate, y = h . out[c] (+ bias[c]) - row_offset[c] - const_offset, h the mean of
     the bag's input rows. Output rows hot = (first, count) train in a private copy whose change is
-    added back at the end (Hogwild threads then do not fight over them). Candidates: the centre word and `noise` = (accept, alias, negatives,
-    skip_hits) draws from the alias table (skip_hits: leave out draws equal to the centre word),
-    or the centre word's Huffman path `tree` = (points, labels, mask) rows. With `saturated` > 0, a
-    candidate classified beyond that logit (|g| < σ(-saturated)) takes no step and adds e^-|y| to
-    the loss (see _kernel.c). Returns (summed loss, summed d loss / d y, examples trained)."""
+    added back at the end (Hogwild threads then do not fight over them). Candidates: the centre
+    word and `noise` = (accept, alias, negatives, skip_hits) draws from the alias table (skip_hits:
+    leave out draws equal to the centre word), or the centre word's Huffman path `tree` = (points,
+    labels, mask) rows. With `saturated` > 0, a candidate classified beyond that logit on its
+    label's side (|g| < σ(-saturated)) takes no step and adds e^-|y| to the loss (see _kernel.c). Returns (summed loss, summed d loss / d y, examples trained)."""
     _check_tables(inp, out, bias)
     _check_logistic(out, row_offset, hot)
     _need(ids.dtype == torch.int32 and ids.dim() == 1 and ids.is_contiguous(), "ids must be a contiguous int32 vector")
