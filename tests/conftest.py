@@ -8,6 +8,9 @@ import random
 import pytest
 import torch
 
+if not torch.cuda.is_available():  # Triton kernels then run on the CPU (set before w2v_nce.triton_kernel is imported)
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 
 def pytest_configure(config):
     torch.set_num_threads(1)
@@ -63,6 +66,17 @@ def require_kernel() -> None:
         if os.environ.get("CI"):
             pytest.fail("the fused CPU kernel was not built by the install (setup.py)")
         pytest.skip("the fused CPU kernel is not built")
+
+
+def require_triton() -> None:
+    """Skip the calling test where triton is not installed (the `test` extra installs it on Linux
+    x86-64) or cannot run here (no CUDA and TRITON_INTERPRET unset)."""
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is None:
+        pytest.skip("triton is not installed")
+    if not torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("no CUDA and TRITON_INTERPRET is not 1")
 
 
 @pytest.fixture(params=["kernel", "pytorch"])

@@ -34,7 +34,8 @@ def test_the_reported_loss_is_per_example_for_skipgram():
                      objective, gen)
     reports = []
     loss, examples = train_slices(step, model, objective, make_update("cap", 64.0), work, len(work),
-                                  lambda unit: 0.05, workers=1, report=lambda units, mean: reports.append(mean))
+                                  lambda unit: 0.05, workers=1,
+                                  report=lambda units, total, n: reports.append(float(total) / n))
     assert examples > 2 * len(work)  # pairs, not centres
     assert reports == [pytest.approx(float(loss) / examples)]
 
@@ -43,10 +44,10 @@ class CountingStep(Step):
     """Returns a known loss and example count per slice, and notes which thread ran it."""
 
     def __init__(self):
-        self.threads: set[int] = set()
+        self.threads: set[threading.Thread] = set()
 
-    def __call__(self, model, objective, batch, lr, rule):
-        self.threads.add(threading.get_ident())
+    def __call__(self, model, objective, batch, lr, rule, lr_end=None):
+        self.threads.add(threading.current_thread())  # the object: an ident is reused once its thread ends
         return torch.tensor(0.5, dtype=torch.float64), 3 * len(batch)
 
 

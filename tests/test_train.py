@@ -316,7 +316,7 @@ def test_no_temporary_files_after_success_or_interrupt(tmp_path, twin_corpus, mo
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "subsample", interrupted)  # Ctrl-C in the middle of an epoch
+    monkeypatch.setattr(train_module.Trainer, "work", interrupted)  # Ctrl-C in the middle of an epoch
     with pytest.raises(KeyboardInterrupt):
         train(corpus, tmp_path / "run2", small_cfg(epochs=1), progress_bar=False)
     assert leftovers(tmp_path / "run2") == []

@@ -30,7 +30,7 @@ from w2v_nce.errors import UserError
 ARCHS = ("cbow", "skipgram")  # w2v_nce.windows.EXAMPLES
 LOSSES = ("softmax", "hs", "neg", "nce", "rnce", "is")  # w2v_nce.objectives.OBJECTIVES
 UPDATES = ("sum", "cap", "mean", "sqrt", "implicit", "directional")  # w2v_nce.updates.RULES
-STEPS = ("auto", "kernel", "batched")  # w2v_nce.steps.choose_step
+STEPS = ("auto", "kernel", "batched", "triton")  # w2v_nce.steps.choose_step
 TOKENIZERS = ("whitespace", "simple")  # w2v_nce.corpus.TOKENIZERS
 PHRASE_SCORINGS = ("word2vec", "gensim", "npmi")  # w2v_nce.phrases (scores)
 PHRASE_CONNECTORS = ("none", "english")  # w2v_nce.phrases.CONNECTOR_SETS
@@ -90,9 +90,14 @@ class Config:
                          choices=UPDATES)
     update_cap: float = option(64.0, "update = cap: a row hit n > cap times in a batch gets cap/n of the sum.")
     step: str = option("auto", "kernel: the fused C kernel on the CPU (hs, neg, nce example by example; rnce, is "
-                               "batched); batched: tensor operations, the GPU's step (on any device); auto: the "
-                               "kernel where it serves, else batched. The choice is recorded in metrics.json.",
-                       choices=STEPS, resumable=True)
+                               "batched); triton: the same example-by-example training on a CUDA GPU, `programs` "
+                               "slices at once (needs triton; docs/gpu.md); batched: tensor operations (every loss, "
+                               "any device); auto: the C kernel where it serves, else batched. The choice is "
+                               "recorded in metrics.json.", choices=STEPS, resumable=True)
+    programs: int = option(512, "step = triton: programs, each training its own slice of a chunk's centre words "
+                                "one example after another, that the GPU runs at once without locks (Hogwild); "
+                                "about as many examples are in flight, so more is faster and staler (docs/gpu.md).",
+                           resumable=True)
     # runtime
     device: str = option("auto", "auto | cpu | cuda | cuda:N.", resumable=True)
     threads: int = option(0, "CPU threads (0 = all cores).", resumable=True)
@@ -183,6 +188,7 @@ def _check(cfg: Config) -> Config:
     need(cfg.lr is None or cfg.lr > 0, f"lr must be positive, got {cfg.lr}")
     need(0 < cfg.min_lr_ratio <= 1, f"min_lr_ratio must be in (0, 1], got {cfg.min_lr_ratio}")
     need(cfg.batch_size >= 1, f"batch_size must be at least 1, got {cfg.batch_size}")
+    need(cfg.programs >= 1, f"programs must be at least 1, got {cfg.programs}")
     need(cfg.threads >= 0, f"threads must be 0 (all cores) or positive, got {cfg.threads}")
     need(cfg.chunk_tokens >= 1000, f"chunk_tokens must be at least 1000, got {cfg.chunk_tokens}")
     need(cfg.vocab_budget >= 0, f"vocab_budget must be 0 (no limit) or positive, got {cfg.vocab_budget}")

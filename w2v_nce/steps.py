@@ -10,8 +10,11 @@ error (gensim's cbow_mean=1; a skip-gram bag is one word). Three implementations
   batched_kernel  the fused C kernel's batched forward and backward for rnce and is, the loss and
                   its gradient in Python (twice the PyTorch step's speed on the CPU:
                   docs/performance.md, "The batched kernel")
-  batched         tensor operations: the GPU's step, the dense softmax, and every loss on any
+  batched         tensor operations: the dense softmax, rnce and is on a GPU, and every loss on any
                   device with `step = "batched"`
+  triton_kernel   the window kernel's training on a GPU (w2v_nce.triton_kernel): `programs` programs
+                  each train their own slice of a chunk's centre words example by example, as the
+                  CPU kernel's threads do, all at once; one launch a chunk (docs/gpu.md)
 
 A batched step computes all its examples against the same parameters; the update rule
 (w2v_nce.updates) combines the steps one row gets from several of them. Each implementation makes
@@ -21,6 +24,8 @@ returning the summed loss and the number of examples it trained.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import threading
 from typing import Callable
 
@@ -32,11 +37,12 @@ from w2v_nce.errors import UserError
 from w2v_nce.model import Model
 from w2v_nce.objectives import Candidates, LogisticObjective, Objective
 from w2v_nce.updates import CountingRule, UpdateRule
-from w2v_nce.windows import EXAMPLES, Centres, Examples
+from w2v_nce.windows import EXAMPLES, Centres, Examples, PaddedCentres, subsample, subsample_padded
 
 KERNEL_CENTRES = 4096  # centre words per window-kernel call: how often its threads report, and syncs can run
 HOT_ROWS = 256  # output rows each kernel thread trains in a private copy per call (docs/performance.md)
 SATURATED = 6.0  # the window kernel takes no step for a candidate classified beyond this logit on its label's side
+TRITON_BY_DEFAULT = False  # `auto` takes the Triton kernel on CUDA once a GPU has passed scripts/gpu_matrix.sh
 
 
 class Step:
@@ -48,6 +54,10 @@ class Step:
         """Units of work (examples, or centre words for the window kernel) per call."""
         return cfg.batch_size
 
+    def subsample(self, ids: torch.Tensor, keep_prob: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """A chunk's ids with frequent words dropped (w2v_nce.windows.subsample)."""
+        return subsample(ids, keep_prob, generator)
+
     def work(self, kept: torch.Tensor, cfg: Config, objective: Objective,
              generator: torch.Generator | None) -> Examples | Centres:
         """A chunk's examples from its subsampled ids, with the random part of their candidates drawn."""
@@ -55,9 +65,11 @@ class Step:
         examples.candidates = objective.draw(examples.targets, generator)
         return examples
 
-    def __call__(self, model: Model, objective: Objective, batch, lr: float,
-                 rule: UpdateRule) -> tuple[torch.Tensor, int]:
-        """Train `batch`; return (its summed loss, a 0-d tensor; the examples trained)."""
+    def __call__(self, model: Model, objective: Objective, batch, lr: float, rule: UpdateRule,
+                 lr_end: float | None = None) -> tuple[torch.Tensor, int | torch.Tensor]:
+        """Train `batch` at learning rate `lr` (the Triton kernel decays it to `lr_end` over the
+        batch; the others train it at `lr`); return (its summed loss, a 0-d tensor; the examples
+        trained, an int or a 0-d tensor)."""
         raise NotImplementedError
 
 
@@ -71,7 +83,7 @@ class Batched(Step):
 
     name = "batched"
 
-    def __call__(self, model, objective, batch, lr, rule):
+    def __call__(self, model, objective, batch, lr, rule, lr_end=None):
         cand = _candidates(objective, batch)
         h = model.context_vectors(batch.context, batch.offsets)
         scores, out = model.scores(h, cand.ids)
@@ -109,7 +121,7 @@ class BatchedKernel(Step):
 
     name = "batched_kernel"
 
-    def __call__(self, model, objective, batch, lr, rule: CountingRule):
+    def __call__(self, model, objective, batch, lr, rule: CountingRule, lr_end=None):
         cand = _candidates(objective, batch)
         h, scores = fused.forward(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids, cand.mask)
         loss, g = objective.loss_grad(scores, cand)
@@ -133,7 +145,7 @@ class WindowKernel(Step):
     def work(self, kept, cfg, objective, generator):
         return Centres.of(kept, cfg.window, cfg.arch, generator, shuffle=cfg.shuffle)
 
-    def __call__(self, model, objective: LogisticObjective, batch: Centres, lr, rule):
+    def __call__(self, model, objective: LogisticObjective, batch: Centres, lr, rule, lr_end=None):
         rows, const = objective.logit_offset()
         loss, grad_sum, examples = fused.window_sgd(
             model.inp, model.out, model.bias, batch.ids, batch.positions, batch.window, batch.skipgram, lr, batch.seed,
@@ -143,19 +155,77 @@ class WindowKernel(Step):
         return torch.tensor(loss, dtype=torch.float64), examples
 
 
-def choose_step(asked: str, model: Model, objective: Objective, rule: UpdateRule) -> tuple[Step, str]:
+class TritonKernel(Step):
+    """The window kernel's training on a GPU: `programs` programs, each training its slice of the
+    chunk's centre words one example after another, Hogwild across programs; one launch a chunk.
+    The chunk is subsampled and shuffled on the device at a fixed size: nothing waits for the GPU."""
+
+    name = "triton_kernel"
+
+    def __init__(self, programs: int):
+        self.programs = programs
+
+    def slice_size(self, cfg):
+        return cfg.chunk_tokens  # the whole chunk: one launch
+
+    def subsample(self, ids, keep_prob, generator):
+        return subsample_padded(ids, keep_prob, generator)
+
+    def work(self, kept, cfg, objective, generator):
+        return PaddedCentres.of(kept, cfg.window, cfg.arch, generator, shuffle=cfg.shuffle)
+
+    def __call__(self, model, objective: LogisticObjective, batch: PaddedCentres, lr, rule, lr_end=None):
+        from w2v_nce import triton_kernel  # imports triton: only for runs that take this step
+
+        rows, const = objective.logit_offset()
+        loss, grad_sum, examples = triton_kernel.window_sgd(
+            model.inp, model.out, model.bias, batch.ids, batch.positions, batch.window, batch.skipgram, lr, batch.seed,
+            self.programs, row_offset=rows, const_offset=const, saturated=SATURATED, lr_end=lr_end, first=batch.start,
+            **objective.kernel_candidates())
+        objective.update_from_sum(grad_sum, examples.clamp(min=1), lr)
+        return loss, examples
+
+
+def triton_unusable(table: torch.Tensor) -> str | None:
+    """Why the Triton kernel cannot train `table`, or None when it can (without importing triton)."""
+    if importlib.util.find_spec("triton") is None:
+        return "triton is not installed"
+    if table.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        return f"the tables are on {table.device.type} (the Triton kernel runs on CUDA)"
+    if table.dtype != torch.float32:
+        return "the tables are not float32"
+    return None
+
+
+def choose_step(asked: str, model: Model, objective: Objective, rule: UpdateRule,
+                programs: int = Config.programs) -> tuple[Step, str]:
     """The step path for `asked` (Config.step) and the run's parts, and why: chosen once per run.
 
-    The kernel serves CPU float32 tables, sampled or tree candidates (not the dense softmax) and
-    rules that only count hits (the curvature rules need the batched step)."""
-    reasons = [why for bad, why in (
-        (not fused.AVAILABLE, "the fused kernel is not built" + (" (W2V_NCE_NO_KERNEL)" if fused.DISABLED else "")),
-        (not fused.usable(model.inp), f"the tables are on {model.inp.device.type}"),
+    The kernels serve float32 tables (the C kernel's on the CPU, the Triton kernel's on CUDA),
+    sampled or tree candidates (not the dense softmax) and rules that only count hits (the
+    curvature rules need the batched step); the Triton kernel serves the logistic losses only."""
+    unfit = [why for bad, why in (
         (objective.dense, f"loss {objective.name} scores every output row"),
         (not rule.counts_only, f"update {rule.name} needs the scores' curvature"),
     ) if bad]
     if asked == "batched":
         return Batched(), "asked for (step = batched)"
+    on_gpu = model.inp.device.type == "cuda"
+    if asked == "triton" or (asked == "auto" and on_gpu):
+        why = triton_unusable(model.inp)
+        problems = ([why] if why else []) + unfit + (
+            [] if isinstance(objective, LogisticObjective) else [f"loss {objective.name} is not one of hs, neg, nce"])
+        if asked == "triton":
+            if problems:
+                raise UserError(f"step = triton cannot train this run: {problems[0]} (use --step batched or auto)")
+            return TritonKernel(programs), "asked for (step = triton)"
+        if not problems and TRITON_BY_DEFAULT:
+            return TritonKernel(programs), "the Triton kernel serves this run"
+        return Batched(), problems[0] if problems else "the Triton kernel is not yet the default on a GPU (--step triton)"
+    reasons = [why for bad, why in (
+        (not fused.AVAILABLE, "the fused kernel is not built" + (" (W2V_NCE_NO_KERNEL)" if fused.DISABLED else "")),
+        (not fused.usable(model.inp), f"the tables are on {model.inp.device.type}"),
+    ) if bad] + unfit
     if reasons:
         if asked == "kernel":
             raise UserError(f"step = kernel cannot train this run: {reasons[0]} (use --step batched or auto)")
@@ -174,7 +244,8 @@ def train_slices(step: Step, model: Model, objective: Objective, rule: UpdateRul
     so they run in parallel. Each thread counts its own loss and examples, added after the join.
     The first thread calls `after_slice` with the units done so far after each of its slices (the
     ranks' synchronisation: while it runs, the other threads go on training) and `report` with
-    (units done, mean loss per example) every few slices.
+    (units done, its summed loss, its examples) every few slices: reading those waits for a GPU,
+    so `report` decides whether to.
     """
     starts = range(0, len(work), size)
     units = [0] * workers  # written by one thread each
@@ -188,14 +259,14 @@ def train_slices(step: Step, model: Model, objective: Objective, rule: UpdateRul
         try:
             for n, lo in enumerate(starts[slot::workers]):
                 hi = min(lo + size, len(work))
-                loss, trained = step(model, objective, work.slice(lo, hi), lr_at(lo), rule)
+                loss, trained = step(model, objective, work.slice(lo, hi), lr_at(lo), rule, lr_end=lr_at(hi))
                 totals[slot] += loss
                 examples[slot] += trained
                 units[slot] += hi - lo
                 if slot == 0 and after_slice is not None:
                     after_slice(sum(units))
                 if slot == 0 and report is not None and n % 16 == 0:
-                    report(sum(units), float(totals[0]) / max(examples[0], 1))
+                    report(sum(units), totals[0], examples[0])
         except BaseException as exc:  # re-raised in the main thread
             errors.append(exc)
 

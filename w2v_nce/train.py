@@ -48,7 +48,6 @@ from w2v_nce.steps import choose_step, train_slices
 from w2v_nce.updates import make_update
 from w2v_nce.vectors import Vectors, save_word2vec
 from w2v_nce.vocab import Vocab, build_vocabulary, word_count
-from w2v_nce.windows import subsample
 
 
 def resolve_device(name: str) -> torch.device:
@@ -138,7 +137,7 @@ class Trainer:
                            out_rows=rows)
         if (seed := dist.data_seed(cfg.seed)) is not None:  # the tables start alike on all ranks, the data draws differ
             self.generator.manual_seed(seed)
-        self.step, self.step_reason = choose_step(cfg.step, self.model, self.objective, self.rule)
+        self.step, self.step_reason = choose_step(cfg.step, self.model, self.objective, self.rule, cfg.programs)
         self.keep_prob = torch.tensor(vocab.keep_prob(cfg.sample), dtype=torch.float32, device=self.device)
         self.sync = distributed.make_sync(cfg, dist, self.model, self.objective)
         self.progress = Progress()
@@ -153,20 +152,21 @@ class Trainer:
 
     def work(self, chunk: np.ndarray):
         """A chunk's work for the step: its ids subsampled, then examples or centre words."""
-        kept = subsample(torch.from_numpy(chunk).to(self.device), self.keep_prob, self.generator)
+        ids = torch.from_numpy(chunk)
+        if self.device.type == "cuda":  # a pinned copy goes up without the host waiting for it
+            ids = ids.pin_memory().to(self.device, non_blocking=True)
+        kept = self.step.subsample(ids.to(self.device), self.keep_prob, self.generator)
         return self.step.work(kept, self.cfg, self.objective, self.generator)
 
-    def run_epoch(self, encoded: EncodedCorpus, corpus_words: int, bar: tqdm | None = None) -> None:
-        """One pass over `encoded`; the LR decays over all `cfg.epochs` passes of `corpus_words`
-        (under torchrun, all ranks' words)."""
-        cfg, progress, sync = self.cfg, self.progress, self.sync
-        if self.device.type == "cpu":
-            torch.set_num_threads(1)  # one core per worker thread (and the work maker's)
-        schedule = LinearDecay(cfg.start_lr * sync.lr_scale, cfg.epochs * corpus_words, cfg.min_lr_ratio)
-        start = time.perf_counter()
+    def train_chunks(self, encoded: EncodedCorpus, schedule: LinearDecay, words: float, bar: tqdm | None = None):
+        """Train one pass over `encoded`, this rank's word counter starting at `words`. Nothing
+        here waits for a GPU (tested in scripts/gpu_matrix.sh) except the progress bar's loss, at
+        most once a second. Returns (summed loss, examples: tensors on the device, or an int;
+        this rank's counter at the end; words trained; [words, summed loss, examples] per chunk)."""
+        cfg, sync = self.cfg, self.sync
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        examples_done = epoch_words = 0
-        words = sync.begin_epoch(progress.words_done)  # this rank's count (one process: the words done)
+        examples_done, epoch_words, curve = 0, 0, []
+        shown = [-math.inf]  # when the bar last showed the loss
         chunks = ((self.work(chunk), word_count(chunk)) for chunk in encoded.chunks(cfg.chunk_tokens))
         for work, chunk_words in prefetch(chunks):
             def words_at(unit: int) -> float:
@@ -176,9 +176,12 @@ class Trainer:
             def lr_at(unit: int) -> float:
                 return schedule.at(sync.words(words_at(unit)))
 
-            def report(unit: int, loss: float) -> None:
+            def report(unit: int, loss: torch.Tensor, examples) -> None:
                 bar.update(int(sync.words(words_at(unit))) - bar.n)
-                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_at(unit):.5f}", refresh=False)
+                if time.perf_counter() - shown[0] >= 1.0:  # reading the loss waits for the device
+                    shown[0] = time.perf_counter()
+                    bar.set_postfix(loss=f"{float(loss) / max(int(examples), 1):.4f}", lr=f"{lr_at(unit):.5f}",
+                                    refresh=False)
 
             chunk_loss, chunk_examples = train_slices(
                 self.step, self.model, self.objective, self.rule, work, self.step.slice_size(cfg), lr_at, self.workers,
@@ -187,11 +190,29 @@ class Trainer:
             examples_done += chunk_examples
             words += chunk_words
             epoch_words += chunk_words
-            progress.curve.append([sync.words(words), float(chunk_loss) / max(chunk_examples, 1)])
+            curve.append([sync.words(words), chunk_loss, chunk_examples])
             if bar is not None:
                 bar.update(int(sync.words(words)) - bar.n)
+        return loss_sum, examples_done, words, epoch_words, curve
+
+    def run_epoch(self, encoded: EncodedCorpus, corpus_words: int, bar: tqdm | None = None) -> None:
+        """One pass over `encoded`; the LR decays over all `cfg.epochs` passes of `corpus_words`
+        (under torchrun, all ranks' words)."""
+        cfg, progress, sync = self.cfg, self.progress, self.sync
+        if self.device.type == "cpu":
+            torch.set_num_threads(1)  # one core per worker thread (and the work maker's)
+        schedule = LinearDecay(cfg.start_lr * sync.lr_scale, cfg.epochs * corpus_words, cfg.min_lr_ratio)
+        start = time.perf_counter()
+        words = sync.begin_epoch(progress.words_done)  # this rank's count (one process: the words done)
+        loss_sum, examples_done, words, epoch_words, curve = self.train_chunks(encoded, schedule, words, bar)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+        if curve:  # one read of the device for all chunks
+            counts = torch.stack([torch.as_tensor(c[2], dtype=torch.float64, device=self.device) for c in curve])
+            losses = torch.stack([torch.as_tensor(c[1], dtype=torch.float64, device=self.device) for c in curve])
+            means = (losses / counts.clamp(min=1)).tolist()
+            progress.curve += [[c[0], mean] for c, mean in zip(curve, means)]
+        examples_done = int(examples_done)
         # all ranks' tables made equal; the epoch's words, loss and examples summed over the ranks
         epoch_words, loss, examples_done = sync.end_epoch(words, epoch_words, float(loss_sum), examples_done)
         seconds = time.perf_counter() - start

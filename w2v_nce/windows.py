@@ -72,11 +72,29 @@ class Examples:
         )
 
 
-def subsample(ids: torch.Tensor, keep_prob: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Drop each word occurrence with probability 1 - keep_prob[word]; sentence ends stay."""
+def _kept(ids: torch.Tensor, keep_prob: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     is_end = ids == SENTENCE_END
     draw = torch.rand(ids.shape, generator=generator, device=ids.device)
-    return ids.masked_select(is_end | (draw < take(keep_prob, ids.clamp(min=0))))
+    return is_end | (draw < take(keep_prob, ids.clamp(min=0)))
+
+
+def subsample(ids: torch.Tensor, keep_prob: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Drop each word occurrence with probability 1 - keep_prob[word]; sentence ends stay."""
+    return ids.masked_select(_kept(ids, keep_prob, generator))
+
+
+def subsample_padded(ids: torch.Tensor, keep_prob: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """`subsample`'s result (the same draws) as int32, followed by sentence ends up to len(ids): a
+    fixed size, so a GPU makes it without waiting (masked_select syncs to learn its length).
+
+    >>> subsample_padded(torch.tensor([4, -1, 5, 6]), torch.tensor([1.0] * 4 + [0.0, 1.0, 1.0]), None).tolist()
+    [-1, 5, 6, -1]
+    """
+    keep = _kept(ids, keep_prob, generator)
+    slot = torch.where(keep, torch.cumsum(keep, 0) - 1, len(ids))  # the dropped all land in one extra slot
+    padded = torch.full((len(ids) + 1,), SENTENCE_END, dtype=torch.int32, device=ids.device)
+    padded.scatter_(0, slot, ids.to(torch.int32))
+    return padded[:-1]
 
 
 def cbow_examples(
@@ -186,3 +204,34 @@ class Centres:
     def slice(self, start: int, stop: int) -> "Centres":
         seed = (self.seed + start * _GOLDEN) & ((1 << 64) - 1)
         return Centres(self.ids, self.positions[start:stop], self.window, self.skipgram, seed)
+
+
+@dataclass
+class PaddedCentres:
+    """A chunk for the GPU's window kernel (w2v_nce.triton_kernel), made on the device without a
+    sync: `Centres` at the chunk's own size. `ids` is subsample_padded's (sentence ends after the
+    kept words), `positions` every position of it in training order (the kernel skips those that
+    hold a sentence end), and `seed` a device tensor; a slice's streams follow from its `start`
+    in the chunk as Centres.slice's do."""
+
+    ids: torch.Tensor  # [n] int32
+    positions: torch.Tensor  # [n] int64
+    window: int
+    skipgram: bool
+    seed: torch.Tensor  # [1] int64, the bits of the chunk's uint64 seed
+    start: int = 0
+
+    @classmethod
+    def of(cls, kept: torch.Tensor, window: int, arch: str, generator: torch.Generator | None,
+           shuffle: bool = False) -> "PaddedCentres":
+        n, device = len(kept), kept.device
+        positions = torch.randperm(n, generator=generator, device=device) if shuffle else torch.arange(n, device=device)
+        seed = torch.randint(1 << 62, (1,), generator=generator, device=device)
+        return cls(kept.to(torch.int32).contiguous(), positions, window, KERNEL_SKIPGRAM[arch], seed)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def slice(self, start: int, stop: int) -> "PaddedCentres":
+        return PaddedCentres(self.ids, self.positions[start:stop], self.window, self.skipgram, self.seed,
+                             self.start + start)

@@ -1,0 +1,153 @@
+"""The GPU's window kernel (w2v_nce.triton_kernel) against the CPU kernel, under TRITON_INTERPRET=1.
+
+Oracle: the C kernel (fused.window_sgd), which tests/test_window_kernel.py checks against
+word2vec's loop written out. One Triton program trains its slice as one C kernel thread does (the
+same random streams, windows, candidates and steps), so on tiny inputs the tables agree to float
+rounding; the interpreter runs a launch's programs one after another, so a launch of several
+programs equals the C kernel called on each program's slice in turn. Without CUDA the kernel runs
+in Triton's interpreter (conftest.py sets TRITON_INTERPRET=1), ~100 candidates a second: the
+inputs are tiny. Skipped where triton is not installed (the `test` extra installs it on Linux).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import require_kernel, require_triton, write_twin_corpus
+from oracles import small_cfg
+from w2v_nce import fused
+from w2v_nce.checkpoint import load_checkpoint
+from w2v_nce.objectives import objective_for
+from w2v_nce.train import train
+from w2v_nce.windows import _GOLDEN, Centres, PaddedCentres, subsample, subsample_padded
+
+VOCAB, DIM, SEED = 30, 8, 0x0123456789ABCDEF0  # a seed past 2^63: the kernel's uint64 arithmetic
+
+
+@pytest.fixture(autouse=True)
+def _needs_both():
+    require_triton()
+    require_kernel()
+
+
+def _setup(loss: str, tokens: int):
+    """An objective over a small vocabulary, tables large enough that some candidates saturate,
+    and a chunk of ids with sentence ends."""
+    gen = torch.Generator().manual_seed(0)
+    counts = np.arange(VOCAB, 0, -1) * 7
+    objective = objective_for(small_cfg(loss=loss, learn_log_z=loss == "nce", log_z=0.3), counts)
+    rows = objective.output_rows(VOCAB)
+    inp = (torch.rand(VOCAB, DIM, generator=gen) - 0.5) * 3
+    out = (torch.rand(rows, DIM, generator=gen) - 0.5) * 6
+    bias = torch.randn(rows, generator=gen) * 0.5 if loss == "nce" else None
+    ids = torch.randint(0, VOCAB, (tokens,), generator=gen).to(torch.int32)
+    ids[[3, tokens // 2, tokens // 2 + 1]] = -1
+    return objective, (inp, out, bias), ids, gen
+
+
+def _c_kernel(objective, tables, ids, centres, window, skipgram, seed, lr=0.1):
+    rows, const = objective.logit_offset()
+    return fused.window_sgd(*tables, ids, centres, window, skipgram, lr, seed, row_offset=rows,
+                            const_offset=float(const), saturated=6.0, **objective.kernel_candidates())
+
+
+def _triton(objective, tables, ids, centres, window, skipgram, seed, programs, first=0, lr=0.1):
+    from w2v_nce import triton_kernel
+
+    rows, const = objective.logit_offset()
+    loss, gsum, examples = triton_kernel.window_sgd(
+        *tables, ids, centres, window, skipgram, lr, seed, programs, row_offset=rows, const_offset=const,
+        saturated=6.0, first=first, **objective.kernel_candidates())
+    return float(loss), float(gsum), int(examples)
+
+
+def _copy(tables):
+    return tuple(None if t is None else t.clone() for t in tables)
+
+
+def _assert_same(got, want):
+    (g_loss, g_sum, g_n), g_tables = got
+    (w_loss, w_sum, w_n), w_tables = want
+    assert g_n == w_n > 0
+    assert g_loss == pytest.approx(w_loss, rel=1e-5)
+    assert g_sum == pytest.approx(w_sum, rel=1e-4, abs=1e-4)
+    for g, w in zip(g_tables, w_tables):
+        if w is not None:
+            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["neg", "nce", "hs"])
+@pytest.mark.parametrize("arch", ["cbow", "skipgram"])
+def test_one_program_equals_the_c_kernel(loss, arch):
+    skipgram = arch == "skipgram"
+    objective, tables, ids, gen = _setup(loss, tokens=16 if skipgram else 36)
+    centres = torch.nonzero(ids >= 0).squeeze(1)
+    centres = centres[torch.randperm(len(centres), generator=gen)]
+    want_tables, got_tables = _copy(tables), _copy(tables)
+    want = _c_kernel(objective, want_tables, ids, centres, 2 if skipgram else 3, skipgram, SEED)
+    got = _triton(objective, got_tables, ids, centres, 2 if skipgram else 3, skipgram, SEED, programs=1)
+    _assert_same((got, got_tables), (want, want_tables))
+    assert not torch.equal(got_tables[0], tables[0])
+
+
+def test_programs_train_their_slices_with_the_slices_seeds():
+    """Program p trains centres[p*per : (p+1)*per] from the seed Centres.slice gives that slice
+    (`first`: where the launch's centres start in their chunk); the interpreter runs them in turn."""
+    objective, tables, ids, _ = _setup("neg", tokens=40)
+    centres = torch.nonzero(ids >= 0).squeeze(1)
+    chunk = Centres(ids, centres, 2, False, SEED)
+    first, per = 3, 12  # the launch trains the chunk's centres 3.. in 3 programs of 12
+    want_tables, got_tables = _copy(tables), _copy(tables)
+    loss = gsum = examples = 0
+    for lo in range(first, len(centres), per):
+        part = chunk.slice(lo, min(lo + per, len(centres)))
+        one = _c_kernel(objective, want_tables, ids, part.positions, 2, False, part.seed)
+        loss, gsum, examples = loss + one[0], gsum + one[1], examples + one[2]
+    got = _triton(objective, got_tables, ids, centres[first:], 2, False, SEED, programs=3, first=first)
+    _assert_same((got, got_tables), ((loss, gsum, examples), want_tables))
+
+
+def test_a_padded_chunk_trains_as_the_subsampled_one():
+    """The device's chunk (subsample_padded: sentence ends after the kept words, every position a
+    centre) trains as the C kernel's (subsample, the words' positions): the kernel skips the ends."""
+    objective, tables, ids, _ = _setup("neg", tokens=36)
+    keep_prob = torch.tensor([0.3] * 5 + [1.0] * (VOCAB - 5))
+    kept = subsample(ids.long(), keep_prob, torch.Generator().manual_seed(4))
+    padded = subsample_padded(ids.long(), keep_prob, torch.Generator().manual_seed(4))
+    assert len(padded) == len(ids) and torch.equal(padded[:len(kept)], kept.to(torch.int32))
+    assert bool((padded[len(kept):] == -1).all())
+    chunk = PaddedCentres.of(padded, 3, "cbow", torch.Generator().manual_seed(5))
+    want_tables, got_tables = _copy(tables), _copy(tables)
+    compact = kept.to(torch.int32)
+    want = _c_kernel(objective, want_tables, compact, torch.nonzero(compact >= 0).squeeze(1), 3, False, SEED)
+    got = _triton(objective, got_tables, chunk.ids, chunk.positions, 3, False, SEED, programs=1)
+    _assert_same((got, got_tables), (want, want_tables))
+
+
+def test_training_with_step_triton_equals_the_kernel_step(tmp_path):
+    """Through the trainer: one program, centres in corpus order and a constant learning rate, the
+    Triton step (its chunk made on the device, one launch) trains the tables the C kernel's step
+    trains, learnt log Z included, and metrics.json and config.toml say which step ran."""
+    corpus = tmp_path / "twins.txt"
+    write_twin_corpus(corpus, classes=6, sentences=12, length=8)
+    options = dict(loss="nce", learn_log_z=True, epochs=1, shuffle=False, min_lr_ratio=1.0, programs=1, window=2)
+    runs = {}
+    for step in ("kernel", "triton"):
+        metrics = train(corpus, tmp_path / step, small_cfg(step=step, **options), progress_bar=False)
+        runs[step] = metrics, load_checkpoint(tmp_path / step / "checkpoint.pt")
+    (m_c, c), (m_t, t) = runs["kernel"], runs["triton"]
+    assert m_t["step"] == "triton_kernel" and m_c["step"] == "window_kernel"
+    assert 'step = "triton"' in (tmp_path / "triton" / "config.toml").read_text()
+    assert m_t["examples"] == m_c["examples"] > 0
+    assert m_t["final_loss"] == pytest.approx(m_c["final_loss"], rel=1e-5)
+    assert m_t["log_z"] == pytest.approx(m_c["log_z"], abs=1e-6) and m_t["log_z"] != 0.0
+    for name in ("inp", "out", "bias"):
+        torch.testing.assert_close(t["model"][name], c["model"][name], rtol=1e-4, atol=1e-5)
+
+
+def test_the_seed_offsets_agree_with_centres_slice():
+    """The kernel derives a program's seed as Centres.slice does, modulo 2^64."""
+    chunk = Centres(torch.zeros(1, dtype=torch.int32), torch.arange(100), 2, False, SEED)
+    assert chunk.slice(37, 40).seed == (SEED + 37 * _GOLDEN) % (1 << 64)
