@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
 from w2v_nce.config import load_config
-from w2v_nce.objectives import Candidates
+from w2v_nce import fused
+from w2v_nce.objectives import Candidates, objective_for
 
+VOCAB, DIM, SEED = 30, 8, 0xF123456789ABCDEF  # the window kernels' cases: a seed past 2^63 (uint64 arithmetic)
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "wiki1.5m.txt.gz"
 PAIRS = [("two", "three"), ("three", "four"), ("five", "six"), ("he", "she"), ("his", "her"),
          ("france", "germany"), ("january", "february"), ("march", "april")]
@@ -68,6 +72,44 @@ def autograd_step(objective, batch, cand, tables, lr):
     step = torch.zeros_like(inp).index_add_(0, batch.context, -lr * h.grad[batch.bag])
     new_bias = None if bias is None else (bias - lr * bias.grad).detach()
     return loss.item(), ((inp + step).detach(), (out - lr * out.grad).detach(), new_bias)
+
+
+def kernel_case(loss: str, tokens: int):
+    """For the window kernels' tests: an objective over a small vocabulary, tables large enough that some candidates saturate,
+    and a chunk of ids with sentence ends."""
+    gen = torch.Generator().manual_seed(0)
+    counts = np.arange(VOCAB, 0, -1) * 7
+    objective = objective_for(small_cfg(loss=loss, learn_log_z=loss == "nce", log_z=0.3), counts)
+    rows = objective.output_rows(VOCAB)
+    inp = (torch.rand(VOCAB, DIM, generator=gen) - 0.5) * 3
+    out = (torch.rand(rows, DIM, generator=gen) - 0.5) * 6
+    bias = torch.randn(rows, generator=gen) * 0.5 if loss == "nce" else None
+    ids = torch.randint(0, VOCAB, (tokens,), generator=gen).to(torch.int32)
+    ids[[3, tokens // 2, tokens // 2 + 1]] = -1
+    return objective, (inp, out, bias), ids, gen
+
+
+def c_kernel(objective, tables, ids, centres, window, skipgram, seed, lr=0.1):
+    """The C kernel (fused.window_sgd) on `tables` in place: (loss, Σ dloss/dy, examples)."""
+    rows, const = objective.logit_offset()
+    return fused.window_sgd(*tables, ids, centres, window, skipgram, lr, seed, row_offset=rows,
+                            const_offset=float(const), saturated=6.0, **objective.kernel_candidates())
+
+
+def copy_tables(tables):
+    return tuple(None if t is None else t.clone() for t in tables)
+
+
+def assert_same_training(got, want):
+    """((loss, Σ g, examples), tables) of two window-kernel trainings agree to float rounding."""
+    (g_loss, g_sum, g_n), g_tables = got
+    (w_loss, w_sum, w_n), w_tables = want
+    assert g_n == w_n > 0
+    assert g_loss == pytest.approx(w_loss, rel=1e-5)
+    assert g_sum == pytest.approx(w_sum, rel=1e-4, abs=1e-4)
+    for g, w in zip(g_tables, w_tables):
+        if w is not None:
+            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
 
 
 def assert_known_neighbours_rank_high(vectors) -> None:

@@ -2,8 +2,11 @@
 
 Oracle: the CPU PyTorch path, which the other tests check against brute force and autograd;
 the GPU runs the same code on other kernels (atomics in index_add_, a CUDA generator), so
-what can differ is device handling. scripts/gpu_matrix.sh runs this file before it measures.
-W2V_NCE_TEST_DEVICE=cpu runs it on the CPU instead (a dry run of the tests themselves).
+what can differ is device handling. The Triton kernel (step = triton) has the C kernel as its
+oracle, as on the CPU (tests/test_triton_kernel.py; scripts/gpu_matrix.sh builds the C kernel
+first). scripts/gpu_matrix.sh runs this file before it measures. W2V_NCE_TEST_DEVICE=cpu runs it
+on the CPU instead (a dry run of the tests themselves: the Triton kernel then in Triton's
+interpreter, and its training tests skipped).
 """
 
 from __future__ import annotations
@@ -17,15 +20,16 @@ from scipy.stats import chisquare
 
 from w2v_nce import fused
 from w2v_nce.model import Model
-from w2v_nce.objectives import make_objective
+from w2v_nce.objectives import make_objective, objective_for
 from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.steps import Batched
 from w2v_nce.train import train
 from w2v_nce.updates import make_update
 from w2v_nce.vectors import load_word2vec
 from w2v_nce.vocab import SENTENCE_END
-from w2v_nce.windows import Examples, cbow_examples, subsample
-from oracles import small_cfg
+from w2v_nce.windows import Examples, PaddedCentres, cbow_examples, subsample, subsample_padded
+from conftest import require_kernel, require_triton, write_twin_corpus
+from oracles import SEED, assert_same_training, c_kernel, copy_tables, kernel_case, small_cfg
 
 DEVICE = torch.device(os.environ.get("W2V_NCE_TEST_DEVICE", "cuda"))
 pytestmark = pytest.mark.skipif(DEVICE.type == "cuda" and not torch.cuda.is_available(), reason="no CUDA GPU")
@@ -127,3 +131,113 @@ def test_train_and_resume_on_device(tmp_path, twin_corpus, loss):
     assert metrics["epochs"] == 2 and np.isfinite(metrics["final_loss"])
     vectors = load_word2vec(tmp_path / "run" / "vectors.txt")  # gensim is not on the GPU machines
     assert np.isfinite(vectors.matrix).all() and len(vectors.words) == 2 * len(twins)
+
+
+# --------------------------------------------------------------------------- the Triton kernel (step = triton)
+
+
+def _on_device(tables):
+    return tuple(None if t is None else t.to(DEVICE) for t in tables)
+
+
+@pytest.mark.parametrize("loss", ["neg", "nce", "hs"])
+@pytest.mark.parametrize("arch", ["cbow", "skipgram"])
+def test_triton_kernel_equals_the_c_kernel(loss, arch):
+    """One program on the device trains its slice as one C kernel thread does (the interpreter's
+    agreement with the C kernel is tests/test_triton_kernel.py's)."""
+    from w2v_nce import triton_kernel
+
+    require_triton()
+    require_kernel()
+    skipgram = arch == "skipgram"
+    big = DEVICE.type == "cuda"  # the CPU's dry run runs the interpreter: tiny inputs
+    objective, tables, ids, gen = kernel_case(loss, tokens=(60 if skipgram else 200) if big else (16 if skipgram else 36))
+    centres = torch.nonzero(ids >= 0).squeeze(1)
+    centres = centres[torch.randperm(len(centres), generator=gen)]
+    want_tables = copy_tables(tables)
+    want = c_kernel(objective, want_tables, ids, centres, 2 if skipgram else 4, skipgram, SEED)
+    on_device = objective_for(small_cfg(loss=loss, learn_log_z=loss == "nce", log_z=0.3),
+                              np.arange(30, 0, -1) * 7, DEVICE)
+    got_tables = _on_device(tables)
+    rows, const = on_device.logit_offset()
+    loss_sum, gsum, examples = triton_kernel.window_sgd(
+        *got_tables, ids.to(DEVICE), centres.to(DEVICE), 2 if skipgram else 4, skipgram, 0.1, SEED, 1,
+        row_offset=rows, const_offset=const, saturated=6.0, **on_device.kernel_candidates())
+    got = (float(loss_sum), float(gsum), int(examples))
+    assert_same_training((got, tuple(None if t is None else t.cpu() for t in got_tables)), (want, want_tables))
+
+
+def test_triton_chunk_made_on_the_device():
+    """subsample_padded keeps subsample's words (the same draws) and pads with sentence ends;
+    PaddedCentres' positions are a permutation of the chunk's."""
+    gen = torch.Generator(device=DEVICE).manual_seed(2)
+    ids = torch.randint(0, 50, (20_000,), device=DEVICE)
+    ids[::23] = SENTENCE_END
+    keep = torch.rand(50, device=DEVICE)
+    kept = subsample(ids, keep, torch.Generator(device=DEVICE).manual_seed(8))
+    padded = subsample_padded(ids, keep, torch.Generator(device=DEVICE).manual_seed(8))
+    assert padded.dtype == torch.int32 and len(padded) == len(ids)
+    assert torch.equal(padded[:len(kept)].long(), kept) and bool((padded[len(kept):] == SENTENCE_END).all())
+    chunk = PaddedCentres.of(padded, 5, "cbow", gen, shuffle=True)
+    assert chunk.positions.device.type == DEVICE.type
+    assert torch.equal(torch.sort(chunk.positions).values, torch.arange(len(ids), device=DEVICE))
+
+
+def _twin_ranks(path, twins) -> np.ndarray:
+    vectors = load_word2vec(path)
+    unit = vectors.matrix / np.linalg.norm(vectors.matrix, axis=1, keepdims=True)
+    index = {w: i for i, w in enumerate(vectors.words)}
+    cos = unit @ unit.T
+    np.fill_diagonal(cos, -np.inf)
+    order = np.argsort(-cos, axis=1)
+    return np.array([int(np.nonzero(order[index[a]] == index[b])[0][0]) for a, b in twins])
+
+
+@pytest.mark.parametrize("loss, arch", [("neg", "cbow"), ("neg", "skipgram"), ("nce", "cbow"), ("hs", "cbow")])
+def test_triton_step_learns_the_twins(tmp_path, loss, arch):
+    """Many programs at once (Hogwild) on the device: every twin first or second, as the CPU's
+    two Hogwild threads do (tests/test_train.py); then a resume continues on the same step."""
+    require_triton()
+    if DEVICE.type != "cuda":
+        pytest.skip("the Triton kernel trains a corpus on CUDA only (the interpreter is too slow)")
+    corpus = tmp_path / "twins.txt"
+    twins = write_twin_corpus(corpus, seed=0)
+    cfg = small_cfg(device=str(DEVICE), step="triton", programs=256, loss=loss, arch=arch)
+    metrics = train(corpus, tmp_path / "run", cfg, progress_bar=False)
+    assert metrics["step"] == "triton_kernel" and np.isfinite(metrics["final_loss"])
+    ranks = _twin_ranks(tmp_path / "run" / "vectors.txt", twins)
+    assert ranks.max() < 2, ranks
+    metrics = train(corpus, tmp_path / "run", small_cfg(device=str(DEVICE), step="triton", programs=256, loss=loss,
+                                                         arch=arch, epochs=4), resume=True, progress_bar=False)
+    assert metrics["epochs"] == 4 and metrics["step"] == "triton_kernel" and np.isfinite(metrics["final_loss"])
+
+
+def test_an_epoch_on_the_triton_step_waits_for_nothing(tmp_path):
+    """Inside an epoch the host never waits for the GPU (torch's sync debug mode raises at the
+    first synchronising call): the chunks are made and trained from the host without a sync."""
+    from w2v_nce.encoded import EncodedCorpus
+    from w2v_nce.train import LinearDecay, Trainer
+    from w2v_nce.vocab import build_vocabulary
+
+    require_triton()
+    if DEVICE.type != "cuda":
+        pytest.skip("the sync debug mode needs CUDA")
+    corpus = tmp_path / "twins.txt"
+    write_twin_corpus(corpus, seed=0)
+    cfg = small_cfg(device=str(DEVICE), step="triton", chunk_tokens=5000, loss="nce", learn_log_z=True)
+    vocab, _ = build_vocabulary(corpus, cfg)
+    trainer = Trainer(cfg, vocab)
+    encoded = EncodedCorpus(corpus, vocab, tmp_path)
+    try:
+        schedule = LinearDecay(0.05, encoded.words, 1e-4)
+        trainer.train_chunks(encoded, schedule, 0)  # compiles the kernel
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            loss, examples, words, _, curve = trainer.train_chunks(encoded, schedule, 0)
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    finally:
+        encoded.close()
+    assert len(curve) > 2 and words == encoded.words
+    assert np.isfinite(float(loss)) and int(examples) > 0

@@ -11,46 +11,24 @@ inputs are tiny. Skipped where triton is not installed (the `test` extra install
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
+
 import pytest
 import torch
 
 from conftest import require_kernel, require_triton, write_twin_corpus
-from oracles import small_cfg
-from w2v_nce import fused
+from oracles import SEED, assert_same_training, c_kernel, copy_tables, kernel_case, small_cfg
 from w2v_nce.checkpoint import load_checkpoint
-from w2v_nce.objectives import objective_for
 from w2v_nce.train import train
 from w2v_nce.windows import _GOLDEN, Centres, PaddedCentres, subsample, subsample_padded
 
-VOCAB, DIM, SEED = 30, 8, 0x0123456789ABCDEF0  # a seed past 2^63: the kernel's uint64 arithmetic
+VOCAB = 30
 
 
 @pytest.fixture(autouse=True)
 def _needs_both():
     require_triton()
     require_kernel()
-
-
-def _setup(loss: str, tokens: int):
-    """An objective over a small vocabulary, tables large enough that some candidates saturate,
-    and a chunk of ids with sentence ends."""
-    gen = torch.Generator().manual_seed(0)
-    counts = np.arange(VOCAB, 0, -1) * 7
-    objective = objective_for(small_cfg(loss=loss, learn_log_z=loss == "nce", log_z=0.3), counts)
-    rows = objective.output_rows(VOCAB)
-    inp = (torch.rand(VOCAB, DIM, generator=gen) - 0.5) * 3
-    out = (torch.rand(rows, DIM, generator=gen) - 0.5) * 6
-    bias = torch.randn(rows, generator=gen) * 0.5 if loss == "nce" else None
-    ids = torch.randint(0, VOCAB, (tokens,), generator=gen).to(torch.int32)
-    ids[[3, tokens // 2, tokens // 2 + 1]] = -1
-    return objective, (inp, out, bias), ids, gen
-
-
-def _c_kernel(objective, tables, ids, centres, window, skipgram, seed, lr=0.1):
-    rows, const = objective.logit_offset()
-    return fused.window_sgd(*tables, ids, centres, window, skipgram, lr, seed, row_offset=rows,
-                            const_offset=float(const), saturated=6.0, **objective.kernel_candidates())
 
 
 def _triton(objective, tables, ids, centres, window, skipgram, seed, programs, first=0, lr=0.1):
@@ -63,67 +41,52 @@ def _triton(objective, tables, ids, centres, window, skipgram, seed, programs, f
     return float(loss), float(gsum), int(examples)
 
 
-def _copy(tables):
-    return tuple(None if t is None else t.clone() for t in tables)
-
-
-def _assert_same(got, want):
-    (g_loss, g_sum, g_n), g_tables = got
-    (w_loss, w_sum, w_n), w_tables = want
-    assert g_n == w_n > 0
-    assert g_loss == pytest.approx(w_loss, rel=1e-5)
-    assert g_sum == pytest.approx(w_sum, rel=1e-4, abs=1e-4)
-    for g, w in zip(g_tables, w_tables):
-        if w is not None:
-            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
-
-
 @pytest.mark.parametrize("loss", ["neg", "nce", "hs"])
 @pytest.mark.parametrize("arch", ["cbow", "skipgram"])
 def test_one_program_equals_the_c_kernel(loss, arch):
     skipgram = arch == "skipgram"
-    objective, tables, ids, gen = _setup(loss, tokens=16 if skipgram else 36)
+    objective, tables, ids, gen = kernel_case(loss, tokens=16 if skipgram else 36)
     centres = torch.nonzero(ids >= 0).squeeze(1)
     centres = centres[torch.randperm(len(centres), generator=gen)]
-    want_tables, got_tables = _copy(tables), _copy(tables)
-    want = _c_kernel(objective, want_tables, ids, centres, 2 if skipgram else 3, skipgram, SEED)
+    want_tables, got_tables = copy_tables(tables), copy_tables(tables)
+    want = c_kernel(objective, want_tables, ids, centres, 2 if skipgram else 3, skipgram, SEED)
     got = _triton(objective, got_tables, ids, centres, 2 if skipgram else 3, skipgram, SEED, programs=1)
-    _assert_same((got, got_tables), (want, want_tables))
+    assert_same_training((got, got_tables), (want, want_tables))
     assert not torch.equal(got_tables[0], tables[0])
 
 
 def test_programs_train_their_slices_with_the_slices_seeds():
     """Program p trains centres[p*per : (p+1)*per] from the seed Centres.slice gives that slice
     (`first`: where the launch's centres start in their chunk); the interpreter runs them in turn."""
-    objective, tables, ids, _ = _setup("neg", tokens=40)
+    objective, tables, ids, _ = kernel_case("neg", tokens=40)
     centres = torch.nonzero(ids >= 0).squeeze(1)
     chunk = Centres(ids, centres, 2, False, SEED)
     first, per = 3, 12  # the launch trains the chunk's centres 3.. in 3 programs of 12
-    want_tables, got_tables = _copy(tables), _copy(tables)
+    want_tables, got_tables = copy_tables(tables), copy_tables(tables)
     loss = gsum = examples = 0
     for lo in range(first, len(centres), per):
         part = chunk.slice(lo, min(lo + per, len(centres)))
-        one = _c_kernel(objective, want_tables, ids, part.positions, 2, False, part.seed)
+        one = c_kernel(objective, want_tables, ids, part.positions, 2, False, part.seed)
         loss, gsum, examples = loss + one[0], gsum + one[1], examples + one[2]
     got = _triton(objective, got_tables, ids, centres[first:], 2, False, SEED, programs=3, first=first)
-    _assert_same((got, got_tables), ((loss, gsum, examples), want_tables))
+    assert_same_training((got, got_tables), ((loss, gsum, examples), want_tables))
 
 
 def test_a_padded_chunk_trains_as_the_subsampled_one():
     """The device's chunk (subsample_padded: sentence ends after the kept words, every position a
     centre) trains as the C kernel's (subsample, the words' positions): the kernel skips the ends."""
-    objective, tables, ids, _ = _setup("neg", tokens=36)
+    objective, tables, ids, _ = kernel_case("neg", tokens=36)
     keep_prob = torch.tensor([0.3] * 5 + [1.0] * (VOCAB - 5))
     kept = subsample(ids.long(), keep_prob, torch.Generator().manual_seed(4))
     padded = subsample_padded(ids.long(), keep_prob, torch.Generator().manual_seed(4))
     assert len(padded) == len(ids) and torch.equal(padded[:len(kept)], kept.to(torch.int32))
     assert bool((padded[len(kept):] == -1).all())
     chunk = PaddedCentres.of(padded, 3, "cbow", torch.Generator().manual_seed(5))
-    want_tables, got_tables = _copy(tables), _copy(tables)
+    want_tables, got_tables = copy_tables(tables), copy_tables(tables)
     compact = kept.to(torch.int32)
-    want = _c_kernel(objective, want_tables, compact, torch.nonzero(compact >= 0).squeeze(1), 3, False, SEED)
+    want = c_kernel(objective, want_tables, compact, torch.nonzero(compact >= 0).squeeze(1), 3, False, SEED)
     got = _triton(objective, got_tables, chunk.ids, chunk.positions, 3, False, SEED, programs=1)
-    _assert_same((got, got_tables), (want, want_tables))
+    assert_same_training((got, got_tables), (want, want_tables))
 
 
 def test_training_with_step_triton_equals_the_kernel_step(tmp_path):
@@ -151,3 +114,55 @@ def test_the_seed_offsets_agree_with_centres_slice():
     """The kernel derives a program's seed as Centres.slice does, modulo 2^64."""
     chunk = Centres(torch.zeros(1, dtype=torch.int32), torch.arange(100), 2, False, SEED)
     assert chunk.slice(37, 40).seed == (SEED + 37 * _GOLDEN) % (1 << 64)
+
+
+COMPILE = """
+import sys
+from w2v_nce import triton_kernel as tk
+try:
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    GPUTarget("cuda", 90, 32)
+except Exception as exc:  # no CUDA backend in this triton
+    print("no CUDA backend:", exc)
+    sys.exit(3)
+names = tk._window_sgd.arg_names
+types = dict(inp="*fp32", out="*fp32", bias="*fp32", ids="*i32", n_ids="i32", centres="*i64", n_centres="i32",
+             first="i32", per="i32", seed_ptr="*i64", accept="*fp32", alias="*i64", vocab="i32", points="*i64",
+             path_labels="*fp32", path_mask="*u8", row_offset="*fp32", const_ptr="*fp32", lr0="fp32", lr1="fp32",
+             saturated="fp32", loss_out="*fp32", gsum_out="*fp32", examples_out="*i64")
+base = dict(DIM=100, BLOCK_D=128, WINDOW=5, BLOCK_W=8, SKIPGRAM=False, K=6, BLOCK_K=8, SAMPLED=True,
+            SKIP_HITS=True, HAS_BIAS=False, HAS_OFFSET=False, PATH=1)
+for variant in (dict(), dict(SKIPGRAM=True), dict(SKIP_HITS=False, HAS_BIAS=True, HAS_OFFSET=True),
+                dict(SKIPGRAM=True, SAMPLED=False, SKIP_HITS=False, K=20, BLOCK_K=32, PATH=20),
+                dict(DIM=300, BLOCK_D=512)):
+    const = {**base, **variant}
+    signature = {n: types.get(n, "constexpr") for n in names}
+    src = ASTSource(fn=tk._window_sgd, signature=signature, constexprs={(names.index(k),): v for k, v in const.items()})
+    try:
+        kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 1})
+    except RuntimeError as exc:
+        if "ptxas" in str(exc).lower() and "not found" in str(exc).lower():
+            print("no ptxas:", exc)
+            sys.exit(3)
+        raise
+    assert kernel.asm["cubin"] and "red.global" in kernel.asm["ptx"], variant
+print("compiled")
+"""
+
+
+def test_compiles_for_a_hopper_gpu():
+    """The kernel goes through Triton's whole CUDA pipeline (to sm_90 machine code, with the
+    ptxas triton ships) for every variant a run takes: the interpreter does not type-check as
+    the compiler does. Skipped where this triton has no CUDA backend or ptxas."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}  # the compiled kernel, not the interpreted
+    proc = subprocess.run([sys.executable, "-c", COMPILE], capture_output=True, text=True, timeout=300, env=env,
+                          cwd=Path(__file__).resolve().parent.parent)
+    if proc.returncode == 3:
+        pytest.skip(proc.stdout.strip())
+    assert proc.returncode == 0 and "compiled" in proc.stdout, proc.stderr[-3000:]

@@ -48,12 +48,32 @@ if AVAILABLE:
         return z ^ (z >> 31)
 
     @triton.jit
-    def _example(h, target, nseed, nctr, inp_unused, out, bias, row_offset, const, accept, alias, vocab, points,
+    def _logistic(y, label, live, lr, saturated):
+        """For logits y and labels (vectors or scalars): the step on each score (-lr g, 0 for a
+        candidate not live or classified beyond `saturated` on its label's side), whether it
+        moves, its loss (e^-|y| when saturated: softplus(-|y|) within e^-2|y|/2) and its g."""
+        e = tl.exp(-tl.abs(y))
+        inv = 1.0 / (1.0 + e)
+        p = tl.where(y >= 0, inv, e * inv)
+        bce = tl.maximum(y, 0.0) - label * y + tl.log(1.0 + e)
+        positive = label > 0.5
+        sat = (saturated > 0) & tl.where(positive, y > saturated, y < -saturated)
+        g = p - label
+        moves = tl.where(sat, False, live)
+        step = tl.where(moves, -lr * g, 0.0)
+        loss = tl.where(live, tl.where(sat, e, bce), 0.0)
+        grad = tl.where(live, tl.where(sat, tl.where(positive, -e, e), g), 0.0)
+        return step, moves, loss, grad
+
+    @triton.jit
+    def _example(h, target, nseed, nctr, out, bias, row_offset, const, accept, alias, vocab, points,
                  path_labels, path_mask, lr, saturated, d, dmask,
                  DIM: tl.constexpr, K: tl.constexpr, BLOCK_K: tl.constexpr, SAMPLED: tl.constexpr,
                  SKIP_HITS: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_OFFSET: tl.constexpr, PATH: tl.constexpr):
-        """One example: bag vector h against its K candidates, one after another (_kernel.c's
-        logistic_candidates). Returns (the bag's error, loss, Σ g, the noise stream's counter)."""
+        """One example: bag vector h against its K candidates (_kernel.c's logistic_candidates).
+        All K scores in one block, as the C kernel scores a block; a candidate repeated within the
+        example is scored as the C kernel rescores it, after its earlier copies' steps. Returns
+        (the bag's error, loss, Σ g, the noise stream's counter)."""
         col = tl.arange(0, BLOCK_K)
         if SAMPLED:
             # draw t of the noise stream is mix(seed + (t + 1) golden); column j >= 1 is draw nctr + j - 1
@@ -76,45 +96,35 @@ if AVAILABLE:
             cmask = tl.load(path_mask + target * PATH + col, mask=on_path, other=0) != 0
         rows = tl.load(out + cand[:, None] * DIM + d[None, :], mask=cmask[:, None] & dmask[None, :], other=0.0,
                        cache_modifier=".cg")
+        y = tl.sum(rows * h[None, :], 1) - const
         if HAS_BIAS:
-            bvec = tl.load(bias + cand, mask=cmask, other=0.0, cache_modifier=".cg")
+            y += tl.load(bias + cand, mask=cmask, other=0.0, cache_modifier=".cg")
         if HAS_OFFSET:
-            ovec = tl.load(row_offset + cand, mask=cmask, other=0.0)
-        err = tl.zeros_like(h)
-        loss = tl.zeros((), tl.float32)
-        gsum = tl.zeros((), tl.float32)
-        for j in range(K):
-            sel = col == j
-            c = tl.sum(tl.where(sel, cand, 0), 0)
-            live = tl.sum(tl.where(sel & cmask, 1, 0), 0) > 0
-            label = tl.sum(tl.where(sel, labels, 0.0), 0)
-            row = tl.sum(tl.where(sel[:, None], rows, 0.0), 0)
-            y = tl.sum(h * row, 0) - const
-            if HAS_BIAS:
-                y += tl.sum(tl.where(sel, bvec, 0.0), 0)
-            if HAS_OFFSET:
-                y -= tl.sum(tl.where(sel, ovec, 0.0), 0)
-            e = tl.exp(-tl.abs(y))
-            inv = 1.0 / (1.0 + e)
-            p = tl.where(y >= 0, inv, e * inv)
-            bce = tl.maximum(y, 0.0) - label * y + tl.log(1.0 + e)
-            positive = label > 0.5
-            sat = (saturated > 0) & tl.where(positive, y > saturated, y < -saturated)
-            g = p - label
-            loss += tl.where(live, tl.where(sat, e, bce), 0.0)
-            gsum += tl.where(live, tl.where(sat, tl.where(positive, -e, e), g), 0.0)
-            moves = tl.where(sat, False, live)
-            step = tl.where(moves, -lr * g, 0.0)
-            err += step * row  # the row before it moves
-            delta = step * h
-            tl.atomic_add(out + c * DIM + d, delta, mask=tl.where(moves, dmask, False), sem="relaxed")
-            later = (cand == c) & (col > j)  # a repeated candidate: its copy in `rows` moves too
-            rows += tl.where(later[:, None], delta[None, :], 0.0)
-            if HAS_BIAS:
-                tl.atomic_add(bias + c + col * 0, step + tl.zeros((BLOCK_K,), tl.float32), mask=tl.where(moves, sel, False),
-                              sem="relaxed")
-                bvec += tl.where(later, step, 0.0)
-        return err, loss, gsum, nctr
+            y -= tl.load(row_offset + cand, mask=cmask, other=0.0)
+        # shift[j]: the steps of candidate j's earlier copies, each of which moved y_j by h.h (+ 1 for the bias)
+        shift = tl.zeros((BLOCK_K,), tl.float32)
+        hh = tl.sum(h * h, 0)
+        if HAS_BIAS:
+            hh += 1.0
+        if SAMPLED:  # a Huffman path has no repeats
+            repeats = (cand[:, None] == cand[None, :]) & (col[None, :] < col[:, None]) & cmask[:, None] & cmask[None, :]
+            if tl.sum(tl.sum(repeats.to(tl.int32), 1), 0) > 0:
+                for j in range(K):
+                    sel = col == j
+                    yj = tl.sum(tl.where(sel, y + shift * hh, 0.0), 0)
+                    lj = tl.sum(tl.where(sel, labels, 0.0), 0)
+                    cj = tl.sum(tl.where(sel, cand, 0), 0)
+                    live = tl.sum(tl.where(sel & cmask, 1, 0), 0) > 0
+                    step_j, _m, _l, _g = _logistic(yj, lj, live, lr, saturated)
+                    shift += tl.where((cand == cj) & (col > j) & cmask, step_j, 0.0)
+        step, moves, loss, grad = _logistic(y + shift * hh, labels, cmask, lr, saturated)
+        # the error through each row as its candidate saw it: the row plus its earlier copies' moves
+        err = tl.sum(step[:, None] * rows, 0) + tl.sum(step * shift, 0) * h
+        tl.atomic_add(out + cand[:, None] * DIM + d[None, :], step[:, None] * h[None, :],
+                      mask=moves[:, None] & dmask[None, :], sem="relaxed")
+        if HAS_BIAS:
+            tl.atomic_add(bias + cand, step, mask=moves, sem="relaxed")
+        return err, tl.sum(loss, 0), tl.sum(grad, 0), nctr
 
     @triton.jit
     def _window_sgd(inp, out, bias, ids, n_ids, centres, n_centres, first, per, seed_ptr, accept, alias, vocab,
@@ -164,7 +174,7 @@ if AVAILABLE:
                                 word = tl.load(ids + tl.where(left, at - off, at + off)).to(tl.int64)
                                 h = tl.load(inp + word * DIM + d, mask=dmask, other=0.0, cache_modifier=".cg")
                                 err, l_e, g_e, nctr = _example(
-                                    h, target, nseed, nctr, inp, out, bias, row_offset, const, accept, alias, vocab,
+                                    h, target, nseed, nctr, out, bias, row_offset, const, accept, alias, vocab,
                                     points, path_labels, path_mask, lr, saturated, d, dmask, DIM, K, BLOCK_K,
                                     SAMPLED, SKIP_HITS, HAS_BIAS, HAS_OFFSET, PATH)
                                 tl.atomic_add(inp + word * DIM + d, err, mask=dmask, sem="relaxed")
@@ -183,7 +193,7 @@ if AVAILABLE:
                         if n > 1:
                             h = h * (1.0 / n.to(tl.float32))
                         err, l_e, g_e, nctr = _example(
-                            h, target, nseed, nctr, inp, out, bias, row_offset, const, accept, alias, vocab, points,
+                            h, target, nseed, nctr, out, bias, row_offset, const, accept, alias, vocab, points,
                             path_labels, path_mask, lr, saturated, d, dmask, DIM, K, BLOCK_K, SAMPLED, SKIP_HITS,
                             HAS_BIAS, HAS_OFFSET, PATH)
                         # every bag word moves by the whole error (a word twice in the window, twice)
@@ -229,7 +239,8 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
     programs = max(1, int(programs))
     per = max(1, -(-len(centres) // programs))
     programs = max(1, -(-len(centres) // per))  # none idle
-    if not torch.is_tensor(seed):
+    if not torch.is_tensor(seed):  # the uint64 seed's bits as an int64
+        seed &= (1 << 64) - 1
         seed = torch.tensor([seed - (1 << 64) if seed >= 1 << 63 else seed], dtype=torch.int64, device=device)
     if not torch.is_tensor(const_offset):
         const_offset = torch.full((1,), float(const_offset), dtype=torch.float32, device=device)
