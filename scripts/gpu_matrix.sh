@@ -1,57 +1,101 @@
 #!/usr/bin/env bash
-# The GPU measurements in one command (ours only: gensim has no GPU code; compare with the CPU
-# gensim rows in docs/results.md). Runbook: docs/gpu.md. Run from the repository root on a machine with CUDA:
+# The GPU measurements in one command (runbook and the numbers they test: docs/gpu.md). Run from
+# the repository root on a machine with CUDA:
 #
 #   bash scripts/gpu_matrix.sh CORPUS EVAL_DIR OUT_DIR [DEVICE]
 #
-# CORPUS: wiki17m.txt.gz (or any corpus); EVAL_DIR: a folder with questions-words.txt,
-# wordsim353.tsv and simlex999.txt (../shared/eval here); DEVICE: cuda (default) or cpu for a
-# dry run. Needs torch, numpy, scipy, typer, tqdm (PYTHON=... picks the interpreter); not gensim. Writes one JSON per row and
-# summary.txt into OUT_DIR. Rows:
-#   neg  dim 100, configs/gpu.toml, 5 epochs: speed and quality (the >= 20M words/s target)
-#   nce  dim 100 / neg dim 300 / nce dim 300, 1 epoch: speed
-#   skip-gram neg, CBOW hs, skip-gram hs, dim 100, 1 epoch: speed and quality
-#   softmax at vocabulary 30k and 70k, 1 epoch: speed
-# before them, tests/test_cuda.py (the device's step against the CPU's).
-# EXTRA="--max-tokens 200000" limits the corpus for a quick check.
-set -euo pipefail
+# CORPUS: wiki17m.txt.gz; EVAL_DIR: a folder with questions-words.txt, wordsim353.tsv and
+# simlex999.txt; DEVICE: cuda (default) or cpu, a dry run (there the new step is the C kernel, the
+# Triton kernel's CPU twin, and the sync check runs unchecked). Needs torch, triton, numpy, scipy,
+# typer, tqdm (PYTHON=... picks the interpreter), not gensim. In this order, each step's output in
+# OUT_DIR and one line of it in OUT_DIR/summary.txt:
+#   1. tests/test_cuda.py: the device's steps against the CPU's (the Triton kernel against the C
+#      kernel, which is built first for that)
+#   2. one epoch of the Triton step with torch.cuda.set_sync_debug_mode("error") (scripts/sync_check.py)
+#   3. configs/gpu.toml on the eager batched step and on the Triton kernel, words/s and quality side by side: CBOW-NS
+#      on the first 4M tokens x 3 epochs (the quality check of issue 19) and on all of CORPUS x 5
+#      epochs; SG-NS and NCE on all of CORPUS x 1 epoch; softmax (batched only: the Triton kernel
+#      trains the logistic losses)
+#   4. while time is left (MATRIX_SECONDS, 540 by default): the launch budget of both steps
+#      (scripts/launch_budget.py, CUDA's own kernel counts), then CBOW-HS and dim 300 rows
+# EXTRA="--max-tokens 100000" limits every row's corpus (the dry run: tests/test_gpu_matrix.py).
+set -uo pipefail
 corpus=$1 evals=$2 out=$3 device=${4:-cuda}
+PY=${PYTHON:-python3}
+budget=${MATRIX_SECONDS:-540}
 mkdir -p "$out"
+: >"$out/summary.txt"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-common=(--skip-gensim --corpus "$corpus" --device "$device" --config configs/gpu.toml
+new=triton
+[[ $device == cpu ]] && new=kernel
+note() { echo "$*" | tee -a "$out/summary.txt"; }
+common=(--skip-gensim --defaults --no-cross-check --device "$device"
         --questions "$evals/questions-words.txt" --wordsim "$evals/wordsim353.tsv" --simlex "$evals/simlex999.txt")
-row() {  # name, then options for scripts/bench_vs_gensim.py
-  local name=$1; shift
-  "${PYTHON:-python3}" scripts/bench_vs_gensim.py "${common[@]}" ${EXTRA:-} "$@" --json "$out/$name.json" >"$out/$name.log" 2>&1 \
-    || { echo "$name: failed, see $out/$name.log" | tee -a "$out/summary.txt"; return 0; }
-  "${PYTHON:-python3}" - "$out/$name.json" "$name" <<'PY' | tee -a "$out/summary.txt"
+row() {  # name, preset lines (TOML), then options for scripts/bench_vs_gensim.py
+  local name=$1 preset=$2; shift 2
+  printf '%b' "$preset" >"$out/$name.toml"
+  timeout 300 "$PY" scripts/bench_vs_gensim.py "${common[@]}" --config "$out/$name.toml" "$@" ${EXTRA:-} \
+      --json "$out/$name.json" >"$out/$name.log" 2>&1 \
+    || { note "$name: failed, see $out/$name.log"; return 0; }
+  "$PY" - "$out/$name.json" "$name" <<'PY' | tee -a "$out/summary.txt"
 import json, sys
 r = json.load(open(sys.argv[1]))
 o, s = r["ours"], r["settings"]
-print(f"{sys.argv[2]:14s} {o['words_per_sec']:>14,.0f} words/s  analogy {o['analogy_accuracy']:.2%}  "
-      f"WS353 {o['ws353_spearman']:.4f}  vocab {o['vocab_size']:,}  {s['arch']} loss {s['loss']} dim {s['dim']} "
-      f"batch {s['batch_size']} epochs {s['epochs']} on {s['device_resolved']} ({r['machine']['gpu'] or 'cpu'})")
+print(f"{sys.argv[2]:22s} {o['words_per_sec']:>14,.0f} words/s  analogy {o['analogy_accuracy']:.2%}  "
+      f"WS353 {o['ws353_spearman']:.4f}  SimLex {o['simlex_spearman']:.4f}  {s['arch']} {s['loss']} dim {s['dim']} "
+      f"epochs {s['epochs']} on {s['device_resolved']} ({r['machine']['gpu'] or 'cpu'})")
 PY
 }
-# First the GPU path against the CPU (tests/test_cuda.py; pytest is on the GPU image): a row's
-# numbers mean nothing if a step on the device differs from the tested CPU step.
-if W2V_NCE_TEST_DEVICE=$device "${PYTHON:-python3}" -m pytest -q -p no:cacheprovider tests/test_cuda.py \
-     >"$out/test_cuda.log" 2>&1; then
-  echo "tests/test_cuda.py on $device: passed" | tee -a "$out/summary.txt"
+preset() {  # configs/gpu.toml with another step (--device overrides its device)
+  sed "s/^step = .*/step = \"$1\"/" configs/gpu.toml
+}
+pair() {  # name, preset lines, options: configs/gpu.toml on the eager batched step, then on the new one
+  local name=$1 extra=$2; shift 2
+  row "${name}_batched" "$(preset batched)\n$extra" "$@"
+  row "${name}_$new" "$(preset "$new")\n$extra" "$@"
+  "$PY" - "$out/${name}_batched.json" "$out/${name}_$new.json" "$name" <<'PY' | tee -a "$out/summary.txt"
+import json, os, sys
+if all(os.path.exists(p) for p in sys.argv[1:3]):
+    old, new = (json.load(open(p))["ours"] for p in sys.argv[1:3])
+    print(f"{sys.argv[3]:22s} new/batched: words/s {new['words_per_sec'] / old['words_per_sec']:.1f}x  analogy "
+          f"{new['analogy_accuracy'] / max(old['analogy_accuracy'], 1e-9):.3f}  WS353 "
+          f"{new['ws353_spearman'] / old['ws353_spearman']:.3f}")
+PY
+}
+
+# 1. The device's steps against the CPU's: a row's numbers mean nothing if the step differs.
+"$PY" -c "from w2v_nce import fused; assert fused.AVAILABLE" 2>/dev/null \
+  || "$PY" setup.py build_ext --inplace -q >"$out/build.log" 2>&1 || note "C kernel not built (see build.log)"
+if W2V_NCE_TEST_DEVICE=$device "$PY" -m pytest -p no:cacheprovider -rs tests/test_cuda.py >"$out/test_cuda.log" 2>&1; then
+  note "tests/test_cuda.py on $device: passed ($(tail -1 "$out/test_cuda.log"))"
 else
-  echo "tests/test_cuda.py on $device: FAILED, see $out/test_cuda.log" | tee -a "$out/summary.txt"
+  note "tests/test_cuda.py on $device: FAILED, see $out/test_cuda.log"
 fi
-printf 'max_vocab = 30000\n' >"$out/v30k.toml"
-printf 'max_vocab = 70000\n' >"$out/v70k.toml"
-row neg_d100 --loss neg --dim 100
-row nce_d100 --loss nce --dim 100 --epochs 1
-row neg_d300 --loss neg --dim 300 --epochs 1
-row sg_neg_d100 --arch skipgram --loss neg --dim 100 --epochs 1
-row cbow_hs_d100 --loss hs --dim 100 --epochs 1
-row sg_hs_d100 --arch skipgram --loss hs --dim 100 --epochs 1
-row nce_d300 --loss nce --dim 300 --epochs 1
-for v in 30k 70k; do
-  # the preset's keys, then the vocabulary cap: bench_vs_gensim.py takes one --config
-  cat configs/gpu.toml "$out/v$v.toml" >"$out/softmax_$v.toml"
-  row "softmax_v$v" --loss softmax --dim 100 --epochs 1 --config "$out/softmax_$v.toml"
-done
+
+# 2. No host sync inside an epoch.
+sync_tokens=2000000
+[[ -n ${EXTRA:-} ]] && sync_tokens=100000
+if "$PY" scripts/sync_check.py "$corpus" --device "$device" --step "$( [[ $device == cpu ]] && echo auto || echo triton )" \
+     --max-tokens "$sync_tokens" --json "$out/sync_check.json" >"$out/sync_check.log" 2>&1; then
+  note "sync check: $(tail -1 "$out/sync_check.log")"
+else
+  note "sync check: FAILED, see $out/sync_check.log"
+fi
+
+# 3. The eager batched step against the new one.
+pair cbow_neg_4m "" --max-tokens 4000000 --epochs 3 --workdir "$out/work_4m"
+pair cbow_neg "" --epochs 5 --workdir "$out/work_all"
+pair sg_neg "" --arch skipgram --epochs 1 --workdir "$out/work_all"
+pair nce "learn_log_z = true\n" --loss nce --epochs 1 --workdir "$out/work_all"
+row softmax_v30k_batched 'step = "batched"\nmax_vocab = 30000\n' --loss softmax --epochs 1 --workdir "$out/work_all"
+
+# 4. While time is left.
+if (( SECONDS < budget )); then
+  for step in batched "$new"; do
+    "$PY" scripts/launch_budget.py --device "$device" --step "$step" --json "$out/launch_budget_$step.json" \
+        >"$out/launch_budget_$step.log" 2>&1 && grep "words/s" "$out/launch_budget_$step.log" | tee -a "$out/summary.txt"
+  done
+fi
+(( SECONDS < budget )) && row "cbow_hs_$new" "$(preset "$new")\n" --loss hs --epochs 1 --workdir "$out/work_all"
+(( SECONDS < budget )) && row "cbow_neg_d300_$new" "$(preset "$new")\n" --dim 300 --epochs 1 --workdir "$out/work_all"
+note "gpu_matrix.sh: ${SECONDS}s on $device"

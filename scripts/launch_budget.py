@@ -15,7 +15,8 @@ and prints the bound at --launch-us per launch. On the CPU the PyTorch path runs
 (the fused kernel is turned off, the cap rule's host check skipped, as on a GPU).
 
   python scripts/launch_budget.py                          # CBOW-NS and SG-NS, batched step
-  python scripts/launch_budget.py --step triton --device cuda   # the GPU kernel (one launch a chunk)
+  python scripts/launch_budget.py --step triton --device cuda   # the Triton kernel (one launch a chunk)
+  python scripts/launch_budget.py --step kernel                 # the C kernel (what the CPU runs)
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-os.environ.setdefault("W2V_NCE_NO_KERNEL", "1")  # the CPU runs the GPU's code (before w2v_nce is imported)
+if "batched" in sys.argv or "--step" not in sys.argv:  # the CPU runs the GPU's code (set before w2v_nce is imported)
+    os.environ.setdefault("W2V_NCE_NO_KERNEL", "1")
 
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
