@@ -64,6 +64,19 @@ def _umod(z: torch.Tensor, m: int) -> torch.Tensor:
     return (torch.remainder(z, m) + (z < 0).long() * ((1 << 64) % m)) % m
 
 
+def _logistic(y, label, live, lr, saturated):
+    """The kernel's logistic terms (triton_kernel._logistic): step, moves, loss, d loss / d y."""
+    e = torch.exp(-y.abs())
+    p = torch.where(y >= 0, 1 / (1 + e), e / (1 + e))
+    bce = y.clamp(min=0) - label * y + torch.log1p(e)
+    positive = label > 0.5
+    sat = (saturated > 0) & torch.where(positive, y > saturated, y < -saturated)
+    g = p - label
+    moves = live & ~sat
+    return (torch.where(moves, -lr * g, 0.0), moves, torch.where(live, torch.where(sat, e, bce), 0.0),
+            torch.where(live, torch.where(sat, torch.where(positive, -e, e), g), 0.0))
+
+
 def lockstep(model, objective: LogisticObjective, batch: PaddedCentres, lr: float, lr_end: float, programs: int,
              saturated: float = SATURATED) -> tuple[torch.Tensor, int, float]:
     """Train `batch` as `programs` programs of the Triton kernel in lockstep (see the module's
@@ -152,35 +165,30 @@ def lockstep(model, objective: LogisticObjective, batch: PaddedCentres, lr: floa
             nctr[act] += k - 1
         else:
             cand, labels, cmask = points[a_t], path_labels[a_t], path_mask[a_t]
-        rows = out[cand].clone()
-        bvec = bias[cand].clone() if bias is not None else None
-        ovec = rows_offset[cand] if rows_offset is not None else None
-        err = torch.zeros_like(h)
-        for j in range(k):
-            c, live, label, row = cand[:, j], cmask[:, j], labels[:, j], rows[:, j]
-            y = (h * row).sum(1) - const
-            if bvec is not None:
-                y = y + bvec[:, j]
-            if ovec is not None:
-                y = y - ovec[:, j]
-            e = torch.exp(-y.abs())
-            p_ = torch.where(y >= 0, 1 / (1 + e), e / (1 + e))
-            bce = y.clamp(min=0) - label * y + torch.log1p(e)
-            positive = label > 0.5
-            sat = (saturated > 0) & torch.where(positive, y > saturated, y < -saturated)
-            g = p_ - label
-            loss_total += float(torch.where(live, torch.where(sat, e, bce), 0.0).double().sum())
-            gsum_total += float(torch.where(live, torch.where(sat, torch.where(positive, -e, e), g), 0.0).double().sum())
-            moves = live & ~sat
-            step = torch.where(moves, -lr_a * g, 0.0)
-            err += step[:, None] * row
-            delta = step[:, None] * h
-            later = (cand == c[:, None]) & (col > j)
-            rows += later[..., None] * delta[:, None, :]
-            out.index_add_(0, c[moves], delta[moves])  # all read before any is added: the round's snapshot
-            if bvec is not None:
-                bvec += later * step[:, None]
-                bias.index_add_(0, c[moves], step[moves])
+        rows = out[cand]
+        y = (rows * h[:, None, :]).sum(2) - const  # every candidate's score at once, as the kernel takes them
+        if bias is not None:
+            y = y + bias[cand]
+        if rows_offset is not None:
+            y = y - rows_offset[cand]
+        hh = (h * h).sum(1, keepdim=True) + (1.0 if bias is not None else 0.0)
+        shift = torch.zeros_like(y)  # a repeated candidate's earlier copies' steps, each moving y by h.h (+ 1)
+        if "noise" in cands:
+            repeats = ((cand[:, :, None] == cand[:, None, :]) & (col[None, None, :] < col[None, :, None])
+                       & cmask[:, :, None] & cmask[:, None, :]).any(2).any(1)
+            r = repeats.nonzero().squeeze(1)
+            if len(r):
+                for j in range(k):  # the kernel's rescoring loop, for the examples with a repeat
+                    step_j = _logistic(y[r, j] + shift[r, j] * hh[r, 0], labels[r, j], cmask[r, j], lr_a[r],
+                                       saturated)[0]
+                    shift[r] += ((cand[r] == cand[r, j:j + 1]) & (col > j) & cmask[r]) * step_j[:, None]
+        step, moves, loss, grad = _logistic(y + shift * hh, labels, cmask, lr_a[:, None], saturated)
+        loss_total += float(loss.double().sum())
+        gsum_total += float(grad.double().sum())
+        err = (step[..., None] * rows).sum(1) + (step * shift).sum(1, keepdim=True) * h
+        out.index_add_(0, cand[moves], (step[..., None] * h[:, None, :])[moves])  # after all reads: the snapshot
+        if bias is not None:
+            bias.index_add_(0, cand[moves], step[moves])
         ok = bag >= 0
         inp.index_add_(0, bag[ok], err[:, None, :].expand(-1, bag.shape[1], -1)[ok])
         trained += len(act)

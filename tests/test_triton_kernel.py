@@ -147,7 +147,7 @@ for variant in (dict(), dict(SKIPGRAM=True), dict(SKIP_HITS=False, HAS_BIAS=True
             print("no ptxas:", exc)
             sys.exit(3)
         raise
-    assert kernel.asm["cubin"] and "red.global" in kernel.asm["ptx"], variant
+    assert kernel.asm["cubin"] and ".relaxed.add.f32" in kernel.asm["ptx"], variant  # red, or atom (3.6)
 print("compiled")
 """
 

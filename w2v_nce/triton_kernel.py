@@ -148,64 +148,66 @@ if AVAILABLE:
         gsum = tl.zeros((), tl.float32)
         trained = tl.zeros((), tl.int64)
         span = tl.maximum(hi - lo, 1).to(tl.float32)
-        for i in range(lo, hi):
-            lr = lr0 + (lr1 - lr0) * ((i - lo).to(tl.float32) / span)
-            at = tl.load(centres + i)
-            target = tl.load(ids + at).to(tl.int64)
-            if target >= 0:  # a padded chunk's sentence ends are no centres (they draw nothing)
-                rctr += 1
-                radius = (1 + _mix(rseed + rctr * 0x9E3779B97F4A7C15) % WINDOW).to(tl.int64)
-                # the window: up to `radius` words each side, stopping at a sentence end
-                lpos = at - 1 - w
-                rpos = at + 1 + w
-                lid = tl.load(ids + lpos, mask=(w < radius) & (lpos >= 0), other=-1).to(tl.int64)
-                rid = tl.load(ids + rpos, mask=(w < radius) & (rpos < n_ids), other=-1).to(tl.int64)
-                lok = tl.cumsum((lid < 0).to(tl.int32), 0) == 0
-                rok = tl.cumsum((rid < 0).to(tl.int32), 0) == 0
-                n_left = tl.sum(lok.to(tl.int32), 0)
-                n_right = tl.sum(rok.to(tl.int32), 0)
-                if n_left + n_right > 0:
-                    if SKIPGRAM:
-                        # one example per window word, farthest left first (the C kernel's order)
-                        for e in range(2 * WINDOW):
-                            left = e < WINDOW
-                            off = tl.where(left, WINDOW - e, e - WINDOW + 1)
-                            if tl.where(left, off <= n_left, off <= n_right):
-                                word = tl.load(ids + tl.where(left, at - off, at + off)).to(tl.int64)
-                                h = tl.load(inp + word * DIM + d, mask=dmask, other=0.0, cache_modifier=".cg")
-                                err, l_e, g_e, nctr = _example(
-                                    h, target, nseed, nctr, out, bias, row_offset, const, accept, alias, vocab,
-                                    points, path_labels, path_mask, lr, saturated, d, dmask, DIM, K, BLOCK_K,
-                                    SAMPLED, SKIP_HITS, HAS_BIAS, HAS_OFFSET, PATH)
-                                tl.atomic_add(inp + word * DIM + d, err, mask=dmask, sem="relaxed")
-                                loss += l_e
-                                gsum += g_e
-                                trained += 1
-                    else:
-                        lmask = lok[:, None] & dmask[None, :]
-                        rmask = rok[:, None] & dmask[None, :]
-                        lrows = tl.load(inp + lid[:, None] * DIM + d[None, :], mask=lmask, other=0.0,
-                                        cache_modifier=".cg")
-                        rrows = tl.load(inp + rid[:, None] * DIM + d[None, :], mask=rmask, other=0.0,
-                                        cache_modifier=".cg")
-                        n = n_left + n_right
-                        h = tl.sum(lrows, 0) + tl.sum(rrows, 0)
-                        if n > 1:
-                            h = h * (1.0 / n.to(tl.float32))
-                        err, l_e, g_e, nctr = _example(
-                            h, target, nseed, nctr, out, bias, row_offset, const, accept, alias, vocab, points,
-                            path_labels, path_mask, lr, saturated, d, dmask, DIM, K, BLOCK_K, SAMPLED, SKIP_HITS,
-                            HAS_BIAS, HAS_OFFSET, PATH)
-                        # every bag word moves by the whole error (a word twice in the window, twice)
-                        tl.atomic_add(inp + lid[:, None] * DIM + d[None, :],
-                                      err[None, :] + tl.zeros((BLOCK_W, BLOCK_D), tl.float32), mask=lmask,
-                                      sem="relaxed")
-                        tl.atomic_add(inp + rid[:, None] * DIM + d[None, :],
-                                      err[None, :] + tl.zeros((BLOCK_W, BLOCK_D), tl.float32), mask=rmask,
-                                      sem="relaxed")
-                        loss += l_e
-                        gsum += g_e
-                        trained += 1
+        for t in range(0, per):  # (not range(lo, hi): Triton 3.6's interpreter cannot iterate over those)
+            i = lo + t
+            if i < hi:
+                lr = lr0 + (lr1 - lr0) * ((i - lo).to(tl.float32) / span)
+                at = tl.load(centres + i)
+                target = tl.load(ids + at).to(tl.int64)
+                if target >= 0:  # a padded chunk's sentence ends are no centres (they draw nothing)
+                    rctr += 1
+                    radius = (1 + _mix(rseed + rctr * 0x9E3779B97F4A7C15) % WINDOW).to(tl.int64)
+                    # the window: up to `radius` words each side, stopping at a sentence end
+                    lpos = at - 1 - w
+                    rpos = at + 1 + w
+                    lid = tl.load(ids + lpos, mask=(w < radius) & (lpos >= 0), other=-1).to(tl.int64)
+                    rid = tl.load(ids + rpos, mask=(w < radius) & (rpos < n_ids), other=-1).to(tl.int64)
+                    lok = tl.cumsum((lid < 0).to(tl.int32), 0) == 0
+                    rok = tl.cumsum((rid < 0).to(tl.int32), 0) == 0
+                    n_left = tl.sum(lok.to(tl.int32), 0)
+                    n_right = tl.sum(rok.to(tl.int32), 0)
+                    if n_left + n_right > 0:
+                        if SKIPGRAM:
+                            # one example per window word, farthest left first (the C kernel's order)
+                            for e in range(2 * WINDOW):
+                                left = e < WINDOW
+                                off = tl.where(left, WINDOW - e, e - WINDOW + 1)
+                                if tl.where(left, off <= n_left, off <= n_right):
+                                    word = tl.load(ids + tl.where(left, at - off, at + off)).to(tl.int64)
+                                    h = tl.load(inp + word * DIM + d, mask=dmask, other=0.0, cache_modifier=".cg")
+                                    err, l_e, g_e, nctr = _example(
+                                        h, target, nseed, nctr, out, bias, row_offset, const, accept, alias, vocab,
+                                        points, path_labels, path_mask, lr, saturated, d, dmask, DIM, K, BLOCK_K,
+                                        SAMPLED, SKIP_HITS, HAS_BIAS, HAS_OFFSET, PATH)
+                                    tl.atomic_add(inp + word * DIM + d, err, mask=dmask, sem="relaxed")
+                                    loss += l_e
+                                    gsum += g_e
+                                    trained += 1
+                        else:
+                            lmask = lok[:, None] & dmask[None, :]
+                            rmask = rok[:, None] & dmask[None, :]
+                            lrows = tl.load(inp + lid[:, None] * DIM + d[None, :], mask=lmask, other=0.0,
+                                            cache_modifier=".cg")
+                            rrows = tl.load(inp + rid[:, None] * DIM + d[None, :], mask=rmask, other=0.0,
+                                            cache_modifier=".cg")
+                            n = n_left + n_right
+                            h = tl.sum(lrows, 0) + tl.sum(rrows, 0)
+                            if n > 1:
+                                h = h * (1.0 / n.to(tl.float32))
+                            err, l_e, g_e, nctr = _example(
+                                h, target, nseed, nctr, out, bias, row_offset, const, accept, alias, vocab, points,
+                                path_labels, path_mask, lr, saturated, d, dmask, DIM, K, BLOCK_K, SAMPLED, SKIP_HITS,
+                                HAS_BIAS, HAS_OFFSET, PATH)
+                            # every bag word moves by the whole error (a word twice in the window, twice)
+                            tl.atomic_add(inp + lid[:, None] * DIM + d[None, :],
+                                          err[None, :] + tl.zeros((BLOCK_W, BLOCK_D), tl.float32), mask=lmask,
+                                          sem="relaxed")
+                            tl.atomic_add(inp + rid[:, None] * DIM + d[None, :],
+                                          err[None, :] + tl.zeros((BLOCK_W, BLOCK_D), tl.float32), mask=rmask,
+                                          sem="relaxed")
+                            loss += l_e
+                            gsum += g_e
+                            trained += 1
         tl.store(loss_out + pid, loss)
         tl.store(gsum_out + pid, gsum)
         tl.store(examples_out + pid, trained)
