@@ -71,6 +71,10 @@ def test_resume_reuses_the_saved_phrase_model(tmp_path, monkeypatch, capsys):
     assert main(["train", str(corpus), "-o", str(run), "--resume", "--epochs", "3", "--phrases", "2",
                  "--phrase-threshold", "7"]) == 2
     assert "cannot change 'phrase_threshold'" in capsys.readouterr().err
+    model = Phrases.load(run / "phrases.json")
+    Phrases(model.layers[:1], model.scoring, model.min_count, model.delimiter).save(run / "phrases.json")
+    assert main(["train", str(corpus), "-o", str(run), "--resume", "--epochs", "3", "-q"]) == 2
+    assert "is not the run's: it has 1 passes" in capsys.readouterr().err
     (run / "phrases.json").unlink()
     assert main(["train", str(corpus), "-o", str(run), "--resume", "--epochs", "3", "-q"]) == 2
     err = capsys.readouterr().err

@@ -358,7 +358,7 @@ def phrase_model(corpus: Corpus, out_dir: Path, cfg: Config, resumed: bool, dist
             if settings != (cfg.phrases, cfg.phrase_scoring, cfg.phrase_min_count, cfg.phrase_delimiter):
                 raise UserError(f"phrase model '{path}' is not the run's: it has {settings[0]} passes, scoring "
                                 f"{settings[1]}, min_count {settings[2]}, delimiter {settings[3]!r}")
-            return dataclasses.replace(model, _matchers={})
+            return model
         report = (lambda line: tqdm.write(f"phrases: {line}", file=sys.stderr)) if progress_bar else None
         model = Phrases.learn(corpus, cfg.phrases, cfg.phrase_min_count, list(phrase_thresholds(cfg)),
                               cfg.phrase_scoring, cfg.phrase_delimiter, cfg.phrase_connectors, cfg.phrase_max_vocab,
