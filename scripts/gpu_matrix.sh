@@ -14,8 +14,9 @@
 #   2. one epoch of the Triton step with torch.cuda.set_sync_debug_mode("error") (scripts/sync_check.py)
 #   3. configs/gpu.toml on the eager batched step and on the Triton kernel, words/s and quality side by side: CBOW-NS
 #      on the first 4M tokens x 3 epochs (the quality check of issue 19) and on all of CORPUS x 5
-#      epochs; SG-NS and NCE on all of CORPUS x 1 epoch; softmax (batched only: the Triton kernel
-#      trains the logistic losses)
+#      epochs (and the Triton kernel at 512 programs: the words/s scale with them if latency binds);
+#      SG-NS and NCE on all of CORPUS x 1 epoch; softmax (batched only: the Triton kernel trains the
+#      logistic losses)
 #   4. while time is left (MATRIX_SECONDS, 540 by default): the launch budget of both steps
 #      (scripts/launch_budget.py, CUDA's own kernel counts), then CBOW-HS and dim 300 rows
 # EXTRA="--max-tokens 100000" limits every row's corpus (the dry run: tests/test_gpu_matrix.py).
@@ -46,8 +47,8 @@ print(f"{sys.argv[2]:22s} {o['words_per_sec']:>14,.0f} words/s  analogy {o['anal
       f"epochs {s['epochs']} on {s['device_resolved']} ({r['machine']['gpu'] or 'cpu'})")
 PY
 }
-preset() {  # configs/gpu.toml with another step (--device overrides its device)
-  sed "s/^step = .*/step = \"$1\"/" configs/gpu.toml
+preset() {  # configs/gpu.toml with another step and, given, programs (--device overrides its device)
+  sed -e "s/^step = .*/step = \"$1\"/" ${2:+-e "s/^programs = .*/programs = $2/"} configs/gpu.toml
 }
 pair() {  # name, preset lines, options: configs/gpu.toml on the eager batched step, then on the new one
   local name=$1 extra=$2; shift 2
@@ -85,6 +86,7 @@ fi
 # 3. The eager batched step against the new one.
 pair cbow_neg_4m "" --max-tokens 4000000 --epochs 3 --workdir "$out/work_4m"
 pair cbow_neg "" --epochs 5 --workdir "$out/work_all"
+row "cbow_neg_p512_$new" "$(preset "$new" 512)\n" --epochs 5 --workdir "$out/work_all"  # 4x the words/s if latency binds
 pair sg_neg "" --arch skipgram --epochs 1 --workdir "$out/work_all"
 pair nce "learn_log_z = true\n" --loss nce --epochs 1 --workdir "$out/work_all"
 row softmax_v30k_batched 'step = "batched"\nmax_vocab = 30000\n' --loss softmax --epochs 1 --workdir "$out/work_all"

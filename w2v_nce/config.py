@@ -110,7 +110,7 @@ class Config:
                                "slices at once (needs triton; docs/gpu.md); batched: tensor operations (every loss, "
                                "any device); auto: the C kernel where it serves, else batched. The choice is "
                                "recorded in metrics.json.", choices=STEPS, resumable=True)
-    programs: int = option(512, "step = triton: programs, each training its own slice of a chunk's centre words "
+    programs: int = option(128, "step = triton: programs, each training its own slice of a chunk's centre words "
                                 "one example after another, that the GPU runs at once without locks (Hogwild); "
                                 "about as many examples are in flight, so more is faster and staler (docs/gpu.md).",
                            resumable=True)

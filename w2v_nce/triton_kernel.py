@@ -4,19 +4,19 @@ per slice of centre words, all programs at once.
 Program p trains the centre words `centres[first + p*per : first + (p+1)*per]` one after another
 exactly as one thread of the C kernel trains its slice (_kernel.c, window_sgd): the same
 splitmix64 streams (seeded `seed + (first + p*per) x golden`, as windows.Centres.slice seeds a
-slice) draw the same radii and noise words, the windows stop at sentence ends, each example's
-candidates are scored and stepped one by one (a repeated candidate sees the step of its earlier
-copy), candidates classified beyond `saturated` take no step, and the bag's rows move by the
-example's error after its candidates. So one program equals the C kernel's one-thread result on
+slice; the radii's from that xor 0x5DEECE66D) draw the same radii and noise words, the windows
+stop at sentence ends, an example's candidates are scored in one block and a repeated one after
+its earlier copy's step (as the C kernel rescores it), candidates classified beyond `saturated`
+take no step, and the bag's rows move by the example's error after its candidates. So one program equals the C kernel's one-thread result on
 its slice, and under TRITON_INTERPRET=1 (programs run one after another on the CPU) a whole
 launch equals the C kernel called on each slice in turn (tests/test_triton_kernel.py).
 
 On a GPU the programs run at once and share the tables without locks (Hogwild, as the CPU
 kernel's threads): every step is an atomic add, so two programs' steps to one row both land, and
-a row read by one program may miss the steps other programs are making. With P programs about P
-examples are in flight, which is what a batch of P under the `sum` rule computes against stale
-parameters; docs/gpu.md measures that batch's quality on the CPU and gives the launch budget
-(one launch a chunk) and the words/s expected from this design.
+a row read by one program may miss the steps other programs are making: with P programs about P
+examples are in flight. scripts/emulate_programs.py trains so on the CPU (the programs in
+lockstep); docs/gpu.md gives the quality it measured, the launch budget (one launch a chunk) and
+the words/s expected from this design.
 
 The learning rate runs linearly from `lr` to `lr_end` over each program's slice. Loss, Σ dloss/dy
 (NCE's learnt log Z) and the examples trained come back as device tensors: nothing here waits
@@ -31,9 +31,6 @@ import torch
 
 AVAILABLE = importlib.util.find_spec("triton") is not None  # with TRITON_INTERPRET=1 set before this import,
 # the kernel runs on CPU tensors, one program after another (tests only: ~100 candidates a second)
-
-GOLDEN = 0x9E3779B97F4A7C15  # splitmix64's increment (windows._GOLDEN)
-RADIUS_STREAM = 0x5DEECE66D  # the radius stream's seed is the noise stream's xor this (_kernel.c)
 
 
 if AVAILABLE:
@@ -148,7 +145,7 @@ if AVAILABLE:
         gsum = tl.zeros((), tl.float32)
         trained = tl.zeros((), tl.int64)
         span = tl.maximum(hi - lo, 1).to(tl.float32)
-        for t in range(0, per):  # (not range(lo, hi): Triton 3.6's interpreter cannot iterate over those)
+        for t in range(0, per):  # the same count in every program; the last one skips its tail
             i = lo + t
             if i < hi:
                 lr = lr0 + (lr1 - lr0) * ((i - lo).to(tl.float32) / span)
