@@ -1,0 +1,294 @@
+"""A model's life after its first run: continue it on new text, start it from pretrained vectors.
+
+`train --init RUN` (and `Word2Vec.train` on a trained model) continues RUN's tables in a new run
+directory; RUN is only read. Without `update_vocab` the vocabulary, its counts, the noise
+distribution and the Huffman tree stay RUN's and the new text's unknown words are dropped, as
+gensim's `train` on new sentences does. With it (gensim's `build_vocab(update=True)`):
+
+- `grown_vocab`: RUN's words stay; a word RUN does not have joins when the new text holds it
+  `min_count` times (RUN kept no count of the words it dropped, nor does gensim); every word's
+  count is RUN's plus the new text's, and the words are sorted again by that count (gensim
+  appends the new words instead; sorted, the first rows stay the frequent words, which the
+  kernel's private rows, torchrun's row syncs and the analogy test's restrict_vocab all rely on).
+  The noise distribution, subsampling and the Huffman tree then come from the merged counts.
+- `carry_over`: every word RUN has keeps its input row, output row and bias; new words keep the
+  fresh rows the trainer drew for them (as a new run draws them). Hierarchical softmax's output
+  rows belong to the inner nodes of a tree that the merged counts reshape: `inner_node_map`
+  gives a new inner node the row of the old node that made the same decision between the old
+  words below it (docs/results.md, "Growing a model", measures it against gensim's rows by index
+  and against zero rows).
+
+`init_vectors` gives the vocabulary's words found in a word2vec file their vectors there
+(gensim's intersect_word2vec_format), and `FrozenRows` keeps them as they are while the run
+trains (gensim's lockf 0.0, which also freezes input rows only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from w2v_nce.checkpoint import CHECKPOINT, Loaded, load_checkpoint, load_model
+from w2v_nce.config import Config
+from w2v_nce.corpus import Corpus
+from w2v_nce.errors import UserError
+from w2v_nce.model import Model
+from w2v_nce.objectives import Objective
+from w2v_nce.steps import Step
+from w2v_nce.vectors import load_word2vec
+from w2v_nce.vocab import HuffmanTree, Vocab, build_vocabulary
+from w2v_nce.windows import Centres
+
+
+@dataclass
+class Parent:
+    """The run a new run continues (train --init): where it is, its checkpoint and its model."""
+
+    run_dir: Path
+    state: dict
+    loaded: Loaded
+
+    @property
+    def vocab(self) -> Vocab:
+        return self.loaded.vocab
+
+    def lineage(self) -> list[dict]:
+        """The new run's ancestry: the parent's own, then the parent (its directory, corpus, words
+        trained, epochs and vocabulary size), oldest first."""
+        prior = self.state.get("lineage")
+        prior = [dict(e) for e in prior if isinstance(e, dict)] if isinstance(prior, list) else []
+        progress = self.state.get("progress") if isinstance(self.state.get("progress"), dict) else {}
+        corpus = self.state.get("corpus")
+        return prior + [{
+            "run": str(self.run_dir.resolve()),
+            "corpus": corpus if isinstance(corpus, str) else None,
+            "words": int(progress.get("words_done", 0) or 0),
+            "epochs": int(progress.get("epoch", 0) or 0),
+            "vocab_size": len(self.vocab),
+        }]
+
+
+def read_parent(run_dir: Path | str, out_dir: Path) -> Parent:
+    """The run `run_dir` for a new run in `out_dir` to continue; a UserError for a directory that
+    holds no run, or for `out_dir` being the same directory (the parent is never written)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CHECKPOINT).is_file():
+        what = "does not exist" if not run_dir.exists() else f"is not a run directory (no {CHECKPOINT} in it)"
+        raise UserError(f"--init '{run_dir}' {what}")
+    if out_dir.exists() and out_dir.resolve() == run_dir.resolve():
+        raise UserError(f"--out '{out_dir}' is the --init run itself: give a new directory (the run continued "
+                        "from is only read)")
+    state = load_checkpoint(run_dir / CHECKPOINT)
+    return Parent(run_dir, state, load_model(state))
+
+
+def vocabulary(parent: Parent, corpus: Corpus, cfg: Config, update_vocab: bool, dist=None) -> tuple[Vocab, int | None]:
+    """The vocabulary of a run continuing `parent` on `corpus`, and the corpus's tokens (None when
+    it is not counted): the parent's as it is, or with `update_vocab` grown by the new text."""
+    if not update_vocab:
+        return parent.vocab, None
+    counted = dataclasses.replace(cfg, min_count=1, max_vocab=0)  # every word and its count
+    new, tokens = build_vocabulary(corpus, counted, dist)
+    return grown_vocab(parent.vocab, new, cfg.min_count, cfg.max_vocab), tokens
+
+
+def grown_vocab(old: Vocab, new: Vocab, min_count: int, max_vocab: int = 0) -> Vocab:
+    """`old` grown by the words counted in new text (`new`, most frequent first, every word): the
+    old words stay, with the new count added; a new word joins when its new count reaches
+    `min_count` (with `max_vocab`, the most frequent ones that fit). Sorted by the merged count;
+    among equal counts the old words come first, in their order, then the new ones in theirs.
+
+    >>> old = Vocab(["a", "b"], [5, 3])
+    >>> grown = grown_vocab(old, Vocab(["c", "b", "d"], [4, 3, 1]), min_count=2)
+    >>> grown.words, grown.counts.tolist()
+    (['b', 'a', 'c'], [6, 5, 4])
+    """
+    merged = {w: int(c) for w, c in zip(old.words, old.counts)}
+    added = []
+    for w, c in zip(new.words, new.counts):
+        if w in merged:
+            merged[w] += int(c)
+        elif c >= min_count:
+            added.append((w, int(c)))
+    if max_vocab:
+        added = added[:max(0, max_vocab - len(old))]
+    items = sorted(list(merged.items()) + added, key=lambda wc: -wc[1])  # stable
+    return Vocab([w for w, _ in items], np.array([c for _, c in items], dtype=np.int64))
+
+
+@torch.no_grad()
+def carry_over(model: Model, objective: Objective, parent: Loaded, vocab: Vocab) -> int:
+    """Copy `parent`'s trained rows into `model`, built fresh over `vocab`: the input row, output
+    row and bias of every word the parent has (hs: its inner nodes' rows, by `inner_node_map`),
+    and the objective's own parameters (nce's learnt log Z). Returns how many words it carried."""
+    old = parent.vocab
+    pairs = [(i, old.index[w]) for i, w in enumerate(vocab.words) if w in old.index]
+    device = model.inp.device
+    new_ids = torch.tensor([i for i, _ in pairs], dtype=torch.int64)
+    old_ids = torch.tensor([j for _, j in pairs], dtype=torch.int64)
+    model.inp[new_ids.to(device)] = parent.model.inp[old_ids].to(device)
+    if len(model.out) == len(vocab):  # one output row per word
+        dst, src, sign = new_ids, old_ids, torch.ones(len(pairs))
+    else:  # hierarchical softmax: rows of inner nodes
+        old_word = np.full(len(vocab), -1, dtype=np.int64)
+        old_word[new_ids.numpy()] = old_ids.numpy()
+        dst, src, sign = (torch.from_numpy(a) for a in inner_node_map(
+            HuffmanTree.from_counts(old.counts), HuffmanTree.from_counts(vocab.counts), old_word))
+    sign = sign.to(device, torch.float32)
+    model.out[dst.to(device)] = parent.model.out[src].to(device) * sign[:, None]
+    if model.bias is not None and parent.model.bias is not None:
+        model.bias[dst.to(device)] = parent.model.bias[src].to(device) * sign
+    objective.load_state_dict(parent.objective.state_dict())
+    return len(pairs)
+
+
+def tree_links(tree: HuffmanTree) -> tuple[np.ndarray, np.ndarray]:
+    """(parent, bit) of every node of `tree`: words are nodes 0..V-1, inner node row r is node V + r
+    (the root, 2V - 2, has parent -1); bit is the code of the turn from the parent (1: right).
+
+    >>> parent, bit = tree_links(HuffmanTree.from_counts(np.array([5, 3, 2, 1])))
+    >>> parent.tolist(), bit.tolist()
+    ([6, 5, 4, 4, 5, 6, -1], [0, 0, 1, 0, 1, 1, 0])
+    """
+    v = len(tree.lengths)
+    parent = np.full(2 * v - 1, -1, dtype=np.int64)
+    bit = np.zeros(2 * v - 1, dtype=np.int64)
+    words = np.arange(v)
+    last = tree.lengths - 1
+    parent[:v], bit[:v] = v + tree.points[words, last], tree.codes[words, last]
+    for j in range(1, tree.points.shape[1]):  # along each path, node j hangs below node j - 1
+        live = tree.lengths > j
+        parent[v + tree.points[live, j]] = v + tree.points[live, j - 1]
+        bit[v + tree.points[live, j]] = tree.codes[live, j - 1]
+    return parent, bit
+
+
+def inner_node_map(old: HuffmanTree, new: HuffmanTree, old_word: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Which old inner node's row each new inner node takes: (new rows, old rows, signs ±1).
+
+    A new node n splits the old words below it into those on its left (L) and on its right (R).
+    In the old tree let m be the lowest node above all of L ∪ R. When L lies wholly below one
+    child of m and R below the other, m's row made the same decision between them: n takes it,
+    negated when L lies on m's right (a row scores the left turn, code 0). Otherwise (no old word
+    on one side, or one side reaching both children of m) n has no counterpart and keeps its
+    fresh zero row. The same tree maps every node to itself. `old_word[w]` is new word w's id
+    in the old tree, -1 for a word the old tree lacks.
+
+    >>> tree = HuffmanTree.from_counts(np.array([5, 3, 2, 1]))
+    >>> [a.tolist() for a in inner_node_map(tree, tree, np.arange(4))]
+    [[0, 1, 2], [0, 1, 2], [1.0, 1.0, 1.0]]
+    """
+    old_parent, old_bit = tree_links(old)
+    new_parent, new_bit = tree_links(new)
+    v_old, v_new = len(old.lengths), len(new.lengths)
+    depth = np.zeros(2 * v_old - 1, dtype=np.int64)
+    for node in range(2 * v_old - 3, -1, -1):  # a parent is made after its children: higher ids
+        depth[node] = depth[old_parent[node]] + 1
+    children = np.zeros((2 * v_new - 1, 2), dtype=np.int64)
+    children[new_parent[:-1], new_bit[:-1]] = np.arange(2 * v_new - 2)
+    below = np.full(2 * v_new - 1, -1, dtype=np.int64)  # the old node lowest above a new node's old words
+    below[:v_new] = old_word
+    rows, sources, signs = [], [], []
+    op, dp = old_parent.tolist(), depth.tolist()  # plain lists: the walks below index them one by one
+    for node in range(v_new, 2 * v_new - 1):  # children before parents
+        a, b = (int(below[c]) for c in children[node])
+        if a < 0 or b < 0:
+            below[node] = max(a, b)
+            continue
+        x, y = a, b
+        while dp[x] > dp[y]:
+            x = op[x]
+        while dp[y] > dp[x]:
+            y = op[y]
+        if x == y:  # one side reaches both children of x
+            below[node] = x
+            continue
+        while op[x] != op[y]:
+            x, y = op[x], op[y]
+        below[node] = op[x]
+        rows.append(node - v_new)
+        sources.append(op[x] - v_old)
+        signs.append(1.0 if old_bit[x] == 0 else -1.0)
+    return (np.array(rows, dtype=np.int64), np.array(sources, dtype=np.int64), np.array(signs, dtype=np.float32))
+
+
+@torch.no_grad()
+def init_vectors(model: Model, vocab: Vocab, path: str | Path) -> torch.Tensor:
+    """Give every word of `vocab` found in the word2vec file `path` (text or binary) its vector
+    there as its input row, as gensim's intersect_word2vec_format does; return the rows set.
+    A file of another dimension, or with no word of the vocabulary, is a UserError; a file that
+    covers only part of the vocabulary is a warning that says how much."""
+    vectors = load_word2vec(path)
+    dim = model.inp.shape[1]
+    if vectors.dim != dim:
+        raise UserError(f"--init-vectors '{path}' holds vectors of dimension {vectors.dim}, the model's are {dim} "
+                        f"(give --dim {vectors.dim}, or a file of dimension {dim})")
+    pairs = [(i, vectors.index[w]) for i, w in enumerate(vocab.words) if w in vectors.index]
+    if not pairs:
+        raise UserError(f"--init-vectors '{path}': none of its {len(vectors):,} words is in the vocabulary "
+                        f"({len(vocab):,} words)")
+    rows = torch.tensor([i for i, _ in pairs], dtype=torch.int64)
+    source = np.array([j for _, j in pairs], dtype=np.int64)
+    model.inp[rows.to(model.inp.device)] = torch.from_numpy(vectors.matrix[source]).to(model.inp.device)
+    if len(pairs) < len(vocab):
+        warnings.warn(f"--init-vectors '{path}' has vectors for {len(pairs):,} of the {len(vocab):,} vocabulary words "
+                      f"({len(pairs) / len(vocab):.1%}); the others start at random", UserWarning, stacklevel=2)
+    return rows
+
+
+class FrozenRows(Step):
+    """A step path that keeps some input rows as they are (--lock-init: gensim's lockf 0.0).
+
+    After every slice it trains, the frozen rows the slice could have written (the context words
+    of a batch of examples; the words within `window` of the kernel's centre words) are copied
+    back from a copy saved at the start: cheap, as it touches only those rows. For a batched step,
+    which computes a batch against the same tables, that is its step with the frozen rows'
+    gradient masked; the kernel, which trains example by example, uses a frozen row moved by
+    the slice's earlier examples until the slice ends. Either way the rows end every slice, and
+    the run, bit for bit as they started (Hogwild threads included: each restores after its
+    own writes)."""
+
+    def __init__(self, step: Step, inp: torch.Tensor, rows: torch.Tensor):
+        rows = _checked_rows(rows, len(inp)).to(inp.device)
+        self.step, self.name, self.rows = step, step.name, rows
+        self.slot = torch.full((len(inp),), -1, dtype=torch.int64, device=inp.device)
+        self.slot[rows] = torch.arange(len(rows), device=inp.device)
+        self.saved = inp[rows].clone()
+
+    def slice_size(self, cfg):
+        return self.step.slice_size(cfg)
+
+    def work(self, kept, cfg, objective, generator):
+        return self.step.work(kept, cfg, objective, generator)
+
+    def __call__(self, model, objective, batch, lr, rule):
+        result = self.step(model, objective, batch, lr, rule)
+        ids = _input_rows(batch)
+        slots = self.slot[ids]
+        hit = slots >= 0
+        model.inp.index_copy_(0, ids[hit], self.saved[slots[hit]])  # repeated ids copy the same values
+        return result
+
+
+def _input_rows(batch) -> torch.Tensor:
+    """The input rows a slice of work can write: an example batch's context words, or the words
+    within the window of the kernel's centre words."""
+    if not isinstance(batch, Centres):
+        return batch.context
+    span = torch.arange(-batch.window, batch.window + 1, device=batch.positions.device)
+    at = (batch.positions[:, None] + span).clamp_(0, len(batch.ids) - 1).reshape(-1)
+    ids = batch.ids[at].to(torch.int64)
+    return ids[ids >= 0]
+
+
+def _checked_rows(rows, size: int) -> torch.Tensor:
+    """Row ids read back from a checkpoint (untrusted): a vector of distinct ids in [0, size)."""
+    if (not isinstance(rows, torch.Tensor) or rows.dim() != 1 or rows.dtype != torch.int64
+            or (len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= size)) or len(rows.unique()) != len(rows)):
+        raise UserError("checkpoint's frozen rows are not distinct rows of its table")
+    return rows
