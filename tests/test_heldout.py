@@ -45,7 +45,7 @@ def test_heldout_loss_is_diagnoses_cross_entropy(tmp_path, texts, loss, arch):
     assert all(math.isfinite(h["heldout"]) for h in history) and model.metrics["heldout_measure"] == "cross_entropy"
     assert model.metrics["heldout_examples"] == 500
     expected = diagnose(load_checkpoint(tmp_path / "run" / CHECKPOINT), heldout, max_examples=500).cross_entropy
-    assert history[-1]["heldout"] == pytest.approx(expected, rel=1e-9)
+    assert history[-1]["heldout"] == pytest.approx(expected, rel=1e-6)  # float32 against diagnose's float64
     assert history[-1]["heldout"] < math.log(30)  # better than the uniform distribution over the vocabulary
 
 

@@ -127,8 +127,9 @@ class Config:
     heldout: str | None = option(None, "Held-out text: its loss after every epoch (the exact cross-entropy; for neg, "
                                        "neg's own loss) goes into the history, and vectors.txt keeps the best "
                                        "epoch's vectors.", resumable=True, grow="fresh")
-    heldout_examples: int = option(10_000, "The held-out loss uses the first this many examples of the held-out "
-                                           "text (CBOW windows or skip-gram pairs, full window).", resumable=True)
+    heldout_examples: int = option(5_000, "The held-out loss uses the first this many examples of the held-out "
+                                          "text (CBOW windows or skip-gram pairs, full window); the exact "
+                                          "cross-entropy costs examples x vocabulary x dim.", resumable=True)
     patience: int | None = option(None, "With --heldout: stop after this many epochs without a better held-out "
                                         "loss (default: train every epoch, keep the best).", resumable=True,
                                   grow="fresh")

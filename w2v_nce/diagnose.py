@@ -99,12 +99,13 @@ def diagnose(state: dict, heldout: Path | str, max_examples: int = 20000, batch_
     )
 
 
-def log_probs(model: Model, objective: Objective, examples: Examples, batch_size: int):
+def log_probs(model: Model, objective: Objective, examples: Examples, batch_size: int,
+              dtype: torch.dtype = torch.float64):
     """The model's exact log p(target | context) and log Z of `examples`, a batch at a time."""
     for lo in range(0, len(examples), batch_size):
         batch = examples.slice(lo, min(lo + batch_size, len(examples)))
         h = model.context_vectors(batch.context, batch.offsets)
-        yield objective.log_prob(lambda ids: model.scores(h, ids)[0], batch.targets)
+        yield objective.log_prob(lambda ids: model.scores(h, ids)[0], batch.targets, dtype)
 
 
 DENSE_ENTRIES = 1 << 24  # scores held at once by the exact cross-entropy: batch x output rows
@@ -113,9 +114,11 @@ DENSE_ENTRIES = 1 << 24  # scores held at once by the exact cross-entropy: batch
 class HeldOut:
     """A run's held-out loss, measured on the first `max_examples` examples of a held-out text
     (full window, no subsampling), the same ones after every epoch: the exact cross-entropy in
-    nats per example for the losses that model p(word | context), as `diagnose` computes it; for
-    neg its own loss per example, on noise words drawn once from `seed`, so that two epochs are
-    measured alike. A held-out text without a known word is a UserError."""
+    nats per example for the losses that model p(word | context), as `diagnose` computes it but
+    in float32 (a normaliser over the vocabulary costs examples x V x dim; float32 halves it and
+    moves the result by about 1e-6 nats); for neg its own loss per example, on noise words drawn
+    once from `seed`, so that two epochs are measured alike. A held-out text without a known word
+    is a UserError."""
 
     def __init__(self, path: Path | str, vocab: Vocab, objective: Objective, window: int, arch: str,
                  tokenizer: str, max_examples: int, seed: int = 0):
@@ -134,7 +137,9 @@ class HeldOut:
         examples = _to(self.examples, device)
         if self.candidates is None:
             batch = max(1, min(1024, DENSE_ENTRIES // max(len(model.out), 1)))
-            return -sum(float(lp.sum()) for lp, _ in log_probs(model, objective, examples, batch)) / len(examples)
+            total = sum(float(lp.double().sum()) for lp, _ in log_probs(model, objective, examples, batch,
+                                                                         torch.float32))
+            return -total / len(examples)
         cand = self.candidates
         h = model.context_vectors(examples.context, examples.offsets)
         scores, _ = model.scores(h, cand.ids.to(device))

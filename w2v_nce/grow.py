@@ -13,10 +13,12 @@ gensim's `train` on new sentences does. With it (gensim's `build_vocab(update=Tr
   The noise distribution, subsampling and the Huffman tree then come from the merged counts.
 - `carry_over`: every word RUN has keeps its input row, output row and bias; new words keep the
   fresh rows the trainer drew for them (as a new run draws them). Hierarchical softmax's output
-  rows belong to the inner nodes of a tree that the merged counts reshape: `inner_node_map`
-  gives a new inner node the row of the old node that made the same decision between the old
-  words below it (docs/results.md, "Growing a model", measures it against gensim's rows by index
-  and against zero rows).
+  rows belong to the inner nodes of the Huffman tree, which the merged counts reshape: unless
+  the tree comes out the same, they all start again at zero, as a new run's do (gensim keeps
+  them by index, though node i of the new tree is not node i of the old one). docs/results.md,
+  "Growing a model", measures both against giving a new node the row of the old node that made
+  the same decision: zeros start as well and end as well or better, and leave the input vectors
+  alone until the tree has learnt again.
 
 `init_vectors` gives the vocabulary's words found in a word2vec file their vectors there
 (gensim's intersect_word2vec_format), and `FrozenRows` keeps them as they are while the run
@@ -124,8 +126,9 @@ def grown_vocab(old: Vocab, new: Vocab, min_count: int, max_vocab: int = 0) -> V
 @torch.no_grad()
 def carry_over(model: Model, objective: Objective, parent: Loaded, vocab: Vocab) -> int:
     """Copy `parent`'s trained rows into `model`, built fresh over `vocab`: the input row, output
-    row and bias of every word the parent has (hs: its inner nodes' rows, by `inner_node_map`),
-    and the objective's own parameters (nce's learnt log Z). Returns how many words it carried."""
+    row and bias of every word the parent has (hs: its inner nodes' rows if the tree is the same,
+    else none), and the objective's own parameters (nce's learnt log Z). Returns how many words
+    it carried."""
     old = parent.vocab
     pairs = [(i, old.index[w]) for i, w in enumerate(vocab.words) if w in old.index]
     device = model.inp.device
@@ -133,88 +136,31 @@ def carry_over(model: Model, objective: Objective, parent: Loaded, vocab: Vocab)
     old_ids = torch.tensor([j for _, j in pairs], dtype=torch.int64)
     model.inp[new_ids.to(device)] = parent.model.inp[old_ids].to(device)
     if len(model.out) == len(vocab):  # one output row per word
-        dst, src, sign = new_ids, old_ids, torch.ones(len(pairs))
-    else:  # hierarchical softmax: rows of inner nodes
-        old_word = np.full(len(vocab), -1, dtype=np.int64)
-        old_word[new_ids.numpy()] = old_ids.numpy()
-        dst, src, sign = (torch.from_numpy(a) for a in inner_node_map(
-            HuffmanTree.from_counts(old.counts), HuffmanTree.from_counts(vocab.counts), old_word))
-    sign = sign.to(device, torch.float32)
-    model.out[dst.to(device)] = parent.model.out[src].to(device) * sign[:, None]
+        dst, src = new_ids, old_ids
+    elif same_tree(old, vocab):  # hierarchical softmax: inner nodes, the same ones
+        dst = src = torch.arange(len(model.out))
+    else:  # another tree: its inner nodes start at zero, as a new run's
+        dst = src = torch.zeros(0, dtype=torch.int64)
+    model.out[dst.to(device)] = parent.model.out[src].to(device)
     if model.bias is not None and parent.model.bias is not None:
-        model.bias[dst.to(device)] = parent.model.bias[src].to(device) * sign
+        model.bias[dst.to(device)] = parent.model.bias[src].to(device)
     objective.load_state_dict(parent.objective.state_dict())
     return len(pairs)
 
 
-def tree_links(tree: HuffmanTree) -> tuple[np.ndarray, np.ndarray]:
-    """(parent, bit) of every node of `tree`: words are nodes 0..V-1, inner node row r is node V + r
-    (the root, 2V - 2, has parent -1); bit is the code of the turn from the parent (1: right).
+def same_tree(old: Vocab, new: Vocab) -> bool:
+    """Whether the Huffman trees of two vocabularies are one: the same words in the same order,
+    and counts that build the same tree (without --update-vocab they are the parent's own).
 
-    >>> parent, bit = tree_links(HuffmanTree.from_counts(np.array([5, 3, 2, 1])))
-    >>> parent.tolist(), bit.tolist()
-    ([6, 5, 4, 4, 5, 6, -1], [0, 0, 1, 0, 1, 1, 0])
+    >>> same_tree(Vocab(["a", "b", "c"], [5, 3, 2]), Vocab(["a", "b", "c"], [4, 3, 2]))
+    True
+    >>> same_tree(Vocab(["a", "b", "c"], [5, 3, 2]), Vocab(["a", "b", "c"], [6, 3, 2]))  # 2 + 3 now joins "a" from the other side
+    False
     """
-    v = len(tree.lengths)
-    parent = np.full(2 * v - 1, -1, dtype=np.int64)
-    bit = np.zeros(2 * v - 1, dtype=np.int64)
-    words = np.arange(v)
-    last = tree.lengths - 1
-    parent[:v], bit[:v] = v + tree.points[words, last], tree.codes[words, last]
-    for j in range(1, tree.points.shape[1]):  # along each path, node j hangs below node j - 1
-        live = tree.lengths > j
-        parent[v + tree.points[live, j]] = v + tree.points[live, j - 1]
-        bit[v + tree.points[live, j]] = tree.codes[live, j - 1]
-    return parent, bit
-
-
-def inner_node_map(old: HuffmanTree, new: HuffmanTree, old_word: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Which old inner node's row each new inner node takes: (new rows, old rows, signs ±1).
-
-    A new node n splits the old words below it into those on its left (L) and on its right (R).
-    In the old tree let m be the lowest node above all of L ∪ R. When L lies wholly below one
-    child of m and R below the other, m's row made the same decision between them: n takes it,
-    negated when L lies on m's right (a row scores the left turn, code 0). Otherwise (no old word
-    on one side, or one side reaching both children of m) n has no counterpart and keeps its
-    fresh zero row. The same tree maps every node to itself. `old_word[w]` is new word w's id
-    in the old tree, -1 for a word the old tree lacks.
-
-    >>> tree = HuffmanTree.from_counts(np.array([5, 3, 2, 1]))
-    >>> [a.tolist() for a in inner_node_map(tree, tree, np.arange(4))]
-    [[0, 1, 2], [0, 1, 2], [1.0, 1.0, 1.0]]
-    """
-    old_parent, old_bit = tree_links(old)
-    new_parent, new_bit = tree_links(new)
-    v_old, v_new = len(old.lengths), len(new.lengths)
-    depth = np.zeros(2 * v_old - 1, dtype=np.int64)
-    for node in range(2 * v_old - 3, -1, -1):  # a parent is made after its children: higher ids
-        depth[node] = depth[old_parent[node]] + 1
-    children = np.zeros((2 * v_new - 1, 2), dtype=np.int64)
-    children[new_parent[:-1], new_bit[:-1]] = np.arange(2 * v_new - 2)
-    below = np.full(2 * v_new - 1, -1, dtype=np.int64)  # the old node lowest above a new node's old words
-    below[:v_new] = old_word
-    rows, sources, signs = [], [], []
-    op, dp = old_parent.tolist(), depth.tolist()  # plain lists: the walks below index them one by one
-    for node in range(v_new, 2 * v_new - 1):  # children before parents
-        a, b = (int(below[c]) for c in children[node])
-        if a < 0 or b < 0:
-            below[node] = max(a, b)
-            continue
-        x, y = a, b
-        while dp[x] > dp[y]:
-            x = op[x]
-        while dp[y] > dp[x]:
-            y = op[y]
-        if x == y:  # one side reaches both children of x
-            below[node] = x
-            continue
-        while op[x] != op[y]:
-            x, y = op[x], op[y]
-        below[node] = op[x]
-        rows.append(node - v_new)
-        sources.append(op[x] - v_old)
-        signs.append(1.0 if old_bit[x] == 0 else -1.0)
-    return (np.array(rows, dtype=np.int64), np.array(sources, dtype=np.int64), np.array(signs, dtype=np.float32))
+    if old.words != new.words:
+        return False
+    a, b = HuffmanTree.from_counts(old.counts), HuffmanTree.from_counts(new.counts)
+    return np.array_equal(a.points, b.points) and np.array_equal(a.codes, b.codes)
 
 
 @torch.no_grad()

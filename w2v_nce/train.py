@@ -453,6 +453,8 @@ def end_epoch(trainer: Trainer, heldout: HeldOut | None, callbacks: Sequence[Cal
     """On the master, after an epoch: its evaluations and held-out loss into its history record,
     then the callbacks; why training stops now (see Progress.stopped), or None."""
     cfg, progress = trainer.cfg, trainer.progress
+    if trainer.device.type == "cpu":
+        torch.set_num_threads(trainer.workers)  # run_epoch left one thread to each of its workers
     if cfg.eval_each_epoch:  # outside run_epoch's clock
         from w2v_nce.evaluate import epoch_scores
 
