@@ -192,18 +192,19 @@ class FrozenRows(Step):
 
     After every slice it trains, the frozen rows the slice could have written (the context words
     of a batch of examples; the words within `window` of the kernel's centre words) are copied
-    back from a copy saved at the start: cheap, as it touches only those rows. For a batched step,
-    which computes a batch against the same tables, that is its step with the frozen rows'
-    gradient masked; the kernel, which trains example by example, uses a frozen row moved by
-    the slice's earlier examples until the slice ends. Either way the rows end every slice, and
-    the run, bit for bit as they started (Hogwild threads included: each restores after its
-    own writes)."""
+    back from a copy saved at the start; only those rows are touched. For a batched step, which
+    computes a batch against the same tables, that is its step with the frozen rows' gradient
+    masked; the kernel, which trains example by example, uses a frozen row moved by the slice's
+    earlier examples until the slice ends. Either way the rows end every slice, and the run, bit
+    for bit as they started (Hogwild threads included: each restores after its own writes).
+    docs/results.md measures what it costs."""
 
     def __init__(self, step: Step, inp: torch.Tensor, rows: torch.Tensor):
         rows = _checked_rows(rows, len(inp)).to(inp.device)
         self.step, self.name, self.rows = step, step.name, rows
-        self.slot = torch.full((len(inp),), -1, dtype=torch.int64, device=inp.device)
+        self.slot = torch.full((len(inp),), -1, dtype=torch.int64, device=inp.device)  # row -> its saved copy
         self.slot[rows] = torch.arange(len(rows), device=inp.device)
+        self.frozen = self.slot >= 0
         self.saved = inp[rows].clone()
 
     def slice_size(self, cfg):
@@ -215,21 +216,27 @@ class FrozenRows(Step):
     def __call__(self, model, objective, batch, lr, rule):
         result = self.step(model, objective, batch, lr, rule)
         ids = _input_rows(batch)
-        slots = self.slot[ids]
-        hit = slots >= 0
-        model.inp.index_copy_(0, ids[hit], self.saved[slots[hit]])  # repeated ids copy the same values
+        if ids.is_cuda:  # one stream, no Hogwild: write every touched row back, without a host sync
+            slots = self.slot[ids]
+            rows = torch.where((slots >= 0)[:, None], self.saved[slots.clamp(min=0)], model.inp[ids])
+            model.inp.index_copy_(0, ids, rows)  # a repeated id writes the same values
+        else:  # only the frozen rows: other threads are training the others
+            touched = torch.zeros(len(self.slot), dtype=torch.bool)
+            touched[ids] = True
+            rows = (touched & self.frozen).nonzero().squeeze(1)
+            model.inp.index_copy_(0, rows, self.saved.index_select(0, self.slot[rows]))
         return result
 
 
 def _input_rows(batch) -> torch.Tensor:
     """The input rows a slice of work can write: an example batch's context words, or the words
-    within the window of the kernel's centre words."""
+    within the window of the kernel's centre words (a sentence end counts as row 0: restoring a
+    frozen row that was not written does nothing)."""
     if not isinstance(batch, Centres):
         return batch.context
     span = torch.arange(-batch.window, batch.window + 1, device=batch.positions.device)
-    at = (batch.positions[:, None] + span).clamp_(0, len(batch.ids) - 1).reshape(-1)
-    ids = batch.ids[at].to(torch.int64)
-    return ids[ids >= 0]
+    at = (batch.positions[:, None] + span).clamp_(0, len(batch.ids) - 1)
+    return torch.take(batch.ids, at).clamp_(min=0).to(torch.int64).view(-1)
 
 
 def _checked_rows(rows, size: int) -> torch.Tensor:
