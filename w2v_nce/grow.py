@@ -206,6 +206,7 @@ class FrozenRows(Step):
         self.slot[rows] = torch.arange(len(rows), device=inp.device)
         self.frozen = self.slot >= 0
         self.saved = inp[rows].clone()
+        self.one_stream = inp.device.type != "cpu"  # a GPU: one worker, and a host sync costs
 
     def slice_size(self, cfg):
         return self.step.slice_size(cfg)
@@ -216,7 +217,7 @@ class FrozenRows(Step):
     def __call__(self, model, objective, batch, lr, rule):
         result = self.step(model, objective, batch, lr, rule)
         ids = _input_rows(batch)
-        if ids.is_cuda:  # one stream, no Hogwild: write every touched row back, without a host sync
+        if self.one_stream:  # no Hogwild threads: write every touched row back, without a host sync
             slots = self.slot[ids]
             rows = torch.where((slots >= 0)[:, None], self.saved[slots.clamp(min=0)], model.inp[ids])
             model.inp.index_copy_(0, ids, rows)  # a repeated id writes the same values
