@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_twin_corpus
+from conftest import write_planted_phrases, write_twin_corpus
 from oracles import assert_one_error_line, autograd_step, invoke
 from w2v_nce import Word2Vec
 from w2v_nce.checkpoint import CHECKPOINT, load_checkpoint, load_model
@@ -199,6 +199,22 @@ def test_every_arch_and_loss_grows(tmp_path, texts, arch, loss):
     assert len(model.wv) == before + 11 and "edge" in model.wv  # ten twins and edge
     assert np.isfinite(model.wv.vectors).all()
     assert model.metrics["lineage"][0]["run"] == str((tmp_path / "run").resolve())
+
+
+def test_a_phrase_run_is_continued_with_its_phrase_model(tmp_path):
+    corpus, more = tmp_path / "c.txt", tmp_path / "more.txt"
+    planted = write_planted_phrases(corpus, sentences=600)
+    run = tmp_path / "run"
+    Word2Vec(phrases=2, phrase_threshold=(10.0, 5.0), dim=4, min_count=1, epochs=1, threads=1, window=2).train(corpus,
+                                                                                                               run)
+    more.write_text("new york times is big\nlos angeles lakers\n" * 5)
+    model = Word2Vec.load(run).train(more, tmp_path / "grown", update_vocab=True)
+    assert (tmp_path / "grown" / "phrases.json").read_bytes() == (run / "phrases.json").read_bytes()
+    counts = dict(zip(model.wv.index_to_key, model.wv.expandos["count"].tolist()))
+    assert counts["new_york_times"] == planted["new_york_times"] + 5 and counts["lakers"] == 5
+    parent = load_checkpoint(run / CHECKPOINT)
+    parent_counts = dict(zip(parent["words"], parent["counts"].tolist()))
+    assert counts.get("york", 0) == parent_counts.get("york", 0)  # the new text's york is inside its phrases
 
 
 def test_bad_init_is_one_error_line_and_writes_nothing(tmp_path, texts):
