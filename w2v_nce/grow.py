@@ -62,17 +62,29 @@ class Parent:
     def lineage(self) -> list[dict]:
         """The new run's ancestry: the parent's own, then the parent (its directory, corpus, words
         trained, epochs and vocabulary size), oldest first."""
-        prior = self.state.get("lineage")
-        prior = [dict(e) for e in prior if isinstance(e, dict)] if isinstance(prior, list) else []
         progress = self.state.get("progress") if isinstance(self.state.get("progress"), dict) else {}
         corpus = self.state.get("corpus")
-        return prior + [{
+        return lineage_of(self.state) + [{
             "run": str(self.run_dir.resolve()),
             "corpus": corpus if isinstance(corpus, str) else None,
             "words": int(progress.get("words_done", 0) or 0),
             "epochs": int(progress.get("epoch", 0) or 0),
             "vocab_size": len(self.vocab),
         }]
+
+
+def lineage_of(state: dict) -> list[dict]:
+    """A checkpoint's lineage (untrusted): its entries' plain values, nothing else.
+
+    >>> lineage_of({"lineage": [{"run": "/a", "words": 7, "x": object()}, "junk"]})
+    [{'run': '/a', 'words': 7}]
+    """
+    entries = state.get("lineage")
+    if not isinstance(entries, list):
+        return []
+    plain = (str, int, float, type(None))
+    return [{k: v for k, v in e.items() if isinstance(k, str) and isinstance(v, plain)} for e in entries
+            if isinstance(e, dict)]
 
 
 def read_parent(run_dir: Path | str, out_dir: Path) -> Parent:

@@ -45,7 +45,7 @@ from w2v_nce.diagnose import HeldOut
 from w2v_nce.distributed import Dist
 from w2v_nce.encoded import EncodedCorpus
 from w2v_nce.errors import UserError
-from w2v_nce.grow import FrozenRows, Parent, carry_over, init_vectors, read_parent
+from w2v_nce.grow import FrozenRows, Parent, carry_over, init_vectors, lineage_of, read_parent
 from w2v_nce.grow import vocabulary as grown_vocabulary
 from w2v_nce.model import Model
 from w2v_nce.objectives import objective_for
@@ -351,8 +351,8 @@ def _train(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool, progress_ba
     cfg, state, parent = dist.from_master(saved_run)
     if cfg.patience is not None and cfg.heldout is None:  # checked here: a resumed run may have its held-out text
         raise UserError("patience is set but heldout is not: add --heldout FILE")
-    phrases = phrase_model(corpus, out_dir, cfg, out_dir if state is not None else parent and parent.run_dir,
-                           dist, progress_bar)
+    saved_phrases = out_dir if state is not None else parent.run_dir if parent is not None else None
+    phrases = phrase_model(corpus, out_dir, cfg, saved_phrases, dist, progress_bar)
     if phrases is not None:  # counted and encoded with its phrases joined, as its `phrases` output would be
         corpus = PhrasedCorpus(phrases, corpus, cfg.tokenizer)
     if state is not None:
@@ -366,7 +366,7 @@ def _train(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool, progress_ba
         initialise(trainer, parent, dist)
     heldout = dist.from_master(lambda: HeldOut(cfg.heldout, vocab, trainer.objective, cfg.window, cfg.arch,
                                                cfg.tokenizer, cfg.heldout_examples, cfg.seed)) if cfg.heldout else None
-    lineage = parent.lineage() if parent is not None else state.get("lineage", []) if state is not None else []
+    lineage = parent.lineage() if parent is not None else lineage_of(state or {})  # the runs this one continues
     if master:
         remove_stale_temporaries(_make_dir(out_dir))  # what runs killed in out_dir left (ids, half-written files)
         write_text(out_dir / "config.toml", to_toml(cfg))
