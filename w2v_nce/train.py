@@ -1,7 +1,9 @@
 """Training, top to bottom: build the parts, loop over the epochs, save.
 
-`train` is the whole job: read (or resume) the run, build the vocabulary, encode the corpus,
-then for each epoch `Trainer.run_epoch` and a checkpoint, and at the end vectors.txt and
+`train` is the whole job: read the run it resumes or continues (w2v_nce.grow), build the
+vocabulary, the trainer and its first tables, encode the corpus, then for each epoch
+`Trainer.run_epoch`, `end_epoch` (evaluations, the held-out loss, the callbacks: whether to stop)
+and a checkpoint, and at the end vectors.txt (the best epoch's, with a held-out text) and
 metrics.json. `Trainer` holds what a run builds once: the objective (w2v_nce.objectives), the
 update rule (w2v_nce.updates), the model (w2v_nce.model), the step path (w2v_nce.steps, chosen
 once and recorded), the random generator and the progress.
