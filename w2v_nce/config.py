@@ -65,6 +65,9 @@ class Config:
                        choices=ARCHS, grow="fixed")
     loss: str = option("neg", "Training objective (docs/objectives.md).", choices=LOSSES, grow="fixed")
     negatives: int = option(5, "Noise words per example (sampled losses).")
+    shared_negatives: bool = option(False, "Skip-gram on the window kernel: one draw of noise words per window, "
+                                    "shared by all its examples (pWord2Vec); fewer rows to fetch "
+                                    "(docs/performance.md). The batched step draws per example.")
     noise_power: float = option(0.75, "Noise distribution q(x) ∝ count^noise_power.")
     log_z: float = option(0.0, "NCE: log Z subtracted from every score (0 = self-normalised); "
                                "the start value with --learn-log-z.")

@@ -150,6 +150,7 @@ class Trainer:
         if (seed := dist.data_seed(cfg.seed)) is not None:  # the tables start alike on all ranks, the data draws differ
             self.generator.manual_seed(seed)
         self.step, self.step_reason = choose_step(cfg.step, self.model, self.objective, self.rule)
+        self.step.prepare(self.model)
         self.keep_prob = torch.tensor(vocab.keep_prob(cfg.sample), dtype=torch.float32, device=self.device)
         self.sync = distributed.make_sync(cfg, dist, self.model, self.objective)
         self.progress = Progress()

@@ -170,19 +170,21 @@ class Centres:
     window: int
     skipgram: bool
     seed: int
+    shared_noise: bool = False  # skip-gram: one draw of noise words per window, for all its examples
 
     @classmethod
     def of(cls, kept: torch.Tensor, window: int, arch: str, generator: torch.Generator | None,
-           shuffle: bool = False) -> "Centres":
+           shuffle: bool = False, shared_noise: bool = False) -> "Centres":
         positions = torch.nonzero(kept != SENTENCE_END).squeeze(1)
         if shuffle:
             positions = take(positions, torch.randperm(len(positions), generator=generator))
         seed = int(torch.randint(1 << 62, (1,), generator=generator))
-        return cls(kept.to(torch.int32).contiguous(), positions.contiguous(), window, KERNEL_SKIPGRAM[arch], seed)
+        return cls(kept.to(torch.int32).contiguous(), positions.contiguous(), window, KERNEL_SKIPGRAM[arch], seed,
+                   shared_noise)
 
     def __len__(self) -> int:
         return len(self.positions)
 
     def slice(self, start: int, stop: int) -> "Centres":
         seed = (self.seed + start * _GOLDEN) & ((1 << 64) - 1)
-        return Centres(self.ids, self.positions[start:stop], self.window, self.skipgram, seed)
+        return Centres(self.ids, self.positions[start:stop], self.window, self.skipgram, seed, self.shared_noise)
