@@ -220,6 +220,9 @@ class FrozenRows(Step):
         self.saved = inp[rows].clone()
         self.one_stream = inp.device.type != "cpu"  # a GPU: one worker, and a host sync costs
 
+    def prepare(self, model):
+        self.step.prepare(model)
+
     def slice_size(self, cfg):
         return self.step.slice_size(cfg)
 
