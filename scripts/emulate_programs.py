@@ -96,6 +96,7 @@ def lockstep(model, objective: LogisticObjective, batch: PaddedCentres, lr: floa
     span = length.clamp(min=1).double()
     nseed = int(batch.seed.reshape(-1)[0]) + (batch.start + lo) * GOLDEN  # wraps modulo 2^64
     rseed = nseed ^ RADIUS_STREAM
+    shared = batch.shared_noise and batch.skipgram and "noise" in cands  # one draw of noise words a window
     if "noise" in cands:
         accept, alias, negatives, skip_hits = cands["noise"]
         k = 1 + negatives
@@ -104,6 +105,7 @@ def lockstep(model, objective: LogisticObjective, batch: PaddedCentres, lr: floa
         k = points.shape[1]
     idx = torch.zeros(P, dtype=torch.long)  # the next centre of each program's slice
     nctr = torch.zeros(P, dtype=torch.long)
+    first_draw = torch.zeros(P, dtype=torch.long)  # the noise counter at the current centre's start
     rctr = torch.zeros(P, dtype=torch.long)
     ctx = torch.full((P, 2 * window), -1, dtype=torch.long)  # the current centre's window, in the kernel's order
     n_ctx = torch.zeros(P, dtype=torch.long)
@@ -136,6 +138,9 @@ def lockstep(model, objective: LogisticObjective, batch: PaddedCentres, lr: floa
             centre_at[q] = idx[q]
             pair[q] = 0
             has[q] = word & (n_left + n_right > 0)
+            first_draw[q] = nctr[q]
+            if shared:
+                nctr[q] += has[q].long() * (k - 1)
             idx[q] += 1
             need = ~has & (idx < length)
         act = has.nonzero().squeeze(1)
@@ -155,14 +160,15 @@ def lockstep(model, objective: LogisticObjective, batch: PaddedCentres, lr: floa
             h = (inp[bag.clamp(min=0)] * bag_ok[..., None]).sum(1) / n_ctx[act][:, None].float()
         col = torch.arange(k)
         if "noise" in cands:
-            z = _mix(nseed[act][:, None] + (nctr[act][:, None] + col) * GOLDEN)
+            z = _mix(nseed[act][:, None] + ((first_draw if shared else nctr)[act][:, None] + col) * GOLDEN)
             bucket = (_srl(z, 32) * len(accept)) >> 32
             coin = (z & 0xFFFFFF).float() * (1.0 / 16777216.0)
             noise = torch.where(coin < accept[bucket], bucket, alias[bucket])
             cand = torch.where(col == 0, a_t[:, None], noise)
             cmask = (col == 0) | (cand != a_t[:, None]) if skip_hits else torch.ones_like(cand, dtype=torch.bool)
             labels = (col == 0).float().expand(len(act), k)
-            nctr[act] += k - 1
+            if not shared:
+                nctr[act] += k - 1
         else:
             cand, labels, cmask = points[a_t], path_labels[a_t], path_mask[a_t]
         rows = out[cand]

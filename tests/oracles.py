@@ -1,5 +1,6 @@
 """Oracles and helpers the test files share (imported by them; no tests here): word2vec.c's loop
-written out, autograd's step, a small config, and the known-neighbours rank check on real text."""
+written out, autograd's step, a small config, the known-neighbours rank check on real text, and
+the command line run in-process with its one-error-line check."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from typer.testing import CliRunner
 
+from w2v_nce.cli import app
 from w2v_nce.config import load_config
 from w2v_nce import fused
 from w2v_nce.objectives import Candidates, objective_for
@@ -89,11 +92,12 @@ def kernel_case(loss: str, tokens: int):
     return objective, (inp, out, bias), ids, gen
 
 
-def c_kernel(objective, tables, ids, centres, window, skipgram, seed, lr=0.1):
+def c_kernel(objective, tables, ids, centres, window, skipgram, seed, lr=0.1, shared_noise=False):
     """The C kernel (fused.window_sgd) on `tables` in place: (loss, Σ dloss/dy, examples)."""
     rows, const = objective.logit_offset()
     return fused.window_sgd(*tables, ids, centres, window, skipgram, lr, seed, row_offset=rows,
-                            const_offset=float(const), saturated=6.0, **objective.kernel_candidates())
+                            const_offset=float(const), saturated=6.0, shared_noise=shared_noise,
+                            **objective.kernel_candidates())
 
 
 def copy_tables(tables):
@@ -124,3 +128,36 @@ def assert_known_neighbours_rank_high(vectors) -> None:
         ranks[word, related] = ranked.index(related) if related in ranked else 100
     assert max(ranks.values()) < 25, ranks
     assert sum(rank == 0 for rank in ranks.values()) >= 4, ranks
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def _stderr(result) -> str:
+    """stderr of a CliRunner result; older click/typer mix it into `output` unless asked."""
+    try:
+        return result.stderr
+    except ValueError:
+        return result.output
+
+
+def invoke(args) -> "tuple[int, str, str]":
+    """Run through typer's CliRunner on `app`: (exit code, stdout, stderr)."""
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"unexpected exception {result.exception!r}") from result.exception
+    try:
+        stdout = result.stdout
+    except ValueError:
+        stdout = result.output
+    return result.exit_code, stdout, _stderr(result)
+
+
+def assert_one_error_line(code, out, err, *fragments):
+    assert code != 0 and code is not None
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: "), err
+    assert "Traceback" not in out + err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])

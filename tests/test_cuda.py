@@ -133,6 +133,28 @@ def test_train_and_resume_on_device(tmp_path, twin_corpus, loss):
     assert np.isfinite(vectors.matrix).all() and len(vectors.words) == 2 * len(twins)
 
 
+def test_grow_lock_and_heldout_on_device(tmp_path, twin_corpus):
+    """A run continued with --update-vocab, frozen rows from --init-vectors and a held-out loss,
+    on the device: the frozen rows end bit for bit, the held-out loss is finite and recorded."""
+    from w2v_nce.checkpoint import CHECKPOINT, load_checkpoint
+    from w2v_nce.vectors import Vectors, save_word2vec
+
+    twin_corpus, _ = twin_corpus
+    cfg = small_cfg(device=str(DEVICE), epochs=2, step="batched", batch_size=64)
+    train(twin_corpus, tmp_path / "run", cfg)
+    words = load_word2vec(tmp_path / "run" / "vectors.txt").words[:10]
+    given = Vectors(words, np.random.default_rng(0).normal(size=(10, cfg.dim)).astype(np.float32))
+    save_word2vec(given, tmp_path / "v.txt")
+    grown = small_cfg(device=str(DEVICE), epochs=2, step="batched", batch_size=64, init_vectors=str(tmp_path / "v.txt"),
+                      lock_init=True, heldout=str(twin_corpus))
+    metrics = train(twin_corpus, tmp_path / "grown", grown, init=tmp_path / "run", update_vocab=True)
+    assert metrics["frozen_rows"] == 10 and all(np.isfinite(h["heldout"]) for h in metrics["history"])
+    state = load_checkpoint(tmp_path / "grown" / CHECKPOINT)
+    rows = dict(zip(state["words"], state["model"]["inp"]))
+    for word, vector in zip(given.words, given.matrix):
+        assert torch.equal(rows[word], torch.from_numpy(vector))
+
+
 # --------------------------------------------------------------------------- the Triton kernel (step = triton)
 
 
@@ -141,28 +163,28 @@ def _on_device(tables):
 
 
 @pytest.mark.parametrize("loss", ["neg", "nce", "hs"])
-@pytest.mark.parametrize("arch", ["cbow", "skipgram"])
+@pytest.mark.parametrize("arch", ["cbow", "skipgram", "skipgram-shared"])
 def test_triton_kernel_equals_the_c_kernel(loss, arch):
     """One program on the device trains its slice as one C kernel thread does (the interpreter's
-    agreement with the C kernel is tests/test_triton_kernel.py's)."""
+    agreement with the C kernel is tests/test_triton_kernel.py's); `-shared`: shared_negatives."""
     from w2v_nce import triton_kernel
 
     require_triton()
     require_kernel()
-    skipgram = arch == "skipgram"
+    skipgram, shared = arch.startswith("skipgram"), arch.endswith("shared")
     big = DEVICE.type == "cuda"  # the CPU's dry run runs the interpreter: tiny inputs
     objective, tables, ids, gen = kernel_case(loss, tokens=(60 if skipgram else 200) if big else (16 if skipgram else 36))
     centres = torch.nonzero(ids >= 0).squeeze(1)
     centres = centres[torch.randperm(len(centres), generator=gen)]
     want_tables = copy_tables(tables)
-    want = c_kernel(objective, want_tables, ids, centres, 2 if skipgram else 4, skipgram, SEED)
+    want = c_kernel(objective, want_tables, ids, centres, 2 if skipgram else 4, skipgram, SEED, shared_noise=shared)
     on_device = objective_for(small_cfg(loss=loss, learn_log_z=loss == "nce", log_z=0.3),
                               np.arange(30, 0, -1) * 7, DEVICE)
     got_tables = _on_device(tables)
     rows, const = on_device.logit_offset()
     loss_sum, gsum, examples = triton_kernel.window_sgd(
         *got_tables, ids.to(DEVICE), centres.to(DEVICE), 2 if skipgram else 4, skipgram, 0.1, SEED, 1,
-        row_offset=rows, const_offset=const, saturated=6.0, **on_device.kernel_candidates())
+        row_offset=rows, const_offset=const, saturated=6.0, shared_noise=shared, **on_device.kernel_candidates())
     got = (float(loss_sum), float(gsum), int(examples))
     assert_same_training((got, tuple(None if t is None else t.cpu() for t in got_tables)), (want, want_tables))
 

@@ -32,19 +32,19 @@ def _model(tables):
 
 
 @pytest.mark.parametrize("loss", ["neg", "nce", "hs"])
-@pytest.mark.parametrize("arch", ["cbow", "skipgram"])
+@pytest.mark.parametrize("arch", ["cbow", "skipgram", "skipgram-shared"])
 def test_one_program_is_the_c_kernel(loss, arch):
     require_kernel()
     emulate = _script()
-    skipgram = arch == "skipgram"
+    skipgram, shared = arch.startswith("skipgram"), arch.endswith("shared")
     objective, tables, ids, gen = kernel_case(loss, tokens=30 if skipgram else 60)
     centres = torch.nonzero(ids >= 0).squeeze(1)
     centres = centres[torch.randperm(len(centres), generator=gen)]
     window = 2 if skipgram else 3
     want_tables, got_tables = copy_tables(tables), copy_tables(tables)
-    want = c_kernel(objective, want_tables, ids, centres, window, skipgram, SEED)
+    want = c_kernel(objective, want_tables, ids, centres, window, skipgram, SEED, shared_noise=shared)
     seed = torch.tensor([SEED - (1 << 64)])  # the bits of SEED (past 2^63) as an int64
-    batch = PaddedCentres(ids, centres, window, skipgram, seed)
+    batch = PaddedCentres(ids, centres, window, skipgram, seed, shared)
     loss_sum, examples, gsum = emulate.lockstep(_model(got_tables), objective, batch, 0.1, 0.1, programs=1)
     assert_same_training(((float(loss_sum), gsum, examples), got_tables), (want, want_tables))
 
@@ -62,7 +62,7 @@ def test_programs_in_lockstep_read_the_round_s_start():
     for start in (0, 1):  # each program alone, from the same start: its step
         alone = copy_tables(tables)
         emulate.lockstep(_model(alone), objective, PaddedCentres(ids, centres[start:start + 1], 3, False, seed,
-                                                                  start), 0.1, 0.1, programs=1)
+                                                                  start=start), 0.1, 0.1, programs=1)
         for t, a, s in zip(each, alone, tables):
             if t is not None:
                 t += a - s

@@ -31,26 +31,28 @@ def _needs_both():
     require_kernel()
 
 
-def _triton(objective, tables, ids, centres, window, skipgram, seed, programs, first=0, lr=0.1):
+def _triton(objective, tables, ids, centres, window, skipgram, seed, programs, first=0, lr=0.1, shared_noise=False):
     from w2v_nce import triton_kernel
 
     rows, const = objective.logit_offset()
     loss, gsum, examples = triton_kernel.window_sgd(
         *tables, ids, centres, window, skipgram, lr, seed, programs, row_offset=rows, const_offset=const,
-        saturated=6.0, first=first, **objective.kernel_candidates())
+        saturated=6.0, first=first, shared_noise=shared_noise, **objective.kernel_candidates())
     return float(loss), float(gsum), int(examples)
 
 
 @pytest.mark.parametrize("loss", ["neg", "nce", "hs"])
-@pytest.mark.parametrize("arch", ["cbow", "skipgram"])
+@pytest.mark.parametrize("arch", ["cbow", "skipgram", "skipgram-shared"])
 def test_one_program_equals_the_c_kernel(loss, arch):
-    skipgram = arch == "skipgram"
+    """`skipgram-shared`: one draw of noise words per window (shared_negatives, the CPU's default)."""
+    skipgram, shared = arch.startswith("skipgram"), arch.endswith("shared")
     objective, tables, ids, gen = kernel_case(loss, tokens=16 if skipgram else 36)
     centres = torch.nonzero(ids >= 0).squeeze(1)
     centres = centres[torch.randperm(len(centres), generator=gen)]
     want_tables, got_tables = copy_tables(tables), copy_tables(tables)
-    want = c_kernel(objective, want_tables, ids, centres, 2 if skipgram else 3, skipgram, SEED)
-    got = _triton(objective, got_tables, ids, centres, 2 if skipgram else 3, skipgram, SEED, programs=1)
+    want = c_kernel(objective, want_tables, ids, centres, 2 if skipgram else 3, skipgram, SEED, shared_noise=shared)
+    got = _triton(objective, got_tables, ids, centres, 2 if skipgram else 3, skipgram, SEED, programs=1,
+                  shared_noise=shared)
     assert_same_training((got, got_tables), (want, want_tables))
     assert not torch.equal(got_tables[0], tables[0])
 
@@ -133,8 +135,9 @@ types = dict(inp="*fp32", out="*fp32", bias="*fp32", ids="*i32", n_ids="i32", ce
              path_labels="*fp32", path_mask="*u8", row_offset="*fp32", const_ptr="*fp32", lr0="fp32", lr1="fp32",
              saturated="fp32", loss_out="*fp32", gsum_out="*fp32", examples_out="*i64")
 base = dict(DIM=100, BLOCK_D=128, WINDOW=5, BLOCK_W=8, SKIPGRAM=False, K=6, BLOCK_K=8, SAMPLED=True,
-            SKIP_HITS=True, HAS_BIAS=False, HAS_OFFSET=False, PATH=1)
-for variant in (dict(), dict(SKIPGRAM=True), dict(SKIP_HITS=False, HAS_BIAS=True, HAS_OFFSET=True),
+            SKIP_HITS=True, HAS_BIAS=False, HAS_OFFSET=False, PATH=1, SHARED=False)
+for variant in (dict(), dict(SKIPGRAM=True), dict(SKIPGRAM=True, SHARED=True),
+                dict(SKIP_HITS=False, HAS_BIAS=True, HAS_OFFSET=True),
                 dict(SKIPGRAM=True, SAMPLED=False, SKIP_HITS=False, K=20, BLOCK_K=32, PATH=20),
                 dict(DIM=300, BLOCK_D=512)):
     const = {**base, **variant}

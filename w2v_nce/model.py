@@ -48,6 +48,19 @@ class Model:
                 s += take(self.bias, ids)
         return s, out
 
+    def align_rows(self, floats: int = 16) -> None:
+        """Lay each table's rows `floats` apart (16: every row starts a 64-byte cache line, so that
+        the CPU kernel's vector loads never straddle two lines); values and shapes stay, the tables
+        become views of row-padded storage whose padding nothing reads."""
+        width = -(-self.inp.shape[1] // floats) * floats
+        for name in ("inp", "out"):
+            table = getattr(self, name)
+            if len(table) > 1 and table.stride(0) == width:
+                continue
+            full = torch.zeros(len(table), width, device=table.device)  # the allocator aligns to 64 bytes
+            full[:, : table.shape[1]] = table
+            setattr(self, name, full[:, : table.shape[1]])
+
     def state_dict(self) -> dict:
         return {"inp": self.inp.cpu(), "out": self.out.cpu(), "bias": None if self.bias is None else self.bias.cpu()}
 
@@ -56,6 +69,6 @@ class Model:
         for name in ("inp", "out"):
             if tuple(state[name].shape) != tuple(getattr(self, name).shape):
                 raise ValueError(f"{name} has shape {tuple(state[name].shape)}, expected {tuple(getattr(self, name).shape)}")
-        self.inp = state["inp"].to(device, torch.float32).contiguous()
-        self.out = state["out"].to(device, torch.float32).contiguous()
+        self.inp.copy_(state["inp"].to(device, torch.float32))  # in place: the tables keep their row layout
+        self.out.copy_(state["out"].to(device, torch.float32))
         self.bias = None if state["bias"] is None else state["bias"].to(device, torch.float32).contiguous()

@@ -50,6 +50,9 @@ class Step:
 
     name = ""
 
+    def prepare(self, model: Model) -> None:
+        """Lay out the model's tables as this step reads them best (once, before training)."""
+
     def slice_size(self, cfg: Config) -> int:
         """Units of work (examples, or centre words for the window kernel) per call."""
         return cfg.batch_size
@@ -121,6 +124,9 @@ class BatchedKernel(Step):
 
     name = "batched_kernel"
 
+    def prepare(self, model):
+        model.align_rows()
+
     def __call__(self, model, objective, batch, lr, rule: CountingRule, lr_end=None):
         cand = _candidates(objective, batch)
         h, scores = fused.forward(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids, cand.mask)
@@ -139,18 +145,21 @@ class WindowKernel(Step):
 
     name = "window_kernel"
 
+    def prepare(self, model):
+        model.align_rows()
+
     def slice_size(self, cfg):
         return KERNEL_CENTRES
 
     def work(self, kept, cfg, objective, generator):
-        return Centres.of(kept, cfg.window, cfg.arch, generator, shuffle=cfg.shuffle)
+        return Centres.of(kept, cfg.window, cfg.arch, generator, shuffle=cfg.shuffle, shared_noise=cfg.shared_negatives)
 
     def __call__(self, model, objective: LogisticObjective, batch: Centres, lr, rule, lr_end=None):
         rows, const = objective.logit_offset()
         loss, grad_sum, examples = fused.window_sgd(
             model.inp, model.out, model.bias, batch.ids, batch.positions, batch.window, batch.skipgram, lr, batch.seed,
             row_offset=rows, const_offset=float(const), hot=objective.hot_rows(len(model.out), HOT_ROWS),
-            saturated=SATURATED, **objective.kernel_candidates())
+            saturated=SATURATED, shared_noise=batch.shared_noise, **objective.kernel_candidates())
         objective.update_from_sum(grad_sum, max(examples, 1), lr)
         return torch.tensor(loss, dtype=torch.float64), examples
 
@@ -172,7 +181,8 @@ class TritonKernel(Step):
         return subsample_padded(ids, keep_prob, generator)
 
     def work(self, kept, cfg, objective, generator):
-        return PaddedCentres.of(kept, cfg.window, cfg.arch, generator, shuffle=cfg.shuffle)
+        return PaddedCentres.of(kept, cfg.window, cfg.arch, generator, shuffle=cfg.shuffle,
+                                shared_noise=cfg.shared_negatives)
 
     def __call__(self, model, objective: LogisticObjective, batch: PaddedCentres, lr, rule, lr_end=None):
         from w2v_nce import triton_kernel  # imports triton: only for runs that take this step
@@ -181,7 +191,7 @@ class TritonKernel(Step):
         loss, grad_sum, examples = triton_kernel.window_sgd(
             model.inp, model.out, model.bias, batch.ids, batch.positions, batch.window, batch.skipgram, lr, batch.seed,
             self.programs, row_offset=rows, const_offset=const, saturated=SATURATED, lr_end=lr_end, first=batch.start,
-            **objective.kernel_candidates())
+            shared_noise=batch.shared_noise, **objective.kernel_candidates())
         objective.update_from_sum(grad_sum, examples.clamp(min=1), lr)
         return loss, examples
 

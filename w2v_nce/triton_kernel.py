@@ -129,7 +129,8 @@ if AVAILABLE:
                     loss_out, gsum_out, examples_out,
                     DIM: tl.constexpr, BLOCK_D: tl.constexpr, WINDOW: tl.constexpr, BLOCK_W: tl.constexpr,
                     SKIPGRAM: tl.constexpr, K: tl.constexpr, BLOCK_K: tl.constexpr, SAMPLED: tl.constexpr,
-                    SKIP_HITS: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_OFFSET: tl.constexpr, PATH: tl.constexpr):
+                    SKIP_HITS: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_OFFSET: tl.constexpr, PATH: tl.constexpr,
+                    SHARED: tl.constexpr):
         pid = tl.program_id(0)
         lo = pid.to(tl.int64) * per
         hi = tl.minimum(lo + per, n_centres)
@@ -165,17 +166,20 @@ if AVAILABLE:
                     n_right = tl.sum(rok.to(tl.int32), 0)
                     if n_left + n_right > 0:
                         if SKIPGRAM:
-                            # one example per window word, farthest left first (the C kernel's order)
+                            # one example per window word, farthest left first (the C kernel's order);
+                            # SHARED: the window's one draw of noise words serves all its examples
+                            first_draw = nctr
                             for e in range(2 * WINDOW):
                                 left = e < WINDOW
                                 off = tl.where(left, WINDOW - e, e - WINDOW + 1)
                                 if tl.where(left, off <= n_left, off <= n_right):
                                     word = tl.load(ids + tl.where(left, at - off, at + off)).to(tl.int64)
                                     h = tl.load(inp + word * DIM + d, mask=dmask, other=0.0, cache_modifier=".cg")
-                                    err, l_e, g_e, nctr = _example(
-                                        h, target, nseed, nctr, out, bias, row_offset, const, accept, alias, vocab,
-                                        points, path_labels, path_mask, lr, saturated, d, dmask, DIM, K, BLOCK_K,
-                                        SAMPLED, SKIP_HITS, HAS_BIAS, HAS_OFFSET, PATH)
+                                    err, l_e, g_e, after = _example(
+                                        h, target, nseed, first_draw if SHARED else nctr, out, bias, row_offset,
+                                        const, accept, alias, vocab, points, path_labels, path_mask, lr, saturated,
+                                        d, dmask, DIM, K, BLOCK_K, SAMPLED, SKIP_HITS, HAS_BIAS, HAS_OFFSET, PATH)
+                                    nctr = after
                                     tl.atomic_add(inp + word * DIM + d, err, mask=dmask, sem="relaxed")
                                     loss += l_e
                                     gsum += g_e
@@ -219,14 +223,15 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
                programs: int, noise: tuple[torch.Tensor, torch.Tensor, int, bool] | None = None,
                tree: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
                row_offset: torch.Tensor | None = None, const_offset: float | torch.Tensor = 0.0,
-               saturated: float = 0.0, lr_end: float | None = None, first: int = 0,
+               saturated: float = 0.0, lr_end: float | None = None, first: int = 0, shared_noise: bool = False,
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """fused.window_sgd's training on the device, the centres shared out over `programs` programs
     in contiguous slices (see the module's docstring). `seed` is an int or a 1-element int64
     tensor on the device (its bits, as the C kernel's uint64 seed); `first` is the index of
     centres[0] in its chunk (a slice's seeds follow from it). Centres whose id is a sentence end
-    are skipped. Returns (summed loss, summed d loss / d y, examples trained), 0-d tensors on
-    the tables' device."""
+    are skipped; `shared_noise`: skip-gram's window draws its noise words once for all its
+    examples (fused.window_sgd's). Returns (summed loss, summed d loss / d y, examples trained),
+    0-d tensors on the tables' device."""
     if not AVAILABLE:
         raise RuntimeError("the Triton kernel needs triton (pip install triton)")
     device = inp.device
@@ -265,5 +270,6 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
         float(lr), float(lr if lr_end is None else lr_end), float(saturated), partial_loss, partial_g, partial_n,
         DIM=dim, BLOCK_D=block_d, WINDOW=int(window), BLOCK_W=_pow2(window), SKIPGRAM=bool(skipgram), K=k,
         BLOCK_K=block_k, SAMPLED=sampled, SKIP_HITS=bool(skip_hits), HAS_BIAS=bias is not None,
-        HAS_OFFSET=row_offset is not None, PATH=path, num_warps=1 if tile <= 1024 else 2 if tile <= 4096 else 4)
+        HAS_OFFSET=row_offset is not None, PATH=path, SHARED=bool(shared_noise and skipgram and sampled),
+        num_warps=1 if tile <= 1024 else 2 if tile <= 4096 else 4)
     return partial_loss.sum(dtype=torch.float64), partial_g.sum(dtype=torch.float64), partial_n.sum()

@@ -188,22 +188,24 @@ class Centres:
     window: int
     skipgram: bool
     seed: int
+    shared_noise: bool = False  # skip-gram: one draw of noise words per window, for all its examples
 
     @classmethod
     def of(cls, kept: torch.Tensor, window: int, arch: str, generator: torch.Generator | None,
-           shuffle: bool = False) -> "Centres":
+           shuffle: bool = False, shared_noise: bool = False) -> "Centres":
         positions = torch.nonzero(kept != SENTENCE_END).squeeze(1)
         if shuffle:
             positions = take(positions, torch.randperm(len(positions), generator=generator))
         seed = int(torch.randint(1 << 62, (1,), generator=generator))
-        return cls(kept.to(torch.int32).contiguous(), positions.contiguous(), window, KERNEL_SKIPGRAM[arch], seed)
+        return cls(kept.to(torch.int32).contiguous(), positions.contiguous(), window, KERNEL_SKIPGRAM[arch], seed,
+                   shared_noise)
 
     def __len__(self) -> int:
         return len(self.positions)
 
     def slice(self, start: int, stop: int) -> "Centres":
         seed = (self.seed + start * _GOLDEN) & ((1 << 64) - 1)
-        return Centres(self.ids, self.positions[start:stop], self.window, self.skipgram, seed)
+        return Centres(self.ids, self.positions[start:stop], self.window, self.skipgram, seed, self.shared_noise)
 
 
 @dataclass
@@ -219,19 +221,20 @@ class PaddedCentres:
     window: int
     skipgram: bool
     seed: torch.Tensor  # [1] int64, the bits of the chunk's uint64 seed
+    shared_noise: bool = False  # skip-gram: one draw of noise words per window, as Centres'
     start: int = 0
 
     @classmethod
     def of(cls, kept: torch.Tensor, window: int, arch: str, generator: torch.Generator | None,
-           shuffle: bool = False) -> "PaddedCentres":
+           shuffle: bool = False, shared_noise: bool = False) -> "PaddedCentres":
         n, device = len(kept), kept.device
         positions = torch.randperm(n, generator=generator, device=device) if shuffle else torch.arange(n, device=device)
         seed = torch.randint(1 << 62, (1,), generator=generator, device=device)
-        return cls(kept.to(torch.int32).contiguous(), positions, window, KERNEL_SKIPGRAM[arch], seed)
+        return cls(kept.to(torch.int32).contiguous(), positions, window, KERNEL_SKIPGRAM[arch], seed, shared_noise)
 
     def __len__(self) -> int:
         return len(self.positions)
 
     def slice(self, start: int, stop: int) -> "PaddedCentres":
         return PaddedCentres(self.ids, self.positions[start:stop], self.window, self.skipgram, self.seed,
-                             self.start + start)
+                             self.shared_noise, self.start + start)
