@@ -169,3 +169,27 @@ def test_compiles_for_a_hopper_gpu():
     if proc.returncode == 3:
         pytest.skip(proc.stdout.strip())
     assert proc.returncode == 0 and "compiled" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_lock_init_keeps_the_rows_on_the_triton_step(tmp_path):
+    """--lock-init wraps the Triton step as any other (w2v_nce.grow.FrozenRows): the rows taken from
+    --init-vectors end the run bit for bit as given; without it the same run moves them."""
+    import numpy as np
+
+    from w2v_nce.vectors import Vectors, save_word2vec
+
+    corpus = tmp_path / "twins.txt"
+    twins = write_twin_corpus(corpus, classes=6, sentences=12, length=8)
+    words = [a for a, _ in twins[:3]]
+    given = Vectors(words, np.random.default_rng(0).normal(size=(3, 24)).astype(np.float32))
+    save_word2vec(given, tmp_path / "v.txt")
+    for lock in (True, False):
+        cfg = small_cfg(step="triton", epochs=1, window=2, programs=4, init_vectors=str(tmp_path / "v.txt"),
+                        lock_init=lock)
+        with pytest.warns(UserWarning, match="3 of the 12"):
+            metrics = train(corpus, tmp_path / str(lock), cfg, progress_bar=False)
+        assert metrics["step"] == "triton_kernel" and metrics["frozen_rows"] == (3 if lock else None)
+        state = load_checkpoint(tmp_path / str(lock) / "checkpoint.pt")
+        rows = dict(zip(state["words"], state["model"]["inp"]))
+        for word, vector in zip(given.words, given.matrix):
+            assert torch.equal(rows[word], torch.from_numpy(vector)) == lock, (lock, word)

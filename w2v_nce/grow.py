@@ -226,11 +226,17 @@ class FrozenRows(Step):
     def slice_size(self, cfg):
         return self.step.slice_size(cfg)
 
+    def subsample(self, ids, keep_prob, generator):
+        return self.step.subsample(ids, keep_prob, generator)
+
     def work(self, kept, cfg, objective, generator):
         return self.step.work(kept, cfg, objective, generator)
 
     def __call__(self, model, objective, batch, lr, rule, lr_end=None):
         result = self.step(model, objective, batch, lr, rule, lr_end=lr_end)
+        if self.one_stream and isinstance(batch, PaddedCentres):  # a whole chunk (the Triton kernel): every frozen row
+            model.inp.index_copy_(0, self.rows, self.saved)
+            return result
         ids = _input_rows(batch)
         if self.one_stream:  # no Hogwild threads: write every touched row back, without a host sync
             slots = self.slot[ids]
