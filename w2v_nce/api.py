@@ -105,7 +105,7 @@ class Word2Vec:
         ids = [loaded.vocab.index[w] for w in context if w in loaded.vocab.index]
         if not ids:
             raise UserError(f"none of the context words {list(context)!r} is in the vocabulary")
-        h = loaded.model.context_vectors(torch.tensor(ids), torch.tensor([0, len(ids)]))
+        h = loaded.model.context_vectors(*loaded.model.input_bags(torch.tensor(ids), torch.tensor([0, len(ids)])))
         scores, _ = loaded.model.scores(h, None)
         log_p = loaded.objective.vocab_log_prob(scores.double())[0]
         top = torch.topk(log_p, min(topn, len(log_p)))

@@ -139,13 +139,21 @@ def train(
     )
 
 
+def _shorthand_option(name: str, help: str) -> inspect.Parameter:
+    """The `train` flag of a config shorthand (config.SHORTHANDS): --subwords."""
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[bool],
+                             default=typer.Option(None, f"--{name}", help=help, show_default=False,
+                                                  rich_help_panel="Training options (config keys)"))
+
+
 def _register_train() -> None:
-    from w2v_nce.config import Config
+    from w2v_nce.config import SHORTHANDS, Config
 
     fixed = [p for p in inspect.signature(train).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
     hints = typing.get_type_hints(train)
     fixed = [p.replace(annotation=hints[p.name]) for p in fixed]
-    train.__signature__ = inspect.Signature(fixed + [_config_option(f) for f in dataclasses.fields(Config)])
+    train.__signature__ = inspect.Signature(fixed + [_config_option(f) for f in dataclasses.fields(Config)]
+                                            + [_shorthand_option(k, h) for k, (h, _) in SHORTHANDS.items()])
     app.command()(user_errors(train))
 
 

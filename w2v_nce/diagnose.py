@@ -24,7 +24,7 @@ import torch
 from w2v_nce.checkpoint import load_model
 from w2v_nce.errors import UserError
 from w2v_nce.vocab import Vocab, word_count
-from w2v_nce.windows import EXAMPLES, Examples
+from w2v_nce.windows import Examples, example_maker
 
 
 @dataclass
@@ -41,8 +41,9 @@ class Diagnosis:
 
 
 def heldout_examples(vocab: Vocab, corpus: Path | str, window: int, max_examples: int,
-                     arch: str = "cbow", tokenizer: str = "whitespace") -> Examples:
-    """The first `max_examples` examples of `arch` in `corpus`: every word, full window."""
+                     arch: str = "cbow", tokenizer: str = "whitespace", subwords: bool = False) -> Examples:
+    """The first `max_examples` examples of `arch` in `corpus`: every word, full window (with
+    `subwords`, skip-gram's pairs in fastText's orientation, as they were trained)."""
     pieces: list[np.ndarray] = []
     words, wanted = 0, max_examples + 2 * window
     examples = None
@@ -50,12 +51,12 @@ def heldout_examples(vocab: Vocab, corpus: Path | str, window: int, max_examples
         pieces.append(piece)
         words += word_count(piece)
         if words >= wanted:  # enough words, unless many have no context: then read on
-            examples = _full_window_examples(pieces, window, arch)
+            examples = _full_window_examples(pieces, window, arch, subwords)
             if len(examples) >= max_examples:
                 break
             wanted *= 2
     else:
-        examples = _full_window_examples(pieces, window, arch) if words else None
+        examples = _full_window_examples(pieces, window, arch, subwords) if words else None
     if examples is None:
         raise UserError(f"held-out corpus '{corpus}' has no in-vocabulary words")
     if len(examples) == 0:
@@ -63,9 +64,9 @@ def heldout_examples(vocab: Vocab, corpus: Path | str, window: int, max_examples
     return examples.slice(0, min(max_examples, len(examples)))
 
 
-def _full_window_examples(pieces: list[np.ndarray], window: int, arch: str) -> Examples:
+def _full_window_examples(pieces: list[np.ndarray], window: int, arch: str, subwords: bool) -> Examples:
     flat = torch.from_numpy(np.concatenate(pieces))
-    return EXAMPLES[arch](flat, window, None, radius=torch.full((word_count(flat),), window))
+    return example_maker(arch, subwords)(flat, window, None, radius=torch.full((word_count(flat),), window))
 
 
 @torch.no_grad()
@@ -74,12 +75,12 @@ def diagnose(state: dict, heldout: Path | str, max_examples: int = 20000, batch_
     loaded = load_model(state)
     cfg, vocab, model, objective = loaded.cfg, loaded.vocab, loaded.model, loaded.objective
     model_log_z = float(state.get("objective", {}).get("log_z", 0.0))
-    examples = heldout_examples(vocab, heldout, cfg.window, max_examples, cfg.arch, cfg.tokenizer)
+    examples = heldout_examples(vocab, heldout, cfg.window, max_examples, cfg.arch, cfg.tokenizer, cfg.subwords)
 
     log_p, log_z = [], []
     for lo in range(0, len(examples), batch_size):
         batch = examples.slice(lo, min(lo + batch_size, len(examples)))
-        h = model.context_vectors(batch.context, batch.offsets)
+        h = model.context_vectors(*model.input_bags(batch.context, batch.offsets))
         lp, lz = objective.log_prob(lambda ids: model.scores(h, ids)[0], batch.targets)
         log_p.append(lp)
         log_z.append(lz)

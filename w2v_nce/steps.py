@@ -2,7 +2,9 @@
 
 The update is word2vec's: every example's gradient is applied with the full learning rate,
 output rows move by the error times h, and every input word of a bag receives the whole input
-error (gensim's cbow_mean=1; a skip-gram bag is one word). Three implementations:
+error (gensim's cbow_mean=1; a skip-gram bag is one word). With subwords a bag is all its words'
+rows and each row receives the whole error, as fastText's unsupervised Model::update applies it
+(its normalizeGradient divides only in supervised training). Three implementations:
 
   window_kernel   the fused C kernel (w2v_nce.fused.window_sgd) makes a chunk's examples itself
                   and trains the logistic losses (hs, neg, nce) example by example, in word2vec's
@@ -32,7 +34,7 @@ from w2v_nce.errors import UserError
 from w2v_nce.model import Model
 from w2v_nce.objectives import Candidates, LogisticObjective, Objective
 from w2v_nce.updates import CountingRule, UpdateRule
-from w2v_nce.windows import EXAMPLES, Centres, Examples
+from w2v_nce.windows import Centres, Examples, example_maker
 
 KERNEL_CENTRES = 4096  # centre words per window-kernel call: how often its threads report, and syncs can run
 HOT_ROWS = 256  # output rows each kernel thread trains in a private copy per call (docs/performance.md)
@@ -51,7 +53,7 @@ class Step:
     def work(self, kept: torch.Tensor, cfg: Config, objective: Objective,
              generator: torch.Generator | None) -> Examples | Centres:
         """A chunk's examples from its subsampled ids, with the random part of their candidates drawn."""
-        examples = EXAMPLES[cfg.arch](kept, cfg.window, generator, shuffle=cfg.shuffle)
+        examples = example_maker(cfg.arch, cfg.subwords)(kept, cfg.window, generator, shuffle=cfg.shuffle)
         examples.candidates = objective.draw(examples.targets, generator)
         return examples
 
@@ -59,6 +61,14 @@ class Step:
                  rule: UpdateRule) -> tuple[torch.Tensor, int]:
         """Train `batch`; return (its summed loss, a 0-d tensor; the examples trained)."""
         raise NotImplementedError
+
+
+def _row_bags(model: Model, batch: Examples) -> Examples:
+    """`batch` with each bag of words as its bag of input rows (the same without subwords)."""
+    if model.subwords is None:
+        return batch
+    rows, offsets = model.input_bags(batch.context, batch.offsets)
+    return Examples(targets=batch.targets, context=rows, offsets=offsets, candidates=batch.candidates)
 
 
 def _candidates(objective: Objective, batch: Examples) -> Candidates:
@@ -73,6 +83,7 @@ class Batched(Step):
 
     def __call__(self, model, objective, batch, lr, rule):
         cand = _candidates(objective, batch)
+        batch = _row_bags(model, batch)
         h = model.context_vectors(batch.context, batch.offsets)
         scores, out = model.scores(h, cand.ids)
         loss, g = objective.loss_grad(scores, cand)
@@ -111,6 +122,7 @@ class BatchedKernel(Step):
 
     def __call__(self, model, objective, batch, lr, rule: CountingRule):
         cand = _candidates(objective, batch)
+        batch = _row_bags(model, batch)
         h, scores = fused.forward(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids, cand.mask)
         loss, g = objective.loss_grad(scores, cand)
         objective.update(g, lr)
@@ -138,7 +150,7 @@ class WindowKernel(Step):
         loss, grad_sum, examples = fused.window_sgd(
             model.inp, model.out, model.bias, batch.ids, batch.positions, batch.window, batch.skipgram, lr, batch.seed,
             row_offset=rows, const_offset=float(const), hot=objective.hot_rows(len(model.out), HOT_ROWS),
-            saturated=SATURATED, **objective.kernel_candidates())
+            saturated=SATURATED, subwords=model.kernel_subwords(), **objective.kernel_candidates())
         objective.update_from_sum(grad_sum, max(examples, 1), lr)
         return torch.tensor(loss, dtype=torch.float64), examples
 

@@ -45,6 +45,7 @@ from w2v_nce.errors import UserError
 from w2v_nce.model import Model
 from w2v_nce.objectives import objective_for
 from w2v_nce.steps import choose_step, train_slices
+from w2v_nce.subwords import subwords_for
 from w2v_nce.updates import make_update
 from w2v_nce.vectors import Vectors, save_word2vec
 from w2v_nce.vocab import Vocab, build_vocabulary, word_count
@@ -135,7 +136,7 @@ class Trainer:
         rows = self.objective.output_rows(len(vocab))
         log_unigram = torch.from_numpy(np.log(vocab.counts / vocab.counts.sum())) if rows == len(vocab) else None
         self.model = Model(len(vocab), cfg.dim, cfg.use_bias, self.device, self.generator, bias_init=log_unigram,
-                           out_rows=rows)
+                           out_rows=rows, subwords=subwords_for(cfg, vocab.words))
         if (seed := dist.data_seed(cfg.seed)) is not None:  # the tables start alike on all ranks, the data draws differ
             self.generator.manual_seed(seed)
         self.step, self.step_reason = choose_step(cfg.step, self.model, self.objective, self.rule)
@@ -226,7 +227,8 @@ class Trainer:
         }
 
     def vectors(self) -> Vectors:
-        return Vectors(self.vocab.words, self.model.inp.cpu().numpy())
+        """The word vectors (with subwords, each the mean of its row and its n-grams' rows, as fastText's .vec)."""
+        return Vectors(self.vocab.words, self.model.word_vectors().cpu().numpy())
 
 
 def train(corpus: Corpus, out_dir: Path | str, cfg: Config, resume: bool = False, progress_bar: bool = True,
