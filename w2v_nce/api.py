@@ -1,7 +1,8 @@
 """The Python API: train, query and keep a model as gensim users do.
 
 `Word2Vec(**options)` takes any `Config` key; `train` takes a path, a directory, a list of
-those or sentences as token lists; `wv` is a gensim `KeyedVectors` of the input vectors;
+those or sentences as token lists; `wv` is a gensim `KeyedVectors` of the input vectors (with
+`subwords=True`, a `FastTextKeyedVectors`: `model.wv["unseenword"]` works);
 `predict` gives p(word | context); a model is its run directory (the CLI's `--out`).
 
 >>> from w2v_nce import Word2Vec
@@ -24,7 +25,7 @@ from typing import Sequence
 import torch
 
 from w2v_nce.atomic import atomic_path
-from w2v_nce.checkpoint import CHECKPOINT, Loaded, checkpoint_config, load_checkpoint, load_model, vectors_from_checkpoint
+from w2v_nce.checkpoint import CHECKPOINT, Loaded, checkpoint_config, load_checkpoint, load_model
 from w2v_nce.config import Config, apply_overrides, asked
 from w2v_nce.corpus import Corpus
 from w2v_nce.errors import UserError
@@ -78,13 +79,12 @@ class Word2Vec:
 
     @property
     def wv(self):
-        """The input vectors as a gensim `KeyedVectors` (word counts in its "count" attribute)."""
+        """The input vectors as a gensim `KeyedVectors` (word counts in its "count" attribute); with
+        subwords a `FastTextKeyedVectors`, which gives any word a vector (w2v_nce.fasttext_io)."""
         if self._wv is None:
-            state = self._checkpoint()
-            kv = vectors_from_checkpoint(state).keyed_vectors()
-            kv.allocate_vecattrs(attrs=["count"], types=[state["counts"].numpy().dtype])
-            kv.expandos["count"][:] = state["counts"].numpy()
-            self._wv = kv
+            from w2v_nce.fasttext_io import keyed_vectors
+
+            self._wv = keyed_vectors(self._checkpoint())
         return self._wv
 
     @torch.no_grad()
