@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -38,6 +39,15 @@ def fits_in_memory(rows: int, dim: int) -> None:
                         f"bytes), more than this machine's memory ({have / 1e9:,.3g} GB); lower --buckets or --dim")
 
 
+def table(rows: int, dim: int, device: torch.device | str) -> torch.Tensor:
+    """An uninitialised float32 table. On the CPU its memory comes from numpy, which asks Linux for
+    huge pages (madvise): the steps read rows at random from tables larger than the cache, and with
+    4 kB pages nearly every row costs a TLB miss (docs/performance.md)."""
+    if torch.device(device).type == "cpu":
+        return torch.from_numpy(np.empty((rows, dim), dtype=np.float32))
+    return torch.empty(rows, dim, device=device)
+
+
 class Model:
     def __init__(self, vocab_size: int, dim: int, bias: bool, device: torch.device, generator: torch.Generator,
                  bias_init: torch.Tensor | None = None, out_rows: int | None = None,
@@ -52,11 +62,10 @@ class Model:
         in_rows = vocab_size + (subwords.buckets if subwords is not None else 0)
         if torch.device(device).type == "cpu":
             fits_in_memory(in_rows + out_rows, dim)
+        self.inp = table(in_rows, dim, device)
         if init:
-            self.inp = torch.rand(in_rows, dim, generator=generator, device=device)
+            torch.rand(in_rows, dim, generator=generator, device=device, out=self.inp)
             self.inp.mul_(2).sub_(1).div_(dim)  # in place: no second copy of the bucket table
-        else:
-            self.inp = torch.empty(in_rows, dim, device=device)
         self.out = torch.zeros(out_rows, dim, device=device)
         self.vocab_size = vocab_size
         self.subwords = subwords
@@ -117,6 +126,6 @@ class Model:
         for name in ("inp", "out"):
             if tuple(state[name].shape) != tuple(getattr(self, name).shape):
                 raise ValueError(f"{name} has shape {tuple(state[name].shape)}, expected {tuple(getattr(self, name).shape)}")
-        self.inp = state["inp"].to(device, torch.float32).contiguous()
+        self.inp = table(*state["inp"].shape, device).copy_(state["inp"])
         self.out = state["out"].to(device, torch.float32).contiguous()
         self.bias = None if state["bias"] is None else state["bias"].to(device, torch.float32).contiguous()
