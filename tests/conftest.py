@@ -47,6 +47,30 @@ def write_twin_corpus(path, seed: int = 0, classes: int = 40, fanout: int = 3, s
     return twins
 
 
+def write_planted_phrases(path, seed: int = 0, sentences: int = 1500) -> dict:
+    """Uniform random words w0..w299 (no pair of them is seen 5 times) with "new york times",
+    "new york" and "los angeles" planted; returns how many of each were planted. Two passes of
+    word2vec scoring at thresholds 10 then 5 join new_york and los_angeles, then new_york_times,
+    and nothing else."""
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(300)]
+    planted: dict = {}
+    lines = []
+    for _ in range(sentences):
+        tokens = []
+        for _ in range(12):
+            r = rng.random()
+            phrase = "new_york_times" if r < 0.03 else "new_york" if r < 0.06 else "los_angeles" if r < 0.09 else None
+            if phrase:
+                planted[phrase] = planted.get(phrase, 0) + 1
+                tokens += phrase.split("_")
+            else:
+                tokens.append(rng.choice(words))
+        lines.append(" ".join(tokens))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return planted
+
+
 @pytest.fixture
 def twin_corpus(tmp_path):
     path = tmp_path / "twins.txt"

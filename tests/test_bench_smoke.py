@@ -91,3 +91,29 @@ def test_prepare_corpus_cuts_long_lines(tmp_path):
     assert " ".join(lines[:3]).split() == [f"w{i}" for i in range(2500)]
     bench.prepare_corpus(source, target, max_tokens=1001, line_words=1000)
     assert [len(line.split()) for line in target.read_text().splitlines()] == [1000, 1]
+
+
+def test_phrase_analogy_bench_smoke(tmp_path):
+    """scripts/bench_phrase_analogy.py on planted phrases: both pipelines join them, the questions
+    (Mixed_Case, as questions-phrases.txt) are all covered, and gensim's own evaluation agrees."""
+    from conftest import write_planted_phrases
+
+    corpus = tmp_path / "c.txt"
+    write_planted_phrases(corpus)
+    questions = tmp_path / "questions-phrases.txt"
+    questions.write_text(": planted\nw1 New_York w2 Los_Angeles\nw3 New_York_Times w4 New_York\n", encoding="utf-8")
+    out = tmp_path / "bench.json"
+    script = SCRIPT.parent / "bench_phrase_analogy.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--corpus", str(corpus), "--questions", str(questions), "--threshold", "10",
+         "--threshold", "5", "--min-count", "1", "--epochs", "1", "--dim", "8", "--threads", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ours/gensim" in proc.stdout and "cross-check on gensim's vectors" in proc.stdout
+    result = json.loads(out.read_text())
+    ours, gensim = result["ours"], result["gensim"]
+    assert ours["phrase_coverage"] == 1.0 and gensim["phrase_coverage"] > 0  # (gensim's second pass differs)
+    assert ours["vocab_phrases"] == 3 and ours["phrases_per_pass"] == [3, 1]
+    assert gensim["phrases_per_pass"][0] == 3  # the first pass is gensim's exactly
+    assert result["cross_check"]["equal"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,11 @@ def test_unknown_key_is_an_error(tmp_path, source):
         ("output_bias", '"none"'),  # string for bool | None
         ("dim", "[100]"),  # array
         ("seed", "1979-05-27"),  # date
+        ("phrase_threshold", '"200"'),  # string for a list of numbers
+        ("phrase_threshold", "[200, true]"),  # bool in it
+        ("phrase_threshold", "[]"),  # empty
+        ("phrase_threshold", '[200, "100"]'),
+        ("phrase_threshold", "[200, nan]"),
     ],
 )
 def test_wrong_type_in_file_is_an_error(tmp_path, key, value):
@@ -150,6 +156,28 @@ def test_non_finite_values_are_an_error(tmp_path, text):
         load_config(_write(tmp_path, text + "\n"))
 
 
+@pytest.mark.parametrize("overrides, fragment", [
+    ({"phrase_scoring": "gensim"}, "phrase_scoring is set but phrases is 0"),
+    ({"phrases": -1}, "phrases must be 0"),
+    ({"phrases": 1, "phrase_threshold": [1.0, 2.0]}, "one per pass (1)"),
+    ({"phrases": 2, "phrase_threshold": [0.5, 0.0]}, "positive for word2vec"),
+    ({"phrases": 2, "phrase_scoring": "npmi", "phrase_threshold": 2}, "[-1, 1]"),
+    ({"phrases": 2, "phrase_connectors": "french"}, "unknown phrase_connectors"),
+    ({"phrases": 2, "phrase_max_vocab": -1}, "phrase_max_vocab"),
+])
+def test_phrase_settings_out_of_range_or_without_phrases_are_errors(overrides, fragment):
+    with pytest.raises(UserError, match=re.escape(fragment)):
+        load_config(None, overrides)
+
+
+def test_phrase_thresholds_from_toml_once_or_per_pass(tmp_path):
+    cfg = load_config(_write(tmp_path, "phrases = 2\nphrase_threshold = 150\n"))
+    assert cfg.phrase_threshold == (150.0,)
+    cfg = load_config(_write(tmp_path, "phrases = 2\nphrase_threshold = [200, 100.5]\n"))
+    assert cfg.phrase_threshold == (200.0, 100.5)
+    assert load_config(None, {"phrases": 3}).phrase_threshold is None  # the scoring's default, every pass
+
+
 def test_use_bias_rule():
     assert not load_config(None, {"loss": "neg"}).use_bias
     for name in ("softmax", "nce", "rnce", "is"):
@@ -191,6 +219,8 @@ def test_missing_file_and_non_utf8_file(tmp_path):
         Config(loss="nce", dim=7, lr=1e-5, sample=0.0, log_z=-3.25, learn_log_z=True, output_bias=False,
                device="cuda:0", threads=3, chunk_tokens=123456, min_lr_ratio=1.0, noise_power=0.5, seed=0),
         Config(loss="is", output_bias=True, sample=1e-5, lr=0.3),
+        Config(phrases=2, phrase_threshold=(200.0, 100.0), phrase_scoring="gensim", phrase_connectors="english",
+               phrase_min_count=3, phrase_delimiter="__", phrase_max_vocab=0),
     ],
 )
 def test_to_toml_round_trips(tmp_path, cfg):

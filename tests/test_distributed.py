@@ -24,7 +24,7 @@ import multiprocessing as mp
 import pytest
 import torch
 
-from conftest import require_kernel, write_twin_corpus
+from conftest import require_kernel, write_planted_phrases, write_twin_corpus
 from oracles import assert_known_neighbours_rank_high
 from w2v_nce import distributed
 from w2v_nce import train as train_module
@@ -325,6 +325,35 @@ def test_resume_under_two_ranks_equals_an_uninterrupted_run(tmp_path):
     assert whole["progress"]["words_done"] == parts["progress"]["words_done"]
     for table in ("inp", "out"):
         assert torch.equal(whole["model"][table], parts["model"][table]), table
+
+
+def _train_with_phrases(rank: int, folder: Path, corpus: Path) -> None:
+    from w2v_nce.phrases import Phrases
+
+    learn = Phrases.learn.__func__
+
+    def noted(cls, *a, **kw):
+        (folder / f"learned-{rank}").write_text("")
+        return learn(cls, *a, **kw)
+
+    Phrases.learn = classmethod(noted)
+    train(corpus, folder / "run", small_cfg(phrases=2, phrase_threshold=(10.0, 5.0)), progress_bar=False)
+
+
+def test_two_ranks_join_the_phrases_the_master_learned(tmp_path):
+    """The master alone learns the phrases (from the whole corpus) and saves them; both ranks
+    count and train their shards with them joined: the merged vocabulary is one process's."""
+    corpus = tmp_path / "c.txt"
+    planted = write_planted_phrases(corpus, sentences=600)
+    errors = run_ranks(_train_with_phrases, tmp_path, corpus)
+    assert not errors, errors
+    assert (tmp_path / "learned-0").exists() and not (tmp_path / "learned-1").exists()
+    train(corpus, tmp_path / "one", small_cfg(phrases=2, phrase_threshold=(10.0, 5.0), epochs=1), progress_bar=False)
+    two, one = load_checkpoint(tmp_path / "run" / CHECKPOINT), load_checkpoint(tmp_path / "one" / CHECKPOINT)
+    vocab = dict(zip(two["words"], two["counts"].tolist()))
+    assert vocab == dict(zip(one["words"], one["counts"].tolist()))
+    assert {w: c for w, c in vocab.items() if "_" in w} == planted
+    assert (tmp_path / "run" / "phrases.json").read_bytes() == (tmp_path / "one" / "phrases.json").read_bytes()
 
 
 def _fail_on_rank_one(rank: int, folder: Path, corpus: Path) -> None:

@@ -130,6 +130,50 @@ def test_analogy_equals_gensim_on_trained_vectors(lee, exact_calls):
     assert answered > 100 and exact_calls[0] < answered / 10
 
 
+def test_phrase_analogies_mixed_case_on_a_lowercase_vocabulary_equal_gensim(tmp_path, capsys):
+    """questions-phrases.txt's form (sections, Mixed_Case phrases) against lowercased vectors with
+    no restriction beyond the vocabulary (`analogy --restrict-vocab 0`): gensim's numbers."""
+    from w2v_nce.cli import main
+
+    sections = {"newspapers": [("Albuquerque", "Albuquerque_Journal"), ("Baltimore", "Baltimore_Sun"),
+                               ("Boston", "Boston_Globe"), ("Cleveland", "Cleveland_Plain_Dealer"),
+                               ("Denver", "Denver_Post"), ("Miami", "Miami_Herald")],
+                "ice_hockey": [("Atlanta", "Atlanta_Thrashers"), ("Boston", "Boston_Bruins"),
+                               ("Buffalo", "Buffalo_Sabres"), ("Calgary", "Calgary_Flames")]}
+    lines = []
+    for name, pairs in sections.items():
+        lines.append(f": {name}")
+        lines += [f"{a} {b} {c} {d}" for a, b in pairs for c, d in pairs if a != c]
+    questions = tmp_path / "questions-phrases.txt"
+    questions.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rng = np.random.default_rng(0)
+    words, rows = [], []
+    offsets = {name: rng.standard_normal(16) for name in sections}
+    for name, pairs in sections.items():
+        for city, phrase in pairs:
+            base = rng.standard_normal(16)
+            if city.lower() not in words:
+                words.append(city.lower())
+                rows.append(base)
+            if phrase != "Denver_Post":  # one phrase unknown: coverage below 1
+                words.append(phrase.lower())
+                rows.append(base + offsets[name] + 0.6 * rng.standard_normal(16))
+    words += ["Boston"] + [f"filler{i}" for i in range(200)]  # a case twin after its lowercase word
+    rows += list(rng.standard_normal((201, 16)))
+    v = Vectors(words, np.array(rows, dtype=np.float32))
+
+    ours = analogy(v, questions, restrict_vocab=None)
+    score, found = as_gensim(v).evaluate_word_analogies(str(questions), restrict_vocab=len(words), case_insensitive=True)
+    total = found.pop()
+    assert [(s.name, s.correct, s.incorrect) for s in ours.sections] == [
+        (s["section"], len(s["correct"]), len(s["incorrect"])) for s in found]
+    assert ours.accuracy == score and ours.correct == len(total["correct"]) > ours.answered / 2
+    assert ours.questions == 30 + 12 and ours.answered == ours.questions - 2 * 5
+    save_word2vec(v, tmp_path / "v.txt")
+    assert main(["analogy", str(tmp_path / "v.txt"), str(questions), "--restrict-vocab", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["correct"] == ours.correct
+
+
 def test_analogy_hand_worked(tmp_path):
     # b - a + c for both questions is unit(woman) + unit(king) - unit(man), nearest queen.
     v = Vectors(

@@ -29,9 +29,10 @@ from w2v_nce.checkpoint import CHECKPOINT, Loaded, checkpoint_config, load_check
 from w2v_nce.config import Config, apply_overrides, asked
 from w2v_nce.corpus import Corpus
 from w2v_nce.errors import UserError
+from w2v_nce.phrases import PHRASE_MODEL, Phrases
 from w2v_nce.train import train
 
-RUN_FILES = (CHECKPOINT, "config.toml", "metrics.json", "vectors.txt")
+RUN_FILES = (CHECKPOINT, "config.toml", "metrics.json", "vectors.txt", PHRASE_MODEL)
 
 
 class Word2Vec:
@@ -45,6 +46,7 @@ class Word2Vec:
         self._state: dict | None = None
         self._wv = None
         self._loaded: Loaded | None = None
+        self._phrases: Phrases | None = None
 
     def train(self, corpus: Corpus, out_dir: str | Path | None = None, resume: bool = False,
               progress_bar: bool = False) -> "Word2Vec":
@@ -87,6 +89,16 @@ class Word2Vec:
             self._wv = keyed_vectors(self._checkpoint())
         return self._wv
 
+    @property
+    def phrases(self) -> Phrases | None:
+        """The phrase model the run joined its corpus with (`phrases=N`), or None: `apply` it to
+        new text, or to the words of a query, to look them up as the model knows them."""
+        if not self.config.phrases:
+            return None
+        if self._phrases is None:
+            self._phrases = Phrases.load(self._run() / PHRASE_MODEL)
+        return self._phrases
+
     @torch.no_grad()
     def predict(self, context: Sequence[str], topn: int = 10) -> list[tuple[str, float]]:
         """The `topn` most probable centre words given the context words, with p(word | context).
@@ -117,7 +129,7 @@ class Word2Vec:
         self._state = load_checkpoint(run_dir / CHECKPOINT)
         self.config = checkpoint_config(self._state)
         self.run_dir = run_dir
-        self._wv = self._loaded = None
+        self._wv = self._loaded = self._phrases = None
 
     def _run(self) -> Path:
         if self.run_dir is None:

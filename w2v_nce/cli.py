@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from w2v_nce.config import PHRASE_CONNECTORS, PHRASE_SCORINGS, TOKENIZERS  # a leaf: no torch
+from w2v_nce.config import FIELDS, PHRASE_CONNECTORS, PHRASE_SCORINGS, TOKENIZERS  # a leaf: no torch
 from w2v_nce.errors import RankFailed, UserError, reports_errors
 
 app = typer.Typer(
@@ -94,12 +94,21 @@ def _config_option(f: dataclasses.Field) -> inspect.Parameter:
     kind = field_type(f.name)
     if f.metadata["choices"]:
         kind = choices(f.name.title().replace("_", ""), f.metadata["choices"])
+    elif typing.get_origin(kind) is tuple:  # given once per value: --phrase-threshold 200 --phrase-threshold 100
+        kind = list[typing.get_args(kind)[0]]
     dashed = f.name.replace("_", "-")
     flag = f.metadata["flag"] or (f"--{dashed}/--no-{dashed}" if kind is bool else f"--{dashed}")
     default = "automatic" if f.default is None else str(f.default).lower() if kind is bool else str(f.default)
+    panel = "Phrases (config keys)" if f.name.startswith("phrase") else "Training options (config keys)"
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[kind],
                              default=typer.Option(None, flag, help=f.metadata["help"], show_default=default,
-                                                  rich_help_panel="Training options (config keys)"))
+                                                  rich_help_panel=panel))
+
+
+def _phrase_option(name: str, flag: str) -> Any:
+    """The `phrases` command's option declared by the Config field phrase_NAME (`train --phrase-NAME`)."""
+    f = FIELDS[f"phrase_{name}"]
+    return typer.Option(None, flag, help=f.metadata["help"], show_default=f.default is not None and str(f.default))
 
 
 def train(
@@ -236,12 +245,15 @@ def neighbors(
 def analogy(
     vectors: Path = typer.Argument(..., help=VECTORS_HELP),
     questions: Optional[Path] = typer.Argument(None, help="Analogy questions (default: gensim's questions-words)."),
-    restrict_vocab: int = typer.Option(30000, help="Only the most frequent N words count (gensim convention)."),
+    restrict_vocab: int = typer.Option(30000, help="Only the most frequent N words count (gensim convention; 0: all "
+                                       "words, as word2vec's compute-accuracy without a threshold)."),
     oov: bool = typer.Option(False, "--oov", help="Also answer questions whose a, b or c is not among the first "
                              "words (unseen words take their n-grams' vectors; needs subwords)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Analogy accuracy (3CosAdd), per section and in total, with coverage; equals gensim's numbers."""
+    """Analogy accuracy (3CosAdd), per section and in total, with coverage; equals gensim's numbers.
+    Words are compared case-insensitively, so mixed-case sets (questions-phrases.txt's New_York_Times)
+    meet a lowercased corpus."""
     from w2v_nce.evaluate import analogy as evaluate, check_oov
     from w2v_nce.fasttext_io import open_vectors
 
@@ -253,7 +265,7 @@ def analogy(
 
     kv = open_vectors(vectors)
     check_oov(kv, oov, str(vectors))
-    _emit(evaluate(kv, questions, restrict_vocab=restrict_vocab, oov=oov), as_json, text)
+    _emit(evaluate(kv, questions, restrict_vocab=restrict_vocab or None, oov=oov), as_json, text)
 
 
 @app.command()
@@ -363,20 +375,13 @@ def phrases(
                                          "learning new ones."),
     passes: Optional[int] = typer.Option(None, help="Passes; each joins the last one's output into longer phrases.",
                                          show_default="2"),
-    min_count: Optional[int] = typer.Option(None, help="Ignore pairs (and, for word2vec, words) seen fewer times.",
-                                            show_default="5"),
-    threshold: Optional[list[float]] = typer.Option(None, help="The score a pair must pass: once for every pass, or "
-                                                    "once per pass (--threshold 200 --threshold 100).",
-                                                    show_default="100 word2vec, 10 gensim, 0.5 npmi"),
-    scoring: Optional[Scoring] = typer.Option(None, help="word2phrase.c's score, gensim's default, or NPMI in [-1, 1].",
-                                              show_default="word2vec"),
-    delimiter: Optional[str] = typer.Option(None, help="Joins a phrase's words.", show_default="_"),
-    connectors: Optional[Connectors] = typer.Option(None, help="english: gensim's ENGLISH_CONNECTOR_WORDS may stand "
-                                                    "inside a phrase (bank_of_america).", show_default="none"),
-    max_vocab: Optional[int] = typer.Option(None, help="Word and pair types held while counting; past it the rarest "
-                                            "are pruned, as gensim's max_vocab_size (0: no limit).",
-                                            show_default="40000000"),
-    tokenizer: Tokenizer = typer.Option(Tokenizer.whitespace, help="How text is split into tokens."),
+    min_count: Optional[int] = _phrase_option("min_count", "--min-count"),
+    threshold: Optional[list[float]] = _phrase_option("threshold", "--threshold"),
+    scoring: Optional[Scoring] = _phrase_option("scoring", "--scoring"),
+    delimiter: Optional[str] = _phrase_option("delimiter", "--delimiter"),
+    connectors: Optional[Connectors] = _phrase_option("connectors", "--connectors"),
+    max_vocab: Optional[int] = _phrase_option("max_vocab", "--max-vocab"),
+    tokenizer: Tokenizer = typer.Option(Tokenizer.whitespace, help=FIELDS["tokenizer"].metadata["help"]),
 ) -> None:
     """Detect phrases (word2phrase, gensim's Phrases) in CORPUS and write it with them joined ("new_york")
     to OUT, and the model to OUT.phrases.json; or, with --apply MODEL, join a saved model's phrases."""

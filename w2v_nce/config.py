@@ -23,7 +23,7 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from w2v_nce.errors import UserError
 
@@ -36,6 +36,7 @@ STEPS = ("auto", "kernel", "batched")  # w2v_nce.steps.choose_step
 TOKENIZERS = ("whitespace", "simple")  # w2v_nce.corpus.TOKENIZERS
 PHRASE_SCORINGS = ("word2vec", "gensim", "npmi")  # w2v_nce.phrases (scores)
 PHRASE_CONNECTORS = ("none", "english")  # w2v_nce.phrases.CONNECTOR_SETS
+PHRASE_THRESHOLDS = {"word2vec": 100.0, "gensim": 10.0, "npmi": 0.5}  # word2phrase's, gensim's, a middling NPMI
 
 WORD2VEC_CBOW_LR = 0.05  # word2vec.c's -alpha default for CBOW (docs/results.md: better than 0.025 at every budget)
 DEFAULT_LR = 0.025  # word2vec.c's for skip-gram, gensim's for both
@@ -82,6 +83,21 @@ class Config:
                                  "(0 = off).")
     vocab_budget: int = option(10_000_000, "Word types held while counting; past it the rarest are pruned "
                                            "(word2vec.c's ReduceVocab; 0 = no limit).")
+    # phrases (the `phrases` command's options are declared by these too)
+    phrases: int = option(0, "Detect phrases in this many passes and join them (new_york) before counting the "
+                             "vocabulary, as `w2v-nce phrases` does but with no intermediate file; the phrase model "
+                             "is saved as OUT/phrases.json (0 = no phrases).")
+    phrase_min_count: int = option(5, "Ignore pairs (and, for word2vec, words) seen fewer times.")
+    phrase_threshold: tuple[float, ...] | None = option(
+        None, "The score a pair must pass: given once for every pass, or once per pass (word2vec's demo: 200, then "
+              "100; default " + ", ".join(f"{v:g} {k}" for k, v in PHRASE_THRESHOLDS.items()) + ").")
+    phrase_scoring: str = option("word2vec", "word2phrase.c's score, gensim's default, or NPMI in [-1, 1].",
+                                 choices=PHRASE_SCORINGS)
+    phrase_connectors: str = option("none", "english: gensim's ENGLISH_CONNECTOR_WORDS may stand inside a phrase "
+                                            "(bank_of_america).", choices=PHRASE_CONNECTORS)
+    phrase_delimiter: str = option("_", "Joins a phrase's words.")
+    phrase_max_vocab: int = option(40_000_000, "Word and pair types held while counting; past it the rarest are "
+                                               "pruned, as gensim's max_vocab_size (0 = no limit).")
     # optimisation
     epochs: int = option(5, "Passes over the corpus.", resumable=True)
     lr: float | None = option(None, "Starting learning rate, decaying linearly with the words processed "
@@ -172,7 +188,14 @@ def _coerce(name: str, value: Any) -> Any:
         return value
     elif str in allowed and isinstance(value, str):
         return value
-    names = " or ".join("none" if t is type(None) else t.__name__ for t in allowed)
+    elif any(typing.get_origin(t) is tuple for t in allowed) and isinstance(value, (int, float, list, tuple)):
+        items = value if isinstance(value, (list, tuple)) else [value]  # one number: the same for every pass
+        if items and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+            if not all(math.isfinite(v) for v in items):
+                raise UserError(f"config key {name!r} must hold finite numbers, got {value!r}")
+            return tuple(float(v) for v in items)
+    names = " or ".join("none" if t is type(None) else "a list of numbers" if typing.get_origin(t) is tuple
+                        else t.__name__ for t in allowed)
     raise UserError(f"config key {name!r} must be {names}, got {value!r}")
 
 
@@ -211,10 +234,20 @@ def _check(cfg: Config) -> Config:
         need(cfg.buckets <= MAX_BUCKETS, f"buckets {cfg.buckets:,} is past fastText's limit of {MAX_BUCKETS:,} "
                                          f"(2^31 - 1); the table would take {table_bytes(cfg.buckets, cfg.dim)} "
                                          "(buckets x dim x 4 bytes)")
+    else:
+        unused = [name for name in ("minn", "buckets") if getattr(cfg, name) != FIELDS[name].default]
+        need(not unused, f"{unused[0] if unused else ''} is set but maxn is 0 (no subwords): add --subwords or --maxn N")
     need(
         cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
         f"device must be auto, cpu or cuda[:N], got {cfg.device!r}",
     )
+    need(cfg.phrases >= 0, f"phrases must be 0 (none) or a number of passes, got {cfg.phrases}")
+    if cfg.phrases:
+        check_phrase_options(cfg.phrase_scoring, cfg.phrase_min_count, phrase_thresholds(cfg), cfg.phrases,
+                             cfg.phrase_delimiter, cfg.phrase_max_vocab, prefix="phrase_")
+    else:
+        unused = [name for name in FIELDS if name.startswith("phrase_") and getattr(cfg, name) != FIELDS[name].default]
+        need(not unused, f"{unused[0] if unused else ''} is set but phrases is 0: add --phrases N (passes) to use it")
     return cfg
 
 
@@ -248,6 +281,36 @@ def expand_shorthands(overrides: dict[str, Any]) -> dict[str, Any]:
         for key, setting in (settings if value else {"maxn": 0}).items():
             expanded.setdefault(key, setting)
     return expanded
+
+
+def phrase_thresholds(cfg: Config) -> tuple[float, ...]:
+    """The run's phrase thresholds: as given, or the scoring's default (PHRASE_THRESHOLDS)."""
+    return cfg.phrase_threshold or (PHRASE_THRESHOLDS[cfg.phrase_scoring],)
+
+
+def check_phrase_options(scoring: str, min_count: int, thresholds: Sequence[float], passes: int, delimiter: str,
+                         max_vocab: int, prefix: str = "") -> None:
+    """UserError for a phrase option out of range (the `phrases` command's, or with `prefix`
+    phrase_ the train options of the same name)."""
+    if scoring not in PHRASE_SCORINGS:
+        raise UserError(f"{prefix}scoring must be one of {', '.join(PHRASE_SCORINGS)}, got {scoring!r}")
+    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        raise UserError(f"{prefix}min_count must be an integer of at least 1, got {min_count!r}")
+    if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
+        raise UserError(f"{'phrases' if prefix else 'passes'} must be an integer of at least 1, got {passes!r}")
+    if len(thresholds) not in (1, passes):
+        raise UserError(f"give one {prefix}threshold, or one per pass ({passes}), not {len(thresholds)}")
+    for t in thresholds:
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
+            raise UserError(f"{prefix}threshold must be a finite number, got {t!r}")
+        if scoring == "npmi" and not -1 <= t <= 1:
+            raise UserError(f"{prefix}threshold must be in [-1, 1] for npmi scoring, got {t}")
+        if scoring != "npmi" and t <= 0:
+            raise UserError(f"{prefix}threshold must be positive for {scoring} scoring, got {t}")
+    if not isinstance(delimiter, str) or not delimiter or any(c.isspace() for c in delimiter):
+        raise UserError(f"{prefix}delimiter must be a non-empty string without white space, got {delimiter!r}")
+    if isinstance(max_vocab, bool) or not isinstance(max_vocab, int) or max_vocab < 0:
+        raise UserError(f"{prefix}max_vocab must be 0 (no limit) or a positive integer, got {max_vocab!r}")
 
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
@@ -299,6 +362,8 @@ def to_toml(cfg: Config) -> str:
             text = "true" if value else "false"
         elif isinstance(value, str):
             text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        elif isinstance(value, tuple):
+            text = "[" + ", ".join(map(repr, value)) + "]"
         else:
             text = repr(value)
         lines.append(f"{name} = {text}")

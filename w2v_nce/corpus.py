@@ -163,6 +163,8 @@ def describe(corpus: Corpus) -> str:
         return ", ".join(map(describe, corpus))
     if isinstance(corpus, Shard):
         return f"{describe(corpus.corpus)} (part {corpus.index + 1} of {corpus.count})"
+    if isinstance(corpus, Stream):
+        return describe(corpus.corpus)
     return "<token lists>"
 
 
@@ -179,7 +181,7 @@ def read_corpus(corpus: Corpus, tokenizer: str = "whitespace") -> Iterator[tuple
     >>> [p for p in read_corpus([["a", "b"], ["c"]])]
     [(['a', 'b'], True), (['c'], True)]
     """
-    if isinstance(corpus, Shard):
+    if isinstance(corpus, Stream):
         yield from corpus.pieces(tokenizer)
         return
     if isinstance(corpus, (str, os.PathLike)) or _is_path_list(corpus):
@@ -249,8 +251,18 @@ def merge_counts(parts: Iterable[Counter], budget: int = 0) -> Counter:
     return merged
 
 
+class Stream:
+    """A corpus that reads another one (`corpus`) its own way, and gives read_corpus its pieces: a
+    Shard of it, or it with phrases joined (w2v_nce.phrases.PhrasedCorpus)."""
+
+    corpus: Corpus
+
+    def pieces(self, tokenizer: str = "whitespace") -> Iterator[tuple[list[str], bool]]:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class Shard:
+class Shard(Stream):
     """Part `index` of `count` of a corpus, for one of several processes: the corpus is cut into
     units (a sentence, or `unit_tokens` tokens of a longer one, such as text8's single line) and
     the part keeps units index, index + count, ... A unit cut short of its sentence's end ends a

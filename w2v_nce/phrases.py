@@ -62,15 +62,17 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 import numpy as np
 
 from w2v_nce.atomic import atomic_path
-from w2v_nce.config import PHRASE_SCORINGS
-from w2v_nce.corpus import BLOCK_BYTES, Corpus, _is_path_list, corpus_files, describe, read_corpus, read_pieces
+from w2v_nce.config import PHRASE_SCORINGS, PHRASE_THRESHOLDS, Config, check_phrase_options
+from w2v_nce.corpus import (BLOCK_BYTES, Corpus, Stream, _is_path_list, corpus_files, describe, read_corpus,
+                             read_pieces)
 from w2v_nce.errors import UserError
 
 SCORINGS = PHRASE_SCORINGS
-DEFAULT_THRESHOLD = {"word2vec": 100.0, "gensim": 10.0, "npmi": 0.5}  # word2phrase's, gensim's, a middling NPMI
-DEFAULT_MAX_VOCAB = 40_000_000  # gensim's max_vocab_size
+DEFAULT_THRESHOLD = PHRASE_THRESHOLDS  # word2phrase's, gensim's, a middling NPMI: declared in config.py
+DEFAULT_MAX_VOCAB = Config.phrase_max_vocab  # gensim's max_vocab_size
 BLOCK_TOKENS = 1 << 18  # tokens counted or joined at once (numpy arrays of this length)
 FORMAT = "w2v-nce phrases"
+PHRASE_MODEL = "phrases.json"  # a run's phrase model (train --phrases N), in its directory
 
 
 def english_connectors() -> frozenset:
@@ -158,28 +160,7 @@ def _chosen(scoring: str, n_ab, n_a, n_b, min_count: int, threshold: float, tota
     return score > threshold, score
 
 
-def check_options(scoring: str, min_count: int, thresholds: Sequence[float], passes: int, delimiter: str,
-                  max_vocab: int) -> None:
-    """UserError for an option out of range."""
-    if scoring not in SCORINGS:
-        raise UserError(f"scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
-    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-        raise UserError(f"min_count must be an integer of at least 1, got {min_count!r}")
-    if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
-        raise UserError(f"passes must be an integer of at least 1, got {passes!r}")
-    if len(thresholds) not in (1, passes):
-        raise UserError(f"give one threshold, or one per pass ({passes}), not {len(thresholds)}")
-    for t in thresholds:
-        if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
-            raise UserError(f"threshold must be a finite number, got {t!r}")
-        if scoring == "npmi" and not -1 <= t <= 1:
-            raise UserError(f"threshold must be in [-1, 1] for npmi scoring, got {t}")
-        if scoring != "npmi" and t <= 0:
-            raise UserError(f"threshold must be positive for {scoring} scoring, got {t}")
-    if not isinstance(delimiter, str) or not delimiter or any(c.isspace() for c in delimiter):
-        raise UserError(f"delimiter must be a non-empty string without white space, got {delimiter!r}")
-    if isinstance(max_vocab, bool) or not isinstance(max_vocab, int) or max_vocab < 0:
-        raise UserError(f"max_vocab must be 0 (no limit) or a positive integer, got {max_vocab!r}")
+check_options = check_phrase_options  # UserError for an option out of range (config.py)
 
 
 # --- Reading: sentences in pieces, grouped into blocks ---------------------------------------------
@@ -812,9 +793,9 @@ class Phrases:
     _matchers: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def learn(cls, corpus: Corpus, passes: int = 2, min_count: int = 5,
-              threshold: Union[None, float, Sequence[float]] = None, scoring: str = "word2vec",
-              delimiter: str = "_", connectors: Union[str, Iterable[str]] = "none",
+    def learn(cls, corpus: Corpus, passes: int = 2, min_count: int = Config.phrase_min_count,
+              threshold: Union[None, float, Sequence[float]] = None, scoring: str = Config.phrase_scoring,
+              delimiter: str = Config.phrase_delimiter, connectors: Union[str, Iterable[str]] = Config.phrase_connectors,
               max_vocab: int = DEFAULT_MAX_VOCAB, tokenizer: str = "whitespace",
               report: Optional[Callable[[str], None]] = None, block_tokens: int = BLOCK_TOKENS,
               workdir: Union[None, str, os.PathLike] = None) -> "Phrases":
@@ -904,8 +885,9 @@ def _work_dir(parent: Union[None, str, os.PathLike]) -> Iterator[Optional[Path]]
         yield Path(work)
 
 
-def _learn(corpus: Corpus, passes: int = 2, min_count: int = 5, threshold: Union[None, float, Sequence[float]] = None,
-           scoring: str = "word2vec", delimiter: str = "_", connectors: Union[str, Iterable[str]] = "none",
+def _learn(corpus: Corpus, passes: int = 2, min_count: int = Config.phrase_min_count,
+           threshold: Union[None, float, Sequence[float]] = None, scoring: str = Config.phrase_scoring,
+           delimiter: str = Config.phrase_delimiter, connectors: Union[str, Iterable[str]] = Config.phrase_connectors,
            max_vocab: int = DEFAULT_MAX_VOCAB, tokenizer: str = "whitespace",
            report: Optional[Callable[[str], None]] = None, block_tokens: int = BLOCK_TOKENS,
            work: Optional[Path] = None) -> tuple[Phrases, Optional[_Spool]]:
@@ -940,15 +922,19 @@ def _learn(corpus: Corpus, passes: int = 2, min_count: int = 5, threshold: Union
     return model, spool
 
 
-class PhrasedCorpus:
-    """A corpus as sentences with phrases joined; each iteration reads the corpus again."""
+class PhrasedCorpus(Stream):
+    """A corpus with phrases joined, as sentences (each iteration reads the corpus again) or, for
+    read_corpus (and so the trainer), as pieces. Its text is split by its own `tokenizer`."""
 
     def __init__(self, model: Phrases, corpus: Corpus, tokenizer: str = "whitespace"):
         self.model, self.corpus, self.tokenizer = model, corpus, tokenizer
 
+    def pieces(self, tokenizer: Optional[str] = None) -> Iterator[tuple[list[str], bool]]:
+        return self.model.pieces(self.corpus, self.tokenizer)
+
     def __iter__(self) -> Iterator[list[str]]:
         sentence: list[str] = []
-        for tokens, ends in self.model.pieces(self.corpus, self.tokenizer):
+        for tokens, ends in self.pieces():
             sentence.extend(tokens)
             if ends:
                 yield sentence

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import tempfile
 import threading
 import time
@@ -37,13 +38,14 @@ from w2v_nce import distributed
 from w2v_nce.atomic import remove_stale_temporaries, write_text
 from w2v_nce.checkpoint import (CHECKPOINT, checkpoint_config, checkpoint_vocab, load_checkpoint, restore,
                                 resume_config, save_checkpoint)
-from w2v_nce.config import Config, to_toml
+from w2v_nce.config import Config, phrase_thresholds, to_toml
 from w2v_nce.corpus import Corpus, describe, reads_stdin, stdin_spooled
 from w2v_nce.distributed import Dist
 from w2v_nce.encoded import EncodedCorpus
 from w2v_nce.errors import UserError
 from w2v_nce.model import Model
 from w2v_nce.objectives import objective_for
+from w2v_nce.phrases import PHRASE_MODEL, PhrasedCorpus, Phrases
 from w2v_nce.steps import choose_step, train_slices
 from w2v_nce.subwords import subwords_for
 from w2v_nce.updates import make_update
@@ -276,6 +278,9 @@ def _train(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool, progress_ba
         return resume_config(checkpoint_config(state), asked), state
 
     cfg, state = dist.from_master(saved_run)
+    phrases = phrase_model(corpus, out_dir, cfg, state is not None, dist, progress_bar)
+    if phrases is not None:  # counted and encoded with its phrases joined, as its `phrases` output would be
+        corpus = PhrasedCorpus(phrases, corpus, cfg.tokenizer)
     if state is not None:
         vocab, corpus_tokens = checkpoint_vocab(state), None
     else:
@@ -329,9 +334,38 @@ def _train(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool, progress_ba
         "words_per_sec": round(progress.words_done / max(progress.seconds, 1e-9), 1),
         "final_loss": progress.loss_sum / max(progress.loss_count, 1),
         "ranks": dist.world,
+        "phrase_model": PHRASE_MODEL if phrases is not None else None,
+        "phrases_per_pass": [len(layer.phrases) for layer in phrases.layers] if phrases is not None else None,
         **trainer.objective.state_dict(),
         "history": progress.history,
         "curve": progress.curve,
     }
     write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def phrase_model(corpus: Corpus, out_dir: Path, cfg: Config, resumed: bool, dist: Dist,
+                 progress_bar: bool = False) -> Phrases | None:
+    """The run's phrases (`cfg.phrases` passes; None for none), on every rank: the master learns
+    them from the whole corpus and saves them as OUT/phrases.json, or, resuming, reads that file
+    back; the other ranks wait for its model."""
+    if not cfg.phrases:
+        return None
+    path = out_dir / PHRASE_MODEL
+
+    def learned() -> Phrases:
+        if resumed:
+            model = Phrases.load(path)
+            settings = (len(model.layers), model.scoring, model.min_count, model.delimiter)
+            if settings != (cfg.phrases, cfg.phrase_scoring, cfg.phrase_min_count, cfg.phrase_delimiter):
+                raise UserError(f"phrase model '{path}' is not the run's: it has {settings[0]} passes, scoring "
+                                f"{settings[1]}, min_count {settings[2]}, delimiter {settings[3]!r}")
+            return model
+        report = (lambda line: tqdm.write(f"phrases: {line}", file=sys.stderr)) if progress_bar else None
+        model = Phrases.learn(corpus, cfg.phrases, cfg.phrase_min_count, list(phrase_thresholds(cfg)),
+                              cfg.phrase_scoring, cfg.phrase_delimiter, cfg.phrase_connectors, cfg.phrase_max_vocab,
+                              cfg.tokenizer, report=report, workdir=_make_dir(out_dir))
+        model.save(path)
+        return dataclasses.replace(model, _matchers={})  # its compiled matchers stay here
+
+    return dist.from_master(learned)
