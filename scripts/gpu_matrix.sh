@@ -12,6 +12,7 @@
 #   nce  dim 100 / neg dim 300 / nce dim 300, 1 epoch: speed
 #   skip-gram neg, CBOW hs, skip-gram hs, dim 100, 1 epoch: speed and quality
 #   softmax at vocabulary 30k and 70k, 1 epoch: speed
+#   subwords (minn 3, maxn 6, 2M buckets): skip-gram neg and CBOW neg, dim 100, 1 epoch: speed and quality
 # before them, tests/test_cuda.py (the device's step against the CPU's).
 # EXTRA="--max-tokens 200000" limits the corpus for a quick check.
 set -euo pipefail
@@ -43,6 +44,7 @@ else
 fi
 printf 'max_vocab = 30000\n' >"$out/v30k.toml"
 printf 'max_vocab = 70000\n' >"$out/v70k.toml"
+printf 'minn = 3\nmaxn = 6\nbuckets = 2000000\n' >"$out/subwords.toml"
 row neg_d100 --loss neg --dim 100
 row nce_d100 --loss nce --dim 100 --epochs 1
 row neg_d300 --loss neg --dim 300 --epochs 1
@@ -55,3 +57,6 @@ for v in 30k 70k; do
   cat configs/gpu.toml "$out/v$v.toml" >"$out/softmax_$v.toml"
   row "softmax_v$v" --loss softmax --dim 100 --epochs 1 --config "$out/softmax_$v.toml"
 done
+cat configs/gpu.toml "$out/subwords.toml" >"$out/gpu_subwords.toml"
+row sg_sub_d100 --arch skipgram --loss neg --dim 100 --epochs 1 --config "$out/gpu_subwords.toml"
+row cbow_sub_d100 --loss neg --dim 100 --epochs 1 --config "$out/gpu_subwords.toml"
