@@ -99,7 +99,7 @@ with open(out + "/vectors.txt", "w", encoding="utf-8") as f:  # fastText's .vec,
     f.write(f"{len(words)} {model.get_dimension()}\\n")
     for w in words:
         f.write(w + " " + " ".join("%.5g" % v for v in model.get_word_vector(w)) + "\\n")
-json.dump({"train_seconds": train_seconds, "vocab_size": len(words),
+json.dump({"train_seconds": train_seconds, "vocab_size": sum(w != "</s>" for w in words),  # its line ends: a word
            "corpus_words": int(sum(c for w, c in zip(words, freqs) if w != "</s>"))}, open(out + "/trainer.json", "w"))
 """
 

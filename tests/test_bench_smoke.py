@@ -117,3 +117,29 @@ def test_phrase_analogy_bench_smoke(tmp_path):
     assert ours["vocab_phrases"] == 3 and ours["phrases_per_pass"] == [3, 1]
     assert gensim["phrases_per_pass"][0] == 3  # the first pass is gensim's exactly
     assert result["cross_check"]["equal"]
+
+
+def test_bench_subwords_smoke(tmp_path):
+    """scripts/bench_subwords.py end to end on 30k tokens, skip-gram: ours, gensim's FastText and (when
+    fasttext-wheel is installed) Facebook's fastText, with the ratios of every row."""
+    script = SCRIPT.parent / "bench_subwords.py"
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--corpus", datapath("lee_background.cor"), "--epochs", "1", "--arch",
+         "skipgram", "--max-tokens", "30000", "--threads", "1", "--buckets", "20000", "--workdir",
+         str(tmp_path / "work"), "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())["archs"]["skipgram"]
+    rows, ratio = result["rows"], result["ratio"]
+    others = [name for name in ("gensim", "fasttext") if rows[name] is not None]
+    assert "gensim" in others and f"ours/{others[-1]}" in proc.stdout
+    for name in ["ours", *others]:
+        assert _finite(rows[name]["words_per_sec"]) and _finite(rows[name]["analogy_accuracy"]), name
+        assert rows[name]["vocab_size"] == rows["ours"]["vocab_size"] > 0  # one vocabulary rule for all
+        assert rows[name]["corpus_words"] == rows["ours"]["corpus_words"]
+    for name in others:
+        assert ratio[name]["words_per_sec"] == pytest.approx(
+            rows["ours"]["words_per_sec"] / rows[name]["words_per_sec"], rel=1e-9)
+    assert result["settings"]["maxn"] == 6 and result["params"]["gensim"]["bucket"] == 20000
