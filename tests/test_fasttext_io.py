@@ -229,3 +229,20 @@ def test_a_query_without_a_vector_is_one_error(runs):
         from w2v_nce.fasttext_io import word_vector
 
         word_vector(model.wv, "zebra")
+
+
+def test_the_api_takes_subwords_and_predicts_from_bags_of_rows(corpus, tmp_path):
+    """Word2Vec(subwords=True): the shorthand as the CLI's; predict's h is the mean of all rows of
+    the context words' bags (brute force from the checkpoint and gensim's hashes)."""
+    import torch
+
+    model = Word2Vec(subwords=True, buckets=300, loss="nce", dim=8, epochs=1, min_count=1, window=2, threads=1,
+                     device="cpu").train(corpus, tmp_path / "run")
+    assert (model.config.minn, model.config.maxn) == (3, 6) and isinstance(model.wv, FastTextKeyedVectors)
+    state = model._checkpoint()
+    words, table = list(state["words"]), state["model"]["inp"].double()
+    rows = [r for w in ("a3", "naïve") for r in [words.index(w)] + [len(words) + int(b) for b in
+                                                                   ft_ngram_hashes(w, 3, 6, 300)]]
+    p = torch.softmax(state["model"]["out"].double() @ table[rows].mean(0) + state["model"]["bias"].double(), 0)
+    for word, got in model.predict(["a3", "naïve"], topn=5):
+        assert got == pytest.approx(float(p[words.index(word)]), rel=1e-5)

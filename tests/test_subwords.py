@@ -228,7 +228,8 @@ def test_the_subwords_shorthand_and_the_options_checks():
                                ({"subwords": True, "buckets": 0}, "buckets must be at least 1"),
                                ({"subwords": True, "buckets": 2**33}, r"would take 3.44 TB \(buckets x dim x 4"),
                                ({"subwords": True, "minn": 0}, "minn must be at least 1"),
-                               ({"subwords": 1}, "'subwords' must be bool")]:
+                               ({"subwords": 1}, "'subwords' must be bool"),
+                               ({"buckets": 1000}, "buckets is set but maxn is 0")]:
         with pytest.raises(UserError, match=message):
             load_config(None, overrides)
 
