@@ -39,6 +39,7 @@ from w2v_nce.windows import Centres, Examples, example_maker
 KERNEL_CENTRES = 4096  # centre words per window-kernel call: how often its threads report, and syncs can run
 HOT_ROWS = 256  # output rows each kernel thread trains in a private copy per call (docs/performance.md)
 SATURATED = 6.0  # the window kernel takes no step for a candidate classified beyond this logit on its label's side
+SUBWORD_SHUFFLE_BLOCK = 64  # CBOW with subwords: centres shuffled in runs (their windows' n-gram rows stay in cache)
 
 
 class Step:
@@ -143,7 +144,8 @@ class WindowKernel(Step):
         return KERNEL_CENTRES
 
     def work(self, kept, cfg, objective, generator):
-        return Centres.of(kept, cfg.window, cfg.arch, generator, shuffle=cfg.shuffle)
+        block = SUBWORD_SHUFFLE_BLOCK if cfg.subwords and cfg.arch == "cbow" else 1
+        return Centres.of(kept, cfg.window, cfg.arch, generator, shuffle=cfg.shuffle, block=block)
 
     def __call__(self, model, objective: LogisticObjective, batch: Centres, lr, rule):
         rows, const = objective.logit_offset()

@@ -190,9 +190,21 @@ class Centres:
 
     @classmethod
     def of(cls, kept: torch.Tensor, window: int, arch: str, generator: torch.Generator | None,
-           shuffle: bool = False) -> "Centres":
+           shuffle: bool = False, block: int = 1) -> "Centres":
+        """With `shuffle`, the centres in a random order, or with `block` > 1 runs of `block`
+        consecutive centres in a random order (neighbouring windows share their rows' cache lines).
+
+        >>> kept = torch.arange(10)
+        >>> Centres.of(kept, 2, "cbow", torch.Generator().manual_seed(0), True, block=4).positions.tolist()
+        [8, 9, 0, 1, 2, 3, 4, 5, 6, 7]
+        """
         positions = torch.nonzero(kept != SENTENCE_END).squeeze(1)
-        if shuffle:
+        if shuffle and block > 1:
+            starts = torch.arange(0, len(positions), block)
+            runs = take(starts, torch.randperm(len(starts), generator=generator))
+            order = (runs[:, None] + torch.arange(block)).reshape(-1)
+            positions = take(positions, order.masked_select(order < len(positions)))
+        elif shuffle:
             positions = take(positions, torch.randperm(len(positions), generator=generator))
         seed = int(torch.randint(1 << 62, (1,), generator=generator))
         return cls(kept.to(torch.int32).contiguous(), positions.contiguous(), window, KERNEL_SKIPGRAM[arch], seed)
