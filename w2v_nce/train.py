@@ -138,7 +138,7 @@ class Trainer:
         rows = self.objective.output_rows(len(vocab))
         log_unigram = torch.from_numpy(np.log(vocab.counts / vocab.counts.sum())) if rows == len(vocab) else None
         self.model = Model(len(vocab), cfg.dim, cfg.use_bias, self.device, self.generator, bias_init=log_unigram,
-                           out_rows=rows, subwords=subwords_for(cfg, vocab.words))
+                           out_rows=rows, subwords=subwords_for(cfg, vocab.words), init=state is None)
         if (seed := dist.data_seed(cfg.seed)) is not None:  # the tables start alike on all ranks, the data draws differ
             self.generator.manual_seed(seed)
         self.step, self.step_reason = choose_step(cfg.step, self.model, self.objective, self.rule)
@@ -286,6 +286,7 @@ def _train(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool, progress_ba
     else:
         vocab, corpus_tokens = build_vocabulary(corpus, cfg, dist)
     trainer = Trainer(cfg, vocab, dist, state)
+    state = None  # its tables are copied into the trainer's: let them go (a bucket table is large)
     if master:
         remove_stale_temporaries(_make_dir(out_dir))  # what runs killed in out_dir left (ids, half-written files)
         write_text(out_dir / "config.toml", to_toml(cfg))
