@@ -37,26 +37,31 @@ def keyed_vectors(state: dict, fasttext: bool = False):
     (`kv["anyword"]` works), a `KeyedVectors` otherwise (with `fasttext`, a FastTextKeyedVectors
     without buckets); word counts in the "count" attribute. The bucket rows are a view of the
     checkpoint's table, not a copy."""
+    import torch
+    import torch.nn.functional as F
     from gensim.models import KeyedVectors
     from gensim.models.fasttext import FastTextKeyedVectors
 
-    from w2v_nce.checkpoint import check_input_table, vectors_from_checkpoint
+    from w2v_nce.checkpoint import check_input_table
 
     cfg, subwords = _subwords(state)
     words = list(state["words"])
-    vectors = vectors_from_checkpoint(state)
-    if subwords is not None:
+    table = check_input_table(state, cfg, len(words)).float()
+    vectors = table.numpy()
+    if subwords is not None:  # each word's mean with its n-grams (w2v_nce.model.Model.word_vectors)
+        vectors = F.embedding_bag(torch.from_numpy(subwords.rows), table, torch.from_numpy(subwords.offsets[:-1]),
+                                  mode="mean").numpy()
         kv = FastTextKeyedVectors(cfg.dim, cfg.minn, cfg.maxn, cfg.buckets, dtype=np.float32)
     elif fasttext:
         kv = FastTextKeyedVectors(cfg.dim, cfg.minn, 0, 0, dtype=np.float32)
     else:
         kv = KeyedVectors(cfg.dim, dtype=np.float32)
-    kv.add_vectors(words, vectors.matrix)
+    kv.add_vectors(words, vectors)
     kv.allocate_vecattrs(attrs=["count"], types=[np.int64])
     kv.expandos["count"][:] = state["counts"].numpy()
     if subwords is not None:
-        table = check_input_table(state, cfg, len(words)).numpy()
-        kv.vectors_vocab, kv.vectors_ngrams = table[: len(words)], table[len(words):]
+        rows = table.numpy()
+        kv.vectors_vocab, kv.vectors_ngrams = rows[: len(words)], rows[len(words):]
         # each word's n-gram buckets (gensim's recalc_char_ngram_buckets, from our layout at once)
         kv.buckets_word = np.split((subwords.rows - len(words)).astype(np.uint32), subwords.offsets[1:-1])
         kv.buckets_word = [b[1:] for b in kv.buckets_word]  # the word's own row left out
