@@ -208,7 +208,7 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
         bag_max = 0 if skipgram else 2 * window * int(max_rows)
     if CHECK_IDS:
         kept = ids[ids >= 0]
-        _need(bool(((kept < words) & (ids >= -1)).all()) if len(ids) else True, "ids out of range")
+        _need(bool((kept < words).all()) and bool((ids >= -1).all()), "ids out of range")
         _need(bool(((centres >= 0) & (centres < len(ids))).all()) and bool((ids[centres] >= 0).all()),
               "centres must be positions of words in ids")
     accept = alias = points = labels = mask = None
