@@ -114,7 +114,8 @@ def our_config(args: argparse.Namespace, arch: str) -> Config:
 
 
 def gensim_params(cfg: Config, args: argparse.Namespace) -> dict:
-    params = {k: v for k, v in bench.gensim_params(cfg, cfg.threads).items() if k != "max_final_vocab"}
+    workers = args.gensim_workers or cfg.threads
+    params = {k: v for k, v in bench.gensim_params(cfg, workers).items() if k != "max_final_vocab"}
     params.update(min_n=cfg.minn, max_n=cfg.maxn, bucket=cfg.buckets)
     if args.defaults:
         params.update(alpha=0.025, min_alpha=0.0001)
@@ -219,6 +220,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--defaults", action="store_true", help="each trainer at its own default learning rate")
     ap.add_argument("--min-lr-ratio", type=float, default=1e-4, help="ours and gensim: final lr = lr x this")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--gensim-workers", type=int, default=None,
+                    help="gensim's workers if not --threads (with N > 1, its corpus_file mode decays the rate only 1/N "
+                    "of an epoch's worth per epoch, docs/results.md: 1 gives the linear schedule)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--restrict-vocab", type=int, default=30000, help="analogies: only the N most frequent words")
     return ap.parse_args(argv)
