@@ -74,21 +74,23 @@ def copy(tables):
     return {k: None if v is None else v.clone() for k, v in tables.items()}
 
 
-def kernel_and_loop(objective, tables, ids, centres, window, skipgram, seed, lr=0.05, hot=(0, 7)):
+def kernel_and_loop(objective, tables, ids, centres, window, skipgram, seed, lr=0.05, hot=(0, 7), shared_noise=False):
     """(the kernel's loss, examples and tables; word2vec's loop's loss and tables) from the same start."""
     rows, const = objective.logit_offset()
     ours = copy(tables)
     loss_ours, _, n = fused.window_sgd(ours["inp"], ours["out"], ours["bias"], ids, centres, window, skipgram, lr,
                                        seed, row_offset=rows, const_offset=float(const), hot=hot,
-                                       **objective.kernel_candidates())
+                                       shared_noise=shared_noise, **objective.kernel_candidates())
     examples = brute_force_examples(ids.tolist(), centres.tolist(), window, seed, skipgram)
     context = torch.tensor([w for bag, _ in examples for w in bag], dtype=torch.int64)
     offsets = torch.tensor(np.cumsum([0] + [len(bag) for bag, _ in examples]), dtype=torch.int64)
     targets = torch.tensor([t for _, t in examples], dtype=torch.int64)
     drawn = None
-    if objective.name != "hs":  # the noise stream, k draws per example in order
-        drawn = fused.alias_sample(objective.sampler.accept, objective.sampler.alias, (len(examples), objective.k),
-                                   seed)
+    if objective.name != "hs":  # the noise stream, k draws per example in order (per window when shared)
+        windows = [len(bag) for bag, _ in brute_force_examples(ids.tolist(), centres.tolist(), window, seed, False)]
+        per = windows if shared_noise and skipgram else [1] * len(examples)
+        drawn = fused.alias_sample(objective.sampler.accept, objective.sampler.alias, (len(per), objective.k), seed)
+        drawn = drawn.repeat_interleave(torch.tensor(per), dim=0)
         drawn = torch.cat([targets[:, None], drawn], dim=1)
     cand = objective.complete(targets, drawn)
     batch = Examples(targets=targets, context=context, offsets=offsets)
@@ -109,6 +111,41 @@ def test_window_kernel_equals_word2vecs_loop_over_brute_force_examples(arch, los
         if tables[name] is not None:
             torch.testing.assert_close(ours[name], theirs[name], rtol=1e-4, atol=1e-5)
             assert not torch.equal(ours[name], tables[name]), name
+
+
+@pytest.mark.parametrize("loss", ["neg", "nce"])
+def test_shared_noise_is_one_draw_per_window_for_all_its_examples(loss):
+    """shared_noise (pWord2Vec's shared negatives): each window's skip-gram examples score the same
+    noise words, drawn once for the window from the stream; otherwise word2vec's loop."""
+    objective, tables, ids, centres = setup(4, 17, loss, bias=loss == "nce")
+    (loss_ours, n, ours), (loss_ref, n_ref, theirs) = kernel_and_loop(objective, tables, ids, centres, 3, True,
+                                                                      seed=99, shared_noise=True)
+    assert n == n_ref > 0
+    assert loss_ours == pytest.approx(loss_ref, rel=1e-5)
+    for name in ("inp", "out", "bias"):
+        if tables[name] is not None:
+            torch.testing.assert_close(ours[name], theirs[name], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["neg", "hs"])
+@pytest.mark.parametrize("dim", [16, 21])
+def test_row_padded_tables_train_as_contiguous_ones(loss, dim):
+    """Model.align_rows lays rows a cache line apart: the kernel reads them at that stride and gives the
+    same tables, bit for bit, as on contiguous ones, and never writes the padding."""
+    from w2v_nce.model import Model
+    objective, tables, ids, centres = setup(5, dim, loss)
+    (_, _, plain), _ = kernel_and_loop(objective, tables, ids, centres, 3, True, seed=5)
+    model = Model.__new__(Model)
+    model.inp, model.out = tables["inp"].clone(), tables["out"].clone()
+    model.align_rows()
+    width = -(-dim // 16) * 16
+    assert model.inp.stride(0) == model.out.stride(0) == width and model.inp.data_ptr() % 64 == 0
+    rows, const = objective.logit_offset()
+    fused.window_sgd(model.inp, model.out, None, ids, centres, 3, True, 0.05, 5, row_offset=rows,
+                     const_offset=float(const), hot=(0, 7), **objective.kernel_candidates())
+    assert torch.equal(model.inp, plain["inp"]) and torch.equal(model.out, plain["out"])
+    full = model.inp.as_strided((len(model.inp), width), (width, 1))
+    assert not full[:, dim:].any()
 
 
 @pytest.mark.parametrize("loss", ["neg", "nce"])

@@ -99,9 +99,9 @@ static void axpy(float alpha, const float *x, float *y, int64_t d) {
 }
 
 /* h = mean of the input rows context[lo .. hi) */
-static void bag_mean(const float *inp, const int64_t *context, int64_t lo, int64_t hi, int64_t d, float *h) {
+static void bag_mean(const float *inp, const int64_t *context, int64_t lo, int64_t hi, int64_t d, int64_t ld, float *h) {
     memset(h, 0, (size_t)d * sizeof(float));
-    for (int64_t e = lo; e < hi; e++) axpy(1.0f, inp + context[e] * d, h, d);
+    for (int64_t e = lo; e < hi; e++) axpy(1.0f, inp + context[e] * ld, h, d);
     if (hi - lo > 1) {
         float inv = 1.0f / (float)(hi - lo);
         for (int64_t i = 0; i < d; i++) h[i] *= inv;
@@ -112,17 +112,17 @@ static void bag_mean(const float *inp, const int64_t *context, int64_t lo, int64
  * 0 where masked. */
 void bag_forward(const float *inp, const float *out, const float *bias, const int64_t *context,
                  const int64_t *offsets, const int64_t *cand, const uint8_t *mask, int64_t n, int64_t k,
-                 int64_t d, float *h, float *scores) {
+                 int64_t d, int64_t ld, float *h, float *scores) {
     for (int64_t b = 0; b < n; b++) {
         float *hb = h + b * d;
-        bag_mean(inp, context, offsets[b], offsets[b + 1], d, hb);
+        bag_mean(inp, context, offsets[b], offsets[b + 1], d, ld, hb);
         for (int64_t j = 0; j < k; j++) {
             if (mask && !mask[b * k + j]) {
                 scores[b * k + j] = 0.0f;
                 continue;
             }
             int64_t c = cand[b * k + j];
-            float s = dot(hb, out + c * d, d);
+            float s = dot(hb, out + c * ld, d);
             scores[b * k + j] = bias ? s + bias[c] : s;
         }
     }
@@ -137,26 +137,26 @@ void bag_forward(const float *inp, const float *out, const float *bias, const in
  * err is an [n, d] workspace. */
 void bag_backward(float *inp, float *out, float *bias, const int64_t *context, const int64_t *offsets,
                   const int64_t *cand, const uint8_t *mask, const float *h, const float *step, const float *f_out,
-                  const float *f_in, int64_t n, int64_t k, int64_t d, float *err) {
+                  const float *f_in, int64_t n, int64_t k, int64_t d, int64_t ld, float *err) {
     for (int64_t b = 0; b < n; b++) {
         float *eb = err + b * d;
         memset(eb, 0, (size_t)d * sizeof(float));
         for (int64_t j = 0; j < k; j++)
-            if (!mask || mask[b * k + j]) axpy(step[b * k + j], out + cand[b * k + j] * d, eb, d);
+            if (!mask || mask[b * k + j]) axpy(step[b * k + j], out + cand[b * k + j] * ld, eb, d);
     }
     for (int64_t b = 0; b < n; b++) {
         for (int64_t j = 0; j < k; j++) {
             if (mask && !mask[b * k + j]) continue;
             int64_t c = cand[b * k + j];
             float s = f_out ? step[b * k + j] * f_out[b * k + j] : step[b * k + j];
-            axpy(s, h + b * d, out + c * d, d);
+            axpy(s, h + b * d, out + c * ld, d);
             if (bias) bias[c] += s;
         }
     }
     for (int64_t b = 0; b < n; b++) {
         const float *eb = err + b * d;
         for (int64_t e = offsets[b]; e < offsets[b + 1]; e++)
-            axpy(f_in ? f_in[e] : 1.0f, eb, inp + context[e] * d, d);
+            axpy(f_in ? f_in[e] : 1.0f, eb, inp + context[e] * ld, d);
     }
 }
 
@@ -221,13 +221,131 @@ static inline void logistic_terms(float y, float label, float *e, float *p, floa
     *bce = (y > 0.0f ? y : 0.0f) - label * y + log1p_unit(ex);
 }
 
+/* logistic_terms for y[0 .. m), sixteen at a time: the compiler's own vector loop leaves a block
+ * shorter than its width (a negative-sampling example has six candidates) to scalar code. */
+static void logistic_block(const float *y, const float *label, int64_t m, float *e, float *p, float *bce) {
+#if defined(__AVX512F__)
+    const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+    for (int64_t j = 0; j < m; j += 16) {
+        __mmask16 t = m - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (m - j)) - 1);
+        __m512 yv = _mm512_maskz_loadu_ps(t, y + j), lv = _mm512_maskz_loadu_ps(t, label + j);
+        /* exp_nonpositive(-|y|) */
+        __m512 x = _mm512_max_ps(_mm512_sub_ps(zero, _mm512_abs_ps(yv)), _mm512_set1_ps(-87.0f));
+        __m512 tt = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504f));
+        __m512 n = _mm512_roundscale_ps(tt, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC), f = _mm512_sub_ps(tt, n);
+        __m512 q = _mm512_set1_ps(0.0000152527338f);
+        q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.000154035304f));
+        q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.00133335581f));
+        q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.00961812911f));
+        q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.0555041087f));
+        q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.240226507f));
+        q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.693147181f));
+        q = _mm512_fmadd_ps(q, f, one);
+        __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+        __m512 ex = _mm512_mul_ps(q, _mm512_castsi512_ps(bits));
+        __m512 inv = _mm512_div_ps(one, _mm512_add_ps(one, ex));
+        __mmask16 pos = _mm512_cmp_ps_mask(yv, zero, _CMP_GE_OQ);
+        __m512 pv = _mm512_mask_blend_ps(pos, _mm512_mul_ps(ex, inv), inv);
+        /* log1p_unit(ex) */
+        __m512 u = _mm512_div_ps(ex, _mm512_add_ps(_mm512_set1_ps(2.0f), ex)), u2 = _mm512_mul_ps(u, u);
+        __m512 r = _mm512_fmadd_ps(u2, _mm512_set1_ps(1.0f / 9), _mm512_set1_ps(1.0f / 7));
+        r = _mm512_fmadd_ps(u2, r, _mm512_set1_ps(1.0f / 5));
+        r = _mm512_fmadd_ps(u2, r, _mm512_set1_ps(1.0f / 3));
+        r = _mm512_fmadd_ps(u2, r, one);
+        __m512 l1p = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(2.0f), u), r);
+        __m512 b = _mm512_add_ps(_mm512_sub_ps(_mm512_max_ps(yv, zero), _mm512_mul_ps(lv, yv)), l1p);
+        _mm512_mask_storeu_ps(e + j, t, ex);
+        _mm512_mask_storeu_ps(p + j, t, pv);
+        _mm512_mask_storeu_ps(bce + j, t, b);
+    }
+#else
+    for (int64_t j = 0; j < m; j++)  /* branch-free: the compiler vectorises it */
+        logistic_terms(y[j], label[j], &e[j], &p[j], &bce[j]);
+#endif
+}
+
+/* y[j] = h . rows[j] for n rows (NULL rows skipped, y left as is): up to eight rows a pass, so that
+ * h is read once for all of them and their eight sums are independent chains. */
+static void dots(const float *h, float *const *rows, int64_t n, int64_t d, float *y) {
+#if defined(__AVX512F__)
+    for (int64_t lo = 0; lo < n; lo += 8) {
+        const float *r[8];
+        int64_t live = 0, at[8];
+        for (int64_t j = lo; j < n && j < lo + 8; j++)
+            if (rows[j]) r[live] = rows[j], at[live++] = j;
+        if (!live) continue;
+        for (int64_t q = live; q < 8; q++) r[q] = h;  /* a spare lane: its sum is computed and dropped */
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        int64_t i = 0;
+        for (; i + 16 <= d; i += 16) {
+            __m512 x = _mm512_loadu_ps(h + i);
+            a0 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r[0] + i), a0);
+            a1 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r[1] + i), a1);
+            a2 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r[2] + i), a2);
+            a3 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r[3] + i), a3);
+            a4 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r[4] + i), a4);
+            a5 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r[5] + i), a5);
+            a6 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r[6] + i), a6);
+            a7 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r[7] + i), a7);
+        }
+        if (i < d) {
+            __mmask16 t = (__mmask16)((1u << (d - i)) - 1);
+            __m512 x = _mm512_maskz_loadu_ps(t, h + i);
+            a0 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(t, r[0] + i), a0);
+            a1 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(t, r[1] + i), a1);
+            a2 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(t, r[2] + i), a2);
+            a3 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(t, r[3] + i), a3);
+            a4 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(t, r[4] + i), a4);
+            a5 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(t, r[5] + i), a5);
+            a6 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(t, r[6] + i), a6);
+            a7 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(t, r[7] + i), a7);
+        }
+        float sums[8] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2),
+                         _mm512_reduce_add_ps(a3), _mm512_reduce_add_ps(a4), _mm512_reduce_add_ps(a5),
+                         _mm512_reduce_add_ps(a6), _mm512_reduce_add_ps(a7)};
+        for (int64_t q = 0; q < live; q++) y[at[q]] = sums[q];
+    }
+#else
+    for (int64_t j = 0; j < n; j++)
+        if (rows[j]) y[j] = dot(h, rows[j], d);
+#endif
+}
+
+/* The steps of n candidates, in order: err += step[q] rows[q] (each row as it was), rows[q] += step[q] h.
+ * The rows are distinct, so one pass over the dimensions serves them all: h and err are read once
+ * instead of once a row (the same arithmetic, in the same order, as one row after another). */
+static void steps(const float *h, float *err, float *const *rows, const float *step, int64_t n, int64_t d) {
+    if (!n) return;
+#if defined(__AVX512F__)
+    for (int64_t i = 0; i < d; i += 16) {
+        __mmask16 t = d - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (d - i)) - 1);
+        __m512 x = _mm512_maskz_loadu_ps(t, h + i), e = _mm512_maskz_loadu_ps(t, err + i);
+        for (int64_t q = 0; q < n; q++) {
+            __m512 s = _mm512_set1_ps(step[q]), r = _mm512_maskz_loadu_ps(t, rows[q] + i);
+            e = _mm512_fmadd_ps(s, r, e);
+            _mm512_mask_storeu_ps(rows[q] + i, t, _mm512_fmadd_ps(s, x, r));
+        }
+        _mm512_mask_storeu_ps(err + i, t, e);
+    }
+#else
+    for (int64_t q = 0; q < n; q++) {
+        float *row = rows[q], st = step[q];
+        for (int64_t i = 0; i < d; i++) {
+            float r = row[i];
+            err[i] += st * r;
+            row[i] = r + st * h[i];
+        }
+    }
+#endif
+}
+
 static double logistic_candidates(const float *h, float *err, float *out, float *bias, const int64_t *cand,
                                   const uint8_t *mask, const float *labels, int64_t k, const float *row_offset,
-                                  float const_offset, int64_t d, float lr, float saturated, int64_t distinct,
+                                  float const_offset, int64_t d, int64_t ld, float lr, float saturated, int64_t distinct,
                                   double *gtotal, int64_t hot_lo, int64_t hot_n, float *hot) {
     double loss = 0.0, gsum = 0.0;
-    float y[BLOCK], ex[BLOCK], p[BLOCK], bce[BLOCK];
-    float *rows[BLOCK];
+    float y[BLOCK], ex[BLOCK], p[BLOCK], bce[BLOCK], queued_step[BLOCK];
+    float *rows[BLOCK], *queued[BLOCK];
     for (int64_t lo = 0; lo < k; lo += BLOCK) {
         int64_t m = k - lo < BLOCK ? k - lo : BLOCK;
         const int64_t *cb = cand + lo;
@@ -238,11 +356,18 @@ static double logistic_candidates(const float *h, float *err, float *out, float 
                 rows[j] = NULL, y[j] = 0.0f;
                 continue;
             }
-            rows[j] = (uint64_t)(c - hot_lo) < (uint64_t)hot_n ? hot + (c - hot_lo) * d : out + c * d;
-            y[j] = score(h, rows[j], bias, row_offset, const_offset, c, d);
+            rows[j] = (uint64_t)(c - hot_lo) < (uint64_t)hot_n ? hot + (c - hot_lo) * ld : out + c * ld;
         }
-        for (int64_t j = 0; j < m; j++)  /* branch-free: the compiler vectorises it */
-            logistic_terms(y[j], lb[j], &ex[j], &p[j], &bce[j]);
+        dots(h, rows, m, d, y);
+        for (int64_t j = 0; j < m; j++) {
+            if (!rows[j]) continue;
+            int64_t c = cb[j];
+            y[j] -= const_offset;
+            if (bias) y[j] += bias[c];
+            if (row_offset) y[j] -= row_offset[c];
+        }
+        logistic_block(y, lb, m, ex, p, bce);
+        int64_t n_queued = 0;  /* steps taken but not yet applied to their rows */
         for (int64_t j = 0; j < m; j++) {
             float *row = rows[j];
             if (!row) continue;
@@ -251,7 +376,9 @@ static double logistic_candidates(const float *h, float *err, float *out, float 
             if (!distinct) {
                 int repeated = 0;
                 for (int64_t i = 0; i < j; i++) repeated |= rows[i] == row;
-                if (repeated) {
+                if (repeated) {  /* its row has moved (or will): apply the steps so far, then score it again */
+                    steps(h, err, queued, queued_step, n_queued, d);
+                    n_queued = 0;
                     yj = score(h, row, bias, row_offset, const_offset, c, d);
                     logistic_terms(yj, label, &e, &pj, &bj);
                 }
@@ -265,13 +392,10 @@ static double logistic_candidates(const float *h, float *err, float *out, float 
             float g = pj - label;
             gsum += g;
             float step = -lr * g;
-            for (int64_t i = 0; i < d; i++) {  /* err += step row (the row before it moves); row += step h */
-                float r = row[i];
-                err[i] += step * r;
-                row[i] = r + step * h[i];
-            }
+            queued[n_queued] = row, queued_step[n_queued++] = step;
             if (bias) bias[c] += step;
         }
+        steps(h, err, queued, queued_step, n_queued, d);
     }
     *gtotal += gsum;
     return loss;
@@ -282,14 +406,14 @@ static double logistic_candidates(const float *h, float *err, float *out, float 
  * private copy taken at the start, and their change is added to the shared rows at the end: Hogwild
  * threads that all write the same rows example after example spend their time passing cache lines
  * between cores (measured in docs/performance.md). With one thread the result is the same. */
-static void hot_begin(const float *out, int64_t hot_lo, int64_t hot_n, int64_t d, float *hot) {
-    memcpy(hot, out + hot_lo * d, (size_t)(hot_n * d) * sizeof(float));
-    memcpy(hot + hot_n * d, hot, (size_t)(hot_n * d) * sizeof(float));
+static void hot_begin(const float *out, int64_t hot_lo, int64_t hot_n, int64_t ld, float *hot) {
+    memcpy(hot, out + hot_lo * ld, (size_t)(hot_n * ld) * sizeof(float));
+    memcpy(hot + hot_n * ld, hot, (size_t)(hot_n * ld) * sizeof(float));
 }
 
-static void hot_end(float *out, int64_t hot_lo, int64_t hot_n, int64_t d, const float *hot) {
-    const float *start = hot + hot_n * d;
-    for (int64_t i = 0; i < hot_n * d; i++) out[hot_lo * d + i] += hot[i] - start[i];
+static void hot_end(float *out, int64_t hot_lo, int64_t hot_n, int64_t ld, const float *hot) {
+    const float *start = hot + hot_n * ld;
+    for (int64_t i = 0; i < hot_n * ld; i++) out[hot_lo * ld + i] += hot[i] - start[i];
 }
 
 /* Ask for the cache lines of a d-float row ahead of its use (for writing: every row read here is
@@ -315,17 +439,17 @@ typedef struct {
 /* Prefetch centre c's rows up to the `upto`-th (its n_bag input rows, then its n_rows output rows),
  * skipping the repeated target and the hot rows (trained in their private copy). */
 static void prefetch_centre(Centre *c, int64_t upto, const float *inp, const float *out, int64_t k, int64_t sampled,
-                            int64_t hot_lo, int64_t hot_n, int64_t d) {
+                            int64_t hot_lo, int64_t hot_n, int64_t d, int64_t ld) {
     for (; c->fetched < upto; c->fetched++) {
         int64_t p = c->fetched;
         if (p < c->n_bag) {
-            prefetch_row(inp + c->bag[p] * d, d);
+            prefetch_row(inp + c->bag[p] * ld, d);
             continue;
         }
         p -= c->n_bag;
         int64_t row = c->rows[p];
         if ((sampled && p >= k && row == c->target) || (uint64_t)(row - hot_lo) < (uint64_t)hot_n) continue;
-        prefetch_row(out + row * d, d);
+        prefetch_row(out + row * ld, d);
     }
 }
 
@@ -358,7 +482,7 @@ static void prefetch_centre(Centre *c, int64_t upto, const float *inp, const flo
 static void prepare_centre(Centre *c, const int32_t *ids, int64_t n_ids,
                            int64_t at, int64_t window, int64_t skipgram, int64_t k, int64_t skip_hits,
                            const float *accept, const int64_t *alias, int64_t vocab, const int64_t *points,
-                           const uint8_t *path_mask, int64_t path_max, uint64_t *radii, uint64_t *noise,
+                           const uint8_t *path_mask, int64_t path_max, uint64_t *radii, uint64_t *noise, int64_t shared,
                            const int64_t *sub_offsets, const int64_t *sub_rows) {
     int64_t target = ids[at];
     int64_t r = 1 + (int64_t)(splitmix64(radii) % (uint64_t)window);
@@ -384,7 +508,8 @@ static void prepare_centre(Centre *c, const int32_t *ids, int64_t n_ids,
         c->bag = c->bag_space;
     }
     if (accept) {
-        for (int64_t e = 0; e < (skipgram ? n : 1); e++) {
+        int64_t draws = skipgram && !shared ? n : 1;  /* shared: one candidate list for all the window's examples */
+        for (int64_t e = 0; e < draws; e++) {
             int64_t *cand = c->cand + e * k;
             uint8_t *mask = c->mask + e * k;
             int64_t label = centre_input ? c->context[e] : target;
@@ -395,7 +520,7 @@ static void prepare_centre(Centre *c, const int32_t *ids, int64_t n_ids,
                 mask[j] = !skip_hits || cand[j] != label;
             }
         }
-        c->rows = c->cand, c->n_rows = (skipgram ? n : 1) * k;
+        c->rows = c->cand, c->n_rows = draws * k;
     } else if (centre_input) {  /* a path per window word: not prefetched */
         c->rows = NULL, c->n_rows = 0;
     } else {
@@ -410,10 +535,10 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
                   const float *accept,
                   const int64_t *alias, int64_t vocab, const int64_t *points, const float *path_labels,
                   const uint8_t *path_mask, int64_t path_max, const float *row_offset, float const_offset,
-                  int64_t d, float lr, float saturated, uint64_t seed, float *h, float *err, int64_t *context, int64_t *cand,
+                  int64_t d, int64_t ld, float lr, float saturated, uint64_t seed, float *h, float *err, int64_t *context, int64_t *cand,
                   float *labels, uint8_t *mask, double *gsum, int64_t *examples, int64_t hot_lo, int64_t hot_n,
-                  float *hot, const int64_t *sub_offsets, const int64_t *sub_rows, const float *sub_repeat,
-                  int64_t *bags, int64_t bag_max, float *err_total) {
+                  float *hot, int64_t shared_noise, const int64_t *sub_offsets, const int64_t *sub_rows,
+                  const float *sub_repeat, int64_t *bags, int64_t bag_max, float *err_total) {
     double loss = 0.0, gtotal = 0.0;
     uint64_t noise = seed, radii = seed ^ RADIUS_STREAM;
     int64_t k = accept ? 1 + negatives : path_max, trained = 0, per = 2 * window * (accept ? k : 0);
@@ -421,16 +546,18 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
                       {0, 0, context + 2 * window, cand + per, mask + per, NULL, 0, 0, context + 2 * window, 0,
                        bags + bag_max}};
     int64_t centre_input = skipgram && sub_offsets;
+    shared_noise = shared_noise && !centre_input;  /* with subwords each window word is a target: its own draws */
     if (accept) {
         labels[0] = 1.0f;
         for (int64_t j = 1; j < k; j++) labels[j] = 0.0f;
     }
-    hot_begin(out, hot_lo, hot_n, d, hot);
+    hot_begin(out, hot_lo, hot_n, ld, hot);
 #define PREPARE(slot, i) prepare_centre(&ring[slot], ids, n_ids, centres[i], window, skipgram, k, skip_hits, accept, \
-                                        alias, vocab, points, path_mask, path_max, &radii, &noise, sub_offsets, sub_rows)
+                                        alias, vocab, points, path_mask, path_max, &radii, &noise, \
+                                        shared_noise, sub_offsets, sub_rows)
     if (n_centres > 0) {
         PREPARE(0, 0);
-        prefetch_centre(&ring[0], ring[0].n_bag + ring[0].n_rows, inp, out, k, accept != NULL, hot_lo, hot_n, d);
+        prefetch_centre(&ring[0], ring[0].n_bag + ring[0].n_rows, inp, out, k, accept != NULL, hot_lo, hot_n, d, ld);
     }
     for (int64_t i = 0; i < n_centres; i++) {
         Centre *c = &ring[i & 1];
@@ -447,31 +574,31 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
         if (i + 1 < n_centres) PREPARE((i + 1) & 1, i + 1);
         else next->n = next->n_rows = next->n_bag = next->fetched = 0;
         if (c->n == 0) {
-            prefetch_centre(next, next->n_bag + next->n_rows, inp, out, k, accept != NULL, hot_lo, hot_n, d);
+            prefetch_centre(next, next->n_bag + next->n_rows, inp, out, k, accept != NULL, hot_lo, hot_n, d, ld);
             continue;
         }
         int64_t n_examples = skipgram ? c->n : 1, ahead = next->n_bag + next->n_rows;
         if (centre_input) {
-            bag_mean(inp, c->bag, 0, c->n_bag, d, h);
+            bag_mean(inp, c->bag, 0, c->n_bag, d, ld, h);
             memset(err_total, 0, (size_t)d * sizeof(float));
         }
         for (int64_t e = 0; e < n_examples; e++) {
             /* the next centre's rows, spread over this centre's examples: a burst of hundreds of
              * prefetches would fill the line buffers and stall */
             prefetch_centre(next, (ahead * (e + 1) + n_examples - 1) / n_examples, inp, out, k, accept != NULL,
-                            hot_lo, hot_n, d);
-            /* sampled: this example's draws; tree: the target's path (the centre word's, or with
-             * subwords in skip-gram, the window word's) */
-            int64_t label = centre_input ? c->context[e] : c->target;
-            const int64_t *c_ids = accept ? c->rows + e * k : points + label * path_max;
+                            hot_lo, hot_n, d, ld);
+            /* sampled: this example's draws (or the window's shared ones); tree: the target's path (the
+             * centre word's, or with subwords in skip-gram, the window word's) */
+            int64_t at = shared_noise ? 0 : e * k, label = centre_input ? c->context[e] : c->target;
+            const int64_t *c_ids = accept ? c->rows + at : points + label * path_max;
             const float *c_labels = accept ? labels : path_labels + label * path_max;
-            const uint8_t *c_mask = accept ? c->mask + e * k : path_mask + label * path_max;
+            const uint8_t *c_mask = accept ? c->mask + at : path_mask + label * path_max;
             if (centre_input) {
                 /* the bag's rows move once, after the centre's last example (each by the sum of the
                  * errors); meanwhile h follows the mean they would have: h += repeat err, exactly */
                 memset(err, 0, (size_t)d * sizeof(float));
                 loss += logistic_candidates(h, err, out, bias, c_ids, c_mask, c_labels, k, row_offset, const_offset,
-                                            d, lr, saturated, points != NULL, &gtotal, hot_lo, hot_n, hot);
+                                            d, ld, lr, saturated, points != NULL, &gtotal, hot_lo, hot_n, hot);
                 axpy(sub_repeat ? sub_repeat[c->target] : 1.0f, err, h, d);
                 axpy(1.0f, err, err_total, d);
                 trained++;
@@ -481,20 +608,20 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
             /* a bag of one is its row (the mean would copy it exactly); it moves only after the loop */
             const float *hv = h;
             if (hi - lo == 1)
-                hv = inp + c->bag[lo] * d;
+                hv = inp + c->bag[lo] * ld;
             else
-                bag_mean(inp, c->bag, lo, hi, d, h);
+                bag_mean(inp, c->bag, lo, hi, d, ld, h);
             memset(err, 0, (size_t)d * sizeof(float));
-            loss += logistic_candidates(hv, err, out, bias, c_ids, c_mask, c_labels, k, row_offset, const_offset, d,
+            loss += logistic_candidates(hv, err, out, bias, c_ids, c_mask, c_labels, k, row_offset, const_offset, d, ld,
                                         lr, saturated, points != NULL, &gtotal, hot_lo, hot_n, hot);
-            for (int64_t j = lo; j < hi; j++) axpy(1.0f, err, inp + c->bag[j] * d, d);
+            for (int64_t j = lo; j < hi; j++) axpy(1.0f, err, inp + c->bag[j] * ld, d);
             trained++;
         }
         if (centre_input)
-            for (int64_t j = 0; j < c->n_bag; j++) axpy(1.0f, err_total, inp + c->bag[j] * d, d);
+            for (int64_t j = 0; j < c->n_bag; j++) axpy(1.0f, err_total, inp + c->bag[j] * ld, d);
     }
 #undef PREPARE
-    hot_end(out, hot_lo, hot_n, d, hot);
+    hot_end(out, hot_lo, hot_n, ld, hot);
     *gsum = gtotal;
     *examples = trained;
     return loss;

@@ -59,6 +59,9 @@ class Config:
                        choices=ARCHS)
     loss: str = option("neg", "Training objective (docs/objectives.md).", choices=LOSSES)
     negatives: int = option(5, "Noise words per example (sampled losses).")
+    shared_negatives: bool = option(False, "Skip-gram on the window kernel: one draw of noise words per window, "
+                                    "shared by all its examples (pWord2Vec); fewer rows to fetch "
+                                    "(docs/performance.md). The batched step draws per example.")
     noise_power: float = option(0.75, "Noise distribution q(x) ∝ count^noise_power.")
     log_z: float = option(0.0, "NCE: log Z subtracted from every score (0 = self-normalised); "
                                "the start value with --learn-log-z.")
@@ -234,6 +237,8 @@ def _check(cfg: Config) -> Config:
         need(cfg.buckets <= MAX_BUCKETS, f"buckets {cfg.buckets:,} is past fastText's limit of {MAX_BUCKETS:,} "
                                          f"(2^31 - 1); the table would take {table_bytes(cfg.buckets, cfg.dim)} "
                                          "(buckets x dim x 4 bytes)")
+        need(not (cfg.shared_negatives and cfg.arch == "skipgram"), "shared_negatives does not apply to skip-gram "
+             "with subwords: each window word is a target, with noise words of its own")
     else:
         unused = [name for name in ("minn", "buckets") if getattr(cfg, name) != FIELDS[name].default]
         need(not unused, f"{unused[0] if unused else ''} is set but maxn is 0 (no subwords): add --subwords or --maxn N")

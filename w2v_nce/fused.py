@@ -38,13 +38,13 @@ def _load() -> ctypes.CDLL | None:
         lib = ctypes.CDLL(spec.origin)
     except OSError:
         return None
-    lib.bag_forward.argtypes = [_P] * 7 + [_N] * 3 + [_P] * 2
+    lib.bag_forward.argtypes = [_P] * 7 + [_N] * 4 + [_P] * 2
     lib.bag_forward.restype = None
-    lib.bag_backward.argtypes = [_P] * 11 + [_N] * 3 + [_P]
+    lib.bag_backward.argtypes = [_P] * 11 + [_N] * 4 + [_P]
     lib.bag_backward.restype = None
     lib.window_sgd.argtypes = ([_P] * 4 + [_N] + [_P] + [_N] * 5 + [_P] * 2 + [_N] + [_P] * 3 + [_N] + [_P]
-                               + [ctypes.c_float, _N, ctypes.c_float, ctypes.c_float, ctypes.c_uint64] + [_P] * 8
-                               + [_N] * 2 + [_P] + [_P] * 4 + [_N] + [_P])
+                               + [ctypes.c_float, _N, _N, ctypes.c_float, ctypes.c_float, ctypes.c_uint64] + [_P] * 8
+                               + [_N] * 2 + [_P, _N] + [_P] * 4 + [_N] + [_P])
     lib.window_sgd.restype = ctypes.c_double
     lib.alias_sample.argtypes = [_P, _P, _N, _N, ctypes.c_uint64, _P]
     lib.alias_sample.restype = None
@@ -69,14 +69,18 @@ def _need(ok: bool, what: str) -> None:
         raise ValueError(f"fused kernel: {what}")
 
 
-def _check_tables(inp, out, bias) -> None:
-    """The tables the kernel trains in place: contiguous float32 on the CPU, one width."""
+def _check_tables(inp, out, bias) -> int:
+    """The tables the kernel trains in place: float32 on the CPU, one width, rows contiguous and
+    `ld` floats apart (model.py pads them to whole cache lines). Returns ld."""
     for name, t in (("inp", inp), ("out", out)):
-        _need(t.dtype == torch.float32 and t.device.type == "cpu" and t.dim() == 2 and t.is_contiguous(),
-              f"{name} must be a contiguous 2-D float32 CPU table")
+        _need(t.dtype == torch.float32 and t.device.type == "cpu" and t.dim() == 2 and t.stride(1) == 1
+              and (len(t) <= 1 or t.stride(0) >= t.shape[1]), f"{name} must be a 2-D float32 CPU table of contiguous rows")
     _need(inp.shape[1] == out.shape[1], "inp and out must have the same width")
+    ld = max(inp.stride(0), out.stride(0)) if len(inp) > 1 or len(out) > 1 else inp.shape[1]
+    _need(all(len(t) <= 1 or t.stride(0) == ld for t in (inp, out)), "inp and out must have the same row stride")
     _need(bias is None or (bias.dtype == torch.float32 and bias.shape == (len(out),) and bias.is_contiguous()),
           "bias must be a contiguous float32 vector with one entry per output row")
+    return ld
 
 
 def _check_logistic(out, row_offset, hot) -> None:
@@ -94,8 +98,9 @@ def _check_alias(accept, alias) -> None:
 
 
 def _checked(inp, out, bias, context, offsets, cand, mask):
-    """The arguments as the kernel reads them (contiguous), after checking what it relies on."""
-    _check_tables(inp, out, bias)
+    """The arguments as the kernel reads them (contiguous) and the tables' row stride, after checking
+    what it relies on."""
+    ld = _check_tables(inp, out, bias)
     for name, t in (("context", context), ("offsets", offsets), ("cand", cand)):
         _need(t.dtype == torch.int64 and t.device.type == "cpu", f"{name} must be int64 on the CPU")
     _need(cand.dim() == 2 and offsets.dim() == 1 and len(offsets) == len(cand) + 1,
@@ -109,7 +114,7 @@ def _checked(inp, out, bias, context, offsets, cand, mask):
         _need(len(context) == 0 or 0 <= int(context.min()) and int(context.max()) < len(inp), "context id out of range")
         live = cand if mask is None else cand[mask]
         _need(len(live) == 0 or 0 <= int(live.min()) and int(live.max()) < len(out), "candidate id out of range")
-    return context, offsets, cand, mask
+    return context, offsets, cand, mask, ld
 
 
 def forward(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, context: torch.Tensor,
@@ -117,13 +122,13 @@ def forward(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, con
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """h [B, dim] (mean of each example's bag of input rows) and scores [B, K] of candidates
     `cand` (0 where `mask` is False)."""
-    context, offsets, cand, mask = _checked(inp, out, bias, context, offsets, cand, mask)
+    context, offsets, cand, mask, ld = _checked(inp, out, bias, context, offsets, cand, mask)
     n, k = cand.shape
     d = inp.shape[1]
     h = torch.empty(n, d, dtype=torch.float32)
     scores = torch.empty(n, k, dtype=torch.float32)
     _LIB.bag_forward(_ptr(inp), _ptr(out), _ptr(bias), _ptr(context), _ptr(offsets), _ptr(cand), _ptr(mask),
-                     n, k, d, _ptr(h), _ptr(scores))
+                     n, k, d, ld, _ptr(h), _ptr(scores))
     return h, scores
 
 
@@ -132,7 +137,7 @@ def backward(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, co
              step: torch.Tensor, out_factor: torch.Tensor | None, in_factor: torch.Tensor | None) -> None:
     """Apply `step` [B, K] (-lr x dloss/dscore) in place, as the batched step (w2v_nce.steps) does:
     output rows by step x factor x h, every context row by its example's whole error."""
-    context, offsets, cand, mask = _checked(inp, out, bias, context, offsets, cand, mask)
+    context, offsets, cand, mask, ld = _checked(inp, out, bias, context, offsets, cand, mask)
     n, k = cand.shape
     d = inp.shape[1]
     _need(h.shape == (n, d) and step.shape == (n, k), "h must be [B, dim] and step [B, K]")
@@ -144,7 +149,7 @@ def backward(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, co
     _need(out_factor is None or out_factor.numel() == n * k, "out_factor must have one entry per candidate")
     _need(in_factor is None or in_factor.numel() == len(context), "in_factor must have one entry per context word")
     _LIB.bag_backward(_ptr(inp), _ptr(out), _ptr(bias), _ptr(context), _ptr(offsets), _ptr(cand), _ptr(mask),
-                      _ptr(h), _ptr(step), _ptr(out_factor), _ptr(in_factor), n, k, d, _ptr(err))
+                      _ptr(h), _ptr(step), _ptr(out_factor), _ptr(in_factor), n, k, d, ld, _ptr(err))
 
 
 def alias_sample(accept: torch.Tensor, alias: torch.Tensor, shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -160,7 +165,7 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
                noise: tuple[torch.Tensor, torch.Tensor, int, bool] | None = None,
                tree: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
                row_offset: torch.Tensor | None = None, const_offset: float = 0.0,
-               hot: tuple[int, int] = (0, 0), saturated: float = 0.0,
+               hot: tuple[int, int] = (0, 0), saturated: float = 0.0, shared_noise: bool = False,
                subwords: tuple[torch.Tensor, torch.Tensor, torch.Tensor, int] | None = None,
                ) -> tuple[float, float, int]:
     """Train the logistic loss example by example, as word2vec's threads do (each example's step
@@ -176,9 +181,10 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
     label's side (|g| < σ(-saturated)) takes no step and adds e^-|y| to the loss (see _kernel.c).
     `subwords` = (offsets, rows, repeat, max rows of a word) (w2v_nce.model.Model.kernel_subwords):
     each word's bag of input rows; a CBOW bag is all rows of its window's words, and skip-gram takes
-    fastText's orientation (the centre word's rows predict each window word).
+    fastText's orientation (the centre word's rows predict each window word; `shared_noise` does
+    not apply there: every window word is a target with its own draws).
     Returns (summed loss, summed d loss / d y, examples trained)."""
-    _check_tables(inp, out, bias)
+    ld = _check_tables(inp, out, bias)
     _check_logistic(out, row_offset, hot)
     _need(ids.dtype == torch.int32 and ids.dim() == 1 and ids.is_contiguous(), "ids must be a contiguous int32 vector")
     _need(centres.dtype == torch.int64 and centres.dim() == 1 and centres.is_contiguous(),
@@ -225,7 +231,8 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
               and points.is_contiguous() and labels.is_contiguous() and mask.is_contiguous(),
               "tree must be points int64, labels float32, mask bool [words, path]")
         path_max = points.shape[1]
-    work = torch.empty(2 + 2 * hot_n + 1, d, dtype=torch.float32)  # h, err, the hot rows, err_total
+    # h, err, and the hot rows laid out as the table, then err_total
+    work = torch.empty(2 + 2 * hot_n + 1, ld, dtype=torch.float32)
     bags = torch.empty(2, bag_max, dtype=torch.int64)  # two centres' CBOW bags of subword rows
     context = torch.empty(2, 2 * window, dtype=torch.int64)  # two centres: the one training, the next
     cand = torch.empty(2, 2 * window, 1 + negatives, dtype=torch.int64)
@@ -234,9 +241,9 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
     gsum, examples = ctypes.c_double(), ctypes.c_int64()
     loss = _LIB.window_sgd(_ptr(inp), _ptr(out), _ptr(bias), _ptr(ids), len(ids), _ptr(centres), len(centres),
                            window, int(skipgram), negatives, int(skip_hits), _ptr(accept), _ptr(alias), vocab, _ptr(points),
-                           _ptr(labels), _ptr(mask), path_max, _ptr(row_offset), float(const_offset), d, float(lr),
+                           _ptr(labels), _ptr(mask), path_max, _ptr(row_offset), float(const_offset), d, ld, float(lr),
                            float(saturated), seed & ((1 << 64) - 1), _ptr(work[0]), _ptr(work[1]), _ptr(context), _ptr(cand),
                            _ptr(cand_labels), _ptr(cand_mask), ctypes.byref(gsum), ctypes.byref(examples), hot_lo,
-                           hot_n, _ptr(work[2:]), _ptr(sub_offsets), _ptr(sub_rows), _ptr(repeat), _ptr(bags), bag_max,
-                           _ptr(work[-1]))
+                           hot_n, _ptr(work[2:]), int(shared_noise), _ptr(sub_offsets), _ptr(sub_rows), _ptr(repeat),
+                           _ptr(bags), bag_max, _ptr(work[-1]))
     return loss, gsum.value, examples.value

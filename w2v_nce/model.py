@@ -39,13 +39,15 @@ def fits_in_memory(rows: int, dim: int) -> None:
                         f"bytes), more than this machine's memory ({have / 1e9:,.3g} GB); lower --buckets or --dim")
 
 
-def table(rows: int, dim: int, device: torch.device | str) -> torch.Tensor:
-    """An uninitialised float32 table. On the CPU its memory comes from numpy, which asks Linux for
-    huge pages (madvise): the steps read rows at random from tables larger than the cache, and with
-    4 kB pages nearly every row costs a TLB miss (docs/performance.md)."""
+def table(rows: int, dim: int, device: torch.device | str, zero: bool = False) -> torch.Tensor:
+    """A float32 table, uninitialised or zero. On the CPU its memory comes from numpy, which asks
+    Linux for huge pages (madvise): the steps read rows at random from tables larger than the cache,
+    and with 4 kB pages nearly every row costs a TLB miss (docs/performance.md)."""
     if torch.device(device).type == "cpu":
-        return torch.from_numpy(np.empty((rows, dim), dtype=np.float32))
-    return torch.empty(rows, dim, device=device)
+        flat = (np.zeros if zero else np.empty)(rows * dim + 16, dtype=np.float32)
+        start = (-flat.ctypes.data % 64) // 4  # rows from a 64-byte boundary, as torch's own allocator
+        return torch.from_numpy(flat[start : start + rows * dim].reshape(rows, dim))
+    return (torch.zeros if zero else torch.empty)(rows, dim, device=device)
 
 
 class Model:
@@ -64,8 +66,7 @@ class Model:
             fits_in_memory(in_rows + out_rows, dim)
         self.inp = table(in_rows, dim, device)
         if init:
-            torch.rand(in_rows, dim, generator=generator, device=device, out=self.inp)
-            self.inp.mul_(2).sub_(1).div_(dim)  # in place: no second copy of the bucket table
+            self.draw_inputs(generator)
         self.out = torch.zeros(out_rows, dim, device=device)
         self.vocab_size = vocab_size
         self.subwords = subwords
@@ -77,6 +78,12 @@ class Model:
         self.bias = None
         if bias:
             self.bias = torch.zeros(out_rows, device=device) if bias_init is None else bias_init.to(device, torch.float32)
+
+    def draw_inputs(self, generator: torch.Generator) -> None:
+        """The input rows' start: uniform in ±1/dim, drawn in place (in the tables' layout: no second
+        copy of the bucket table), the same values whatever the layout."""
+        torch.rand(self.inp.shape, generator=generator, device=self.inp.device, out=self.inp)
+        self.inp.mul_(2).sub_(1).div_(self.inp.shape[1])
 
     def input_bags(self, context: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Bags of words (context[offsets[i]:offsets[i+1]]) as bags of input rows: the same without
@@ -118,6 +125,19 @@ class Model:
                 s += take(self.bias, ids)
         return s, out
 
+    def align_rows(self, floats: int = 16) -> None:
+        """Lay each table's rows `floats` apart (16: every row starts a 64-byte cache line, so that
+        the CPU kernel's vector loads never straddle two lines); values and shapes stay, the tables
+        become views of row-padded storage whose padding nothing reads."""
+        width = -(-self.inp.shape[1] // floats) * floats
+        for name in ("inp", "out"):
+            rows = getattr(self, name)
+            if len(rows) > 1 and rows.stride(0) == width:
+                continue
+            full = table(len(rows), width, rows.device, zero=True)  # 64-byte aligned
+            full[:, : rows.shape[1]] = rows
+            setattr(self, name, full[:, : rows.shape[1]])
+
     def state_dict(self) -> dict:
         return {"inp": self.inp.cpu(), "out": self.out.cpu(), "bias": None if self.bias is None else self.bias.cpu()}
 
@@ -126,6 +146,6 @@ class Model:
         for name in ("inp", "out"):
             if tuple(state[name].shape) != tuple(getattr(self, name).shape):
                 raise ValueError(f"{name} has shape {tuple(state[name].shape)}, expected {tuple(getattr(self, name).shape)}")
-        self.inp = table(*state["inp"].shape, device).copy_(state["inp"])
-        self.out = state["out"].to(device, torch.float32).contiguous()
+        self.inp.copy_(state["inp"].to(device, torch.float32))  # in place: the tables keep their row layout
+        self.out.copy_(state["out"].to(device, torch.float32))
         self.bias = None if state["bias"] is None else state["bias"].to(device, torch.float32).contiguous()

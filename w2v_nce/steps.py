@@ -47,6 +47,9 @@ class Step:
 
     name = ""
 
+    def prepare(self, model: Model) -> None:
+        """Lay out the model's tables as this step reads them best (once, before training)."""
+
     def slice_size(self, cfg: Config) -> int:
         """Units of work (examples, or centre words for the window kernel) per call."""
         return cfg.batch_size
@@ -121,6 +124,9 @@ class BatchedKernel(Step):
 
     name = "batched_kernel"
 
+    def prepare(self, model):
+        model.align_rows()
+
     def __call__(self, model, objective, batch, lr, rule: CountingRule):
         cand = _candidates(objective, batch)
         batch = _row_bags(model, batch)
@@ -140,19 +146,24 @@ class WindowKernel(Step):
 
     name = "window_kernel"
 
+    def prepare(self, model):
+        model.align_rows()
+
     def slice_size(self, cfg):
         return KERNEL_CENTRES
 
     def work(self, kept, cfg, objective, generator):
         block = SUBWORD_SHUFFLE_BLOCK if cfg.subwords and cfg.arch == "cbow" else 1
-        return Centres.of(kept, cfg.window, cfg.arch, generator, shuffle=cfg.shuffle, block=block)
+        return Centres.of(kept, cfg.window, cfg.arch, generator, shuffle=cfg.shuffle, shared_noise=cfg.shared_negatives,
+                          block=block)
 
     def __call__(self, model, objective: LogisticObjective, batch: Centres, lr, rule):
         rows, const = objective.logit_offset()
         loss, grad_sum, examples = fused.window_sgd(
             model.inp, model.out, model.bias, batch.ids, batch.positions, batch.window, batch.skipgram, lr, batch.seed,
             row_offset=rows, const_offset=float(const), hot=objective.hot_rows(len(model.out), HOT_ROWS),
-            saturated=SATURATED, subwords=model.kernel_subwords(), **objective.kernel_candidates())
+            saturated=SATURATED, shared_noise=batch.shared_noise, subwords=model.kernel_subwords(),
+            **objective.kernel_candidates())
         objective.update_from_sum(grad_sum, max(examples, 1), lr)
         return torch.tensor(loss, dtype=torch.float64), examples
 

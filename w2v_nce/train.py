@@ -138,10 +138,13 @@ class Trainer:
         rows = self.objective.output_rows(len(vocab))
         log_unigram = torch.from_numpy(np.log(vocab.counts / vocab.counts.sum())) if rows == len(vocab) else None
         self.model = Model(len(vocab), cfg.dim, cfg.use_bias, self.device, self.generator, bias_init=log_unigram,
-                           out_rows=rows, subwords=subwords_for(cfg, vocab.words), init=state is None)
+                           out_rows=rows, subwords=subwords_for(cfg, vocab.words), init=False)
+        self.step, self.step_reason = choose_step(cfg.step, self.model, self.objective, self.rule)
+        self.step.prepare(self.model)  # the tables' layout before their values: one bucket table in memory, not two
+        if state is None:
+            self.model.draw_inputs(self.generator)
         if (seed := dist.data_seed(cfg.seed)) is not None:  # the tables start alike on all ranks, the data draws differ
             self.generator.manual_seed(seed)
-        self.step, self.step_reason = choose_step(cfg.step, self.model, self.objective, self.rule)
         self.keep_prob = torch.tensor(vocab.keep_prob(cfg.sample), dtype=torch.float32, device=self.device)
         self.sync = distributed.make_sync(cfg, dist, self.model, self.objective)
         self.progress = Progress()

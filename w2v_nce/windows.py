@@ -187,10 +187,11 @@ class Centres:
     window: int
     skipgram: bool
     seed: int
+    shared_noise: bool = False  # skip-gram: one draw of noise words per window, for all its examples
 
     @classmethod
     def of(cls, kept: torch.Tensor, window: int, arch: str, generator: torch.Generator | None,
-           shuffle: bool = False, block: int = 1) -> "Centres":
+           shuffle: bool = False, shared_noise: bool = False, block: int = 1) -> "Centres":
         """With `shuffle`, the centres in a random order, or with `block` > 1 runs of `block`
         consecutive centres in a random order (neighbouring windows share their rows' cache lines).
 
@@ -207,11 +208,12 @@ class Centres:
         elif shuffle:
             positions = take(positions, torch.randperm(len(positions), generator=generator))
         seed = int(torch.randint(1 << 62, (1,), generator=generator))
-        return cls(kept.to(torch.int32).contiguous(), positions.contiguous(), window, KERNEL_SKIPGRAM[arch], seed)
+        return cls(kept.to(torch.int32).contiguous(), positions.contiguous(), window, KERNEL_SKIPGRAM[arch], seed,
+                   shared_noise)
 
     def __len__(self) -> int:
         return len(self.positions)
 
     def slice(self, start: int, stop: int) -> "Centres":
         seed = (self.seed + start * _GOLDEN) & ((1 << 64) - 1)
-        return Centres(self.ids, self.positions[start:stop], self.window, self.skipgram, seed)
+        return Centres(self.ids, self.positions[start:stop], self.window, self.skipgram, seed, self.shared_noise)
