@@ -20,14 +20,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from w2v_nce.atomic import atomic_path
 from w2v_nce.config import RESUMABLE, Config, apply_overrides
 from w2v_nce.errors import UserError
 from w2v_nce.model import Model
 from w2v_nce.objectives import Objective, objective_for
-from w2v_nce.subwords import subwords_for
+from w2v_nce.subwords import bag_means, subwords_for
 from w2v_nce.vectors import Vectors
 from w2v_nce.vocab import Vocab
 
@@ -157,8 +156,7 @@ def vectors_from_checkpoint(state: dict, which: str = "input") -> Vectors:
         inp = check_input_table(state, cfg, len(words)).float()
         subwords = subwords_for(cfg, words)
         if subwords is not None:
-            inp = F.embedding_bag(torch.from_numpy(subwords.rows), inp, torch.from_numpy(subwords.offsets[:-1]),
-                                  mode="mean")
+            inp = bag_means(inp, torch.from_numpy(subwords.offsets), torch.from_numpy(subwords.rows))
         return Vectors(words, inp.numpy())
     rows = state["model"]["out"]
     if len(rows) != len(words):

@@ -38,19 +38,18 @@ def keyed_vectors(state: dict, fasttext: bool = False):
     without buckets); word counts in the "count" attribute. The bucket rows are a view of the
     checkpoint's table, not a copy."""
     import torch
-    import torch.nn.functional as F
     from gensim.models import KeyedVectors
     from gensim.models.fasttext import FastTextKeyedVectors
 
     from w2v_nce.checkpoint import check_input_table
+    from w2v_nce.subwords import bag_means
 
     cfg, subwords = _subwords(state)
     words = list(state["words"])
     table = check_input_table(state, cfg, len(words)).float()
     vectors = table.numpy()
     if subwords is not None:  # each word's mean with its n-grams (w2v_nce.model.Model.word_vectors)
-        vectors = F.embedding_bag(torch.from_numpy(subwords.rows), table, torch.from_numpy(subwords.offsets[:-1]),
-                                  mode="mean").numpy()
+        vectors = bag_means(table, torch.from_numpy(subwords.offsets), torch.from_numpy(subwords.rows)).numpy()
         kv = FastTextKeyedVectors(cfg.dim, cfg.minn, cfg.maxn, cfg.buckets, dtype=np.float32)
     elif fasttext:
         kv = FastTextKeyedVectors(cfg.dim, cfg.minn, 0, 0, dtype=np.float32)

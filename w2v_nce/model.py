@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from w2v_nce.config import table_bytes
 from w2v_nce.errors import UserError
 
-from w2v_nce.subwords import Subwords, expand_bags
+from w2v_nce.subwords import Subwords, bag_means, expand_bags
 from w2v_nce.tensor_ops import take
 
 
@@ -101,7 +101,7 @@ class Model:
         getWordVector, the vectors of its .vec file)."""
         if self.subwords is None:
             return self.inp
-        return F.embedding_bag(self.sub_rows, self.inp, self.sub_offsets[:-1], mode="mean")
+        return bag_means(self.inp, self.sub_offsets, self.sub_rows)
 
     def kernel_subwords(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int] | None:
         """The bags as the fused kernel takes them (w2v_nce.fused.window_sgd), made once."""

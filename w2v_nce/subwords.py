@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from w2v_nce.tensor_ops import take
 
@@ -161,6 +162,21 @@ class Subwords:
         keys, m = np.unique(word * total + self.rows, return_counts=True)
         squares = np.bincount(keys // total, weights=m.astype(np.float64) ** 2, minlength=vocab)
         return (squares / self.sizes).astype(np.float32)
+
+
+def bag_means(table: torch.Tensor, offsets: torch.Tensor, rows: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """[V, dim] the mean of each bag's rows of `table` (bag i: rows[offsets[i]:offsets[i+1]]), a chunk
+    of bags at a time: embedding_bag would copy a table whose rows are padded (Model.align_rows)
+    whole, and the bucket table is the largest thing a run holds."""
+    vocab = len(offsets) - 1
+    means = torch.empty(vocab, table.shape[1], dtype=table.dtype, device=table.device)
+    for lo in range(0, vocab, chunk):
+        hi = min(lo + chunk, vocab)
+        first, last = int(offsets[lo]), int(offsets[hi])
+        gathered = table.index_select(0, rows[first:last])
+        means[lo:hi] = F.embedding_bag(torch.arange(last - first, device=table.device), gathered,
+                                       offsets[lo:hi] - first, mode="mean")
+    return means
 
 
 def subwords_for(cfg, words: list[str]) -> Subwords | None:
