@@ -1,5 +1,6 @@
 """Oracles and helpers the test files share (imported by them; no tests here): word2vec.c's loop
-written out, autograd's step, a small config, and the known-neighbours rank check on real text."""
+written out, autograd's step, a small config, the known-neighbours rank check on real text, and
+the command line run in-process with its one-error-line check."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from typer.testing import CliRunner
 
+from w2v_nce.cli import app
 from w2v_nce.config import load_config
 from w2v_nce.objectives import Candidates
 
@@ -117,3 +120,35 @@ def kernel_examples(ids: list[int], centres: list[int], window: int, seed: int, 
         else:
             examples += [([w], ids[at]) for w in window_words]
     return examples
+
+# --------------------------------------------------------------------------- the command line
+
+
+def _stderr(result) -> str:
+    """stderr of a CliRunner result; older click/typer mix it into `output` unless asked."""
+    try:
+        return result.stderr
+    except ValueError:
+        return result.output
+
+
+def invoke(args) -> "tuple[int, str, str]":
+    """Run through typer's CliRunner on `app`: (exit code, stdout, stderr)."""
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"unexpected exception {result.exception!r}") from result.exception
+    try:
+        stdout = result.stdout
+    except ValueError:
+        stdout = result.output
+    return result.exit_code, stdout, _stderr(result)
+
+
+def assert_one_error_line(code, out, err, *fragments):
+    assert code != 0 and code is not None
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: "), err
+    assert "Traceback" not in out + err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])

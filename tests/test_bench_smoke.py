@@ -143,3 +143,35 @@ def test_bench_subwords_smoke(tmp_path):
         assert ratio[name]["words_per_sec"] == pytest.approx(
             rows["ours"]["words_per_sec"] / rows[name]["words_per_sec"], rel=1e-9)
     assert result["settings"]["maxn"] == 6 and result["params"]["gensim"]["bucket"] == 20000
+
+GROW = Path(__file__).resolve().parent.parent / "scripts" / "bench_grow.py"
+BUNDLED = Path(__file__).resolve().parent.parent / "data" / "wiki1.5m.txt.gz"
+
+
+def test_bench_grow_smoke(tmp_path):
+    """scripts/bench_grow.py's four measurements on 20k tokens of the bundled corpus (a few seconds)."""
+    out = tmp_path / "grow.json"
+    proc = subprocess.run(
+        [sys.executable, str(GROW), "--measure", "halves", "--measure", "init-vectors", "--measure", "early-stop",
+         "--measure", "hs-inner", "--wiki65m", str(BUNDLED), "--wiki17m", str(BUNDLED), "--max-tokens", "20000",
+         "--dim", "10", "--threads", "1", "--max-epochs", "2", "--patience", "1", "--rank-words", "200",
+         "--heldout-tokens", "2000", "--heldout-examples", "300", "--workdir", str(tmp_path / "work"),
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    halves = result["halves"]["runs"]
+    assert set(halves) == {"ours_first_half", "ours_continued", "ours_whole", "ours_second_half_only",
+                           "gensim_continued", "gensim_whole"}
+    assert halves["ours_continued"]["vocab_size"] == halves["gensim_continued"]["vocab_size"]  # one update rule
+    assert halves["ours_first_half"]["vocab_size"] < halves["ours_continued"]["vocab_size"]
+    ranks = result["halves"]["rank_check"]
+    assert ranks["ours_whole"]["share"] == 1.0 and 0 < ranks["ours_continued"]["words"] <= 200
+    init = result["init-vectors"]["runs"]
+    assert init["cold_start"]["frozen_rows"] is None and init["init_wiki65m_rest_locked"]["frozen_rows"] > 0
+    stop = result["early-stop"]["runs"]
+    assert stop["early_stop"]["best_epoch"] in (1, 2) and len(stop["default_5_epochs"]["history"]) == 5
+    hs = result["hs-inner"]["runs"]
+    assert set(hs) == {"zero", "same_decision", "gensim_by_index"}
+    assert all(_finite(run["heldout_start"]) and _finite(run["heldout_trained"]) for run in hs.values())

@@ -11,33 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from conftest import write_twin_corpus
-from w2v_nce.cli import app, main
+from oracles import assert_one_error_line, invoke
+from w2v_nce.cli import main
 
 TRAIN_OPTS = ["-q", "--min-count", "1", "--dim", "8", "--epochs", "1", "--threads", "1", "--window", "2",
               "--device", "cpu"]
-
-
-def _stderr(result) -> str:
-    """stderr of a CliRunner result; older click/typer mix it into `output` unless asked."""
-    try:
-        return result.stderr
-    except ValueError:
-        return result.output
-
-
-def invoke(args) -> "tuple[int, str, str]":
-    """Run through typer's CliRunner on `app`: (exit code, stdout, stderr)."""
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(f"unexpected exception {result.exception!r}") from result.exception
-    try:
-        stdout = result.stdout
-    except ValueError:
-        stdout = result.output
-    return result.exit_code, stdout, _stderr(result)
 
 
 def run_main(capsys, args) -> "tuple[int, str, str]":
@@ -45,16 +25,6 @@ def run_main(capsys, args) -> "tuple[int, str, str]":
     code = main([str(a) for a in args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-def assert_one_error_line(code, out, err, *fragments):
-    assert code != 0 and code is not None
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: "), err
-    assert "Traceback" not in out + err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 @pytest.fixture(scope="module")

@@ -146,3 +146,25 @@ def test_train_and_resume_on_device(tmp_path, twin_corpus, loss):
     assert metrics["epochs"] == 2 and np.isfinite(metrics["final_loss"])
     vectors = load_word2vec(tmp_path / "run" / "vectors.txt")  # gensim is not on the GPU machines
     assert np.isfinite(vectors.matrix).all() and len(vectors.words) == 2 * len(twins)
+
+
+def test_grow_lock_and_heldout_on_device(tmp_path, twin_corpus):
+    """A run continued with --update-vocab, frozen rows from --init-vectors and a held-out loss,
+    on the device: the frozen rows end bit for bit, the held-out loss is finite and recorded."""
+    from w2v_nce.checkpoint import CHECKPOINT, load_checkpoint
+    from w2v_nce.vectors import Vectors, save_word2vec
+
+    twin_corpus, _ = twin_corpus
+    cfg = small_cfg(device=str(DEVICE), epochs=2, step="batched", batch_size=64)
+    train(twin_corpus, tmp_path / "run", cfg)
+    words = load_word2vec(tmp_path / "run" / "vectors.txt").words[:10]
+    given = Vectors(words, np.random.default_rng(0).normal(size=(10, cfg.dim)).astype(np.float32))
+    save_word2vec(given, tmp_path / "v.txt")
+    grown = small_cfg(device=str(DEVICE), epochs=2, step="batched", batch_size=64, init_vectors=str(tmp_path / "v.txt"),
+                      lock_init=True, heldout=str(twin_corpus))
+    metrics = train(twin_corpus, tmp_path / "grown", grown, init=tmp_path / "run", update_vocab=True)
+    assert metrics["frozen_rows"] == 10 and all(np.isfinite(h["heldout"]) for h in metrics["history"])
+    state = load_checkpoint(tmp_path / "grown" / CHECKPOINT)
+    rows = dict(zip(state["words"], state["model"]["inp"]))
+    for word, vector in zip(given.words, given.matrix):
+        assert torch.equal(rows[word], torch.from_numpy(vector))

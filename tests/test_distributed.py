@@ -357,6 +357,38 @@ def test_two_ranks_join_the_phrases_the_master_learned(tmp_path):
     assert (tmp_path / "run" / "phrases.json").read_bytes() == (tmp_path / "one" / "phrases.json").read_bytes()
 
 
+def _grow_on_two_ranks(rank: int, folder: Path, new: Path, vectors: Path) -> None:
+    cfg = small_cfg(epochs=2, init_vectors=str(vectors), lock_init=True, heldout=str(new), patience=1)
+    train(new, folder / "grown", cfg, progress_bar=False, init=folder / "base", update_vocab=True)
+
+
+def test_two_ranks_continue_a_run_with_frozen_rows_and_a_heldout_loss(tmp_path):
+    """--init --update-vocab under two ranks: the merged vocabulary is one process's, the rows from
+    --init-vectors --lock-init end as the file has them, and the master's held-out loss and its
+    decision to stop reach both ranks (no rank hangs)."""
+    import numpy as np
+
+    from w2v_nce.vectors import Vectors, load_word2vec, save_word2vec
+
+    old, new = tmp_path / "old.txt", tmp_path / "new.txt"
+    write_twin_corpus(old, classes=20, sentences=300)
+    write_twin_corpus(new, seed=1, classes=25, sentences=300)
+    train(old, tmp_path / "base", small_cfg(epochs=1), progress_bar=False)
+    given = Vectors([f"a{i}" for i in range(5)], np.random.default_rng(0).normal(size=(5, 16)).astype(np.float32))
+    save_word2vec(given, tmp_path / "v.txt")
+    errors = run_ranks(_grow_on_two_ranks, tmp_path, new, tmp_path / "v.txt")
+    assert not errors, errors
+    train(new, tmp_path / "one", small_cfg(epochs=1), progress_bar=False, init=tmp_path / "base", update_vocab=True)
+    two, one = load_checkpoint(tmp_path / "grown" / CHECKPOINT), load_checkpoint(tmp_path / "one" / CHECKPOINT)
+    assert dict(zip(two["words"], two["counts"].tolist())) == dict(zip(one["words"], one["counts"].tolist()))
+    rows = dict(zip(two["words"], two["model"]["inp"]))
+    given = load_word2vec(tmp_path / "v.txt")
+    for word, vector in zip(given.words, given.matrix):
+        assert torch.equal(rows[word], torch.from_numpy(vector)), word
+    metrics = json.loads((tmp_path / "grown" / "metrics.json").read_text())
+    assert metrics["ranks"] == 2 and all("heldout" in h for h in metrics["history"])
+
+
 def _fail_on_rank_one(rank: int, folder: Path, corpus: Path) -> None:
     if rank == 1:
         original = train_module.Trainer.run_epoch

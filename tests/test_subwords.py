@@ -27,6 +27,7 @@ from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.steps import choose_step
 from w2v_nce.subwords import Subwords, expand_bags, ft_hash, ngram_buckets, ngrams
 from w2v_nce.train import train
+from w2v_nce.vectors import load_word2vec
 from w2v_nce.updates import make_update
 from w2v_nce.vocab import HuffmanTree
 from w2v_nce.windows import Examples, example_maker, skipgram_examples
@@ -276,3 +277,55 @@ def test_a_checkpoint_whose_table_does_not_fit_its_buckets_is_one_error(tmp_path
     for read in (load_model, vectors_from_checkpoint):
         with pytest.raises(UserError, match=r"input table is \(\d+, 8\), expected \(\d+, 8\) for \d+ words \+ 400"):
             read(state)
+
+
+def test_a_grown_subword_run_carries_the_n_gram_rows_and_keeps_the_hashing(tmp_path, twin_corpus):
+    """train --init on a subword run: word rows by word, and every bucket row (the same minn, maxn
+    and buckets, which a child cannot change); lr 1e-30 moves no non-zero float32 entry."""
+    corpus, _ = twin_corpus
+    train(corpus, tmp_path / "run", small_cfg(epochs=1, dim=8, subwords=True, buckets=300), progress_bar=False)
+    grown_cfg = small_cfg(epochs=1, dim=8, subwords=True, buckets=300, lr=1e-30, min_count=2)
+    train(corpus, tmp_path / "grown", grown_cfg, init=tmp_path / "run", asked={"lr": 1e-30, "min_count": 2},
+          progress_bar=False)
+    parent, child = (load_checkpoint(tmp_path / run / CHECKPOINT) for run in ("run", "grown"))
+    assert child["words"] == parent["words"]
+    assert torch.equal(child["model"]["inp"], parent["model"]["inp"])
+    with pytest.raises(UserError, match="cannot change 'buckets'"):
+        train(corpus, tmp_path / "other", grown_cfg, init=tmp_path / "run", asked={"buckets": 400},
+              progress_bar=False)
+
+
+@pytest.mark.parametrize("loss", ["neg", "nce"])
+def test_a_held_out_text_keeps_the_best_epochs_word_vectors(tmp_path, twin_corpus, loss):
+    """With --heldout the run keeps the best epoch's word vectors (the bags' means, not the n-gram
+    table) and writes them into vectors.txt; the held-out loss is diagnose's on the same examples."""
+    from w2v_nce.diagnose import diagnose
+
+    corpus, _ = twin_corpus
+    cfg = small_cfg(epochs=2, dim=8, subwords=True, buckets=300, loss=loss, heldout=str(corpus),
+                    heldout_examples=500, arch="skipgram")
+    metrics = train(corpus, tmp_path / "run", cfg, progress_bar=False)
+    state = load_checkpoint(tmp_path / "run" / CHECKPOINT)
+    assert state["best_inp"].shape == (len(state["words"]), 8)
+    vectors = load_word2vec(tmp_path / "run" / "vectors.txt")
+    torch.testing.assert_close(torch.from_numpy(vectors.matrix), state["best_inp"], rtol=0, atol=1e-6)
+    if loss == "nce":  # the cross-entropy, as diagnose computes it on the same first examples
+        last = metrics["history"][-1]["heldout"]
+        assert last == pytest.approx(diagnose(state, corpus, max_examples=500).cross_entropy, rel=1e-4)
+
+
+def test_skipgram_with_subwords_draws_noise_per_example_even_when_shared_is_asked():
+    """shared_negatives (one draw per window) is for word skip-gram, whose examples share their
+    target; with subwords each window word is a target, so the kernel draws per example: the same
+    tables bit for bit as without it (that path is checked against fastText's loop above)."""
+    require_kernel()
+    results = []
+    for shared in (False, True):
+        words, objective, model, gen = toy_model("neg", 5, 16, False, vocab=60, buckets=40)
+        ids = torch.randint(0, len(words), (300,), generator=gen, dtype=torch.int32)
+        centres = torch.nonzero(ids >= 0).squeeze(1)
+        out = fused.window_sgd(model.inp, model.out, None, ids, centres, 3, True, 0.05, 99, shared_noise=shared,
+                               subwords=model.kernel_subwords(), **objective.kernel_candidates())
+        results.append((out, model.inp, model.out))
+    (a, inp_a, out_a), (b, inp_b, out_b) = results
+    assert a == b and torch.equal(inp_a, inp_b) and torch.equal(out_a, out_b)

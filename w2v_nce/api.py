@@ -4,6 +4,9 @@
 those or sentences as token lists; `wv` is a gensim `KeyedVectors` of the input vectors (with
 `subwords=True`, a `FastTextKeyedVectors`: `model.wv["unseenword"]` works);
 `predict` gives p(word | context); a model is its run directory (the CLI's `--out`).
+`train` on a trained (or loaded) model continues it on new text into a new run directory (the
+CLI's `train --init RUN`), with `update_vocab=True` adding the new words. `callbacks` are called
+at every epoch's end with the model as it is then and the epoch's history record.
 
 >>> from w2v_nce import Word2Vec
 >>> sentences = [["the", "king", "rules"], ["the", "queen", "rules"]] * 200
@@ -20,7 +23,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -30,32 +33,66 @@ from w2v_nce.config import Config, apply_overrides, asked
 from w2v_nce.corpus import Corpus
 from w2v_nce.errors import UserError
 from w2v_nce.phrases import PHRASE_MODEL, Phrases
-from w2v_nce.train import train
+from w2v_nce.train import Trainer, train
 
 RUN_FILES = (CHECKPOINT, "config.toml", "metrics.json", "vectors.txt", PHRASE_MODEL)
 
 
-class Word2Vec:
-    """A model: its settings, and once trained, its run directory and tables."""
+Callback = Callable[["Word2Vec", dict], Any]
 
-    def __init__(self, config: str | Path | None = None, **options):
+
+class Word2Vec:
+    """A model: its settings, and once trained, its run directory and tables.
+
+    `callbacks`: functions f(model, record) called at the end of every epoch, with this model as
+    it is then (`wv`, `predict` and `run_dir` show the run being trained) and a copy of the
+    epoch's history record (epoch, loss, words, seconds, lr, and with a held-out text `heldout`,
+    with eval_each_epoch the scores). A callback that raises `w2v_nce.StopTraining` ends the run
+    after this epoch, as if it were the last; any other exception fails the run (its last
+    checkpoint stays)."""
+
+    def __init__(self, config: str | Path | None = None, callbacks: Sequence[Callback] = (), **options):
         self._asked = asked(config, options)  # what resuming compares with the run's own settings
         self.config: Config = apply_overrides(Config(), self._asked)
+        self.callbacks = list(callbacks)
         self.run_dir: Path | None = None
         self.metrics: dict | None = None
         self._state: dict | None = None
         self._wv = None
         self._loaded: Loaded | None = None
         self._phrases: Phrases | None = None
+        self._training: Trainer | None = None  # while a callback runs: the run being trained
 
     def train(self, corpus: Corpus, out_dir: str | Path | None = None, resume: bool = False,
-              progress_bar: bool = False) -> "Word2Vec":
+              progress_bar: bool = False, update_vocab: bool = False, **options) -> "Word2Vec":
         """Train on `corpus`, writing the run into `out_dir` (default: a new temporary directory,
-        or this model's own run directory when resuming). Under torchrun every process calls this
-        and rank 0's model holds the run; on the other ranks `metrics` stays None."""
+        or this model's own run directory when resuming). `options` are Config keys for this run
+        and the next ones (epochs=1, lr=0.01...).
+
+        A model already trained or loaded continues: its tables and settings start a new run in
+        `out_dir` (another directory than its own, which is only read), on its vocabulary, whose
+        unknown words the new text loses, or with `update_vocab` on the vocabulary grown by the
+        new text's words seen min_count times (gensim's build_vocab(update=True) then train);
+        the learning rate starts again at its α₀. `resume=True` instead finishes its own
+        interrupted run. Under torchrun every process calls this and rank 0's model holds the
+        run; on the other ranks `metrics` stays None."""
+        given = {**self._asked, **options}
+        apply_overrides(Config(), given)  # bad options fail here, before anything is read
+        init = self.run_dir if self.run_dir is not None and not resume else None
         if out_dir is None:
             out_dir = self.run_dir if resume and self.run_dir else Path(tempfile.mkdtemp(prefix="w2v-nce-"))
-        self.metrics = train(corpus, out_dir, self.config, resume=resume, progress_bar=progress_bar, asked=self._asked)
+        before, config = self.run_dir, self.config
+        try:
+            self.metrics = train(corpus, out_dir, apply_overrides(self.config, options), resume=resume,
+                                 progress_bar=progress_bar, asked=given, init=init, update_vocab=update_vocab,
+                                 callbacks=[self._during(f, Path(out_dir)) for f in self.callbacks])
+        except BaseException:
+            if self._training is not None:  # a callback saw the failed run: back to the model as it was
+                self.config, self.run_dir, self._state, self._training = config, None, None, None
+                if before is not None:
+                    self._open(before)
+            raise
+        self._asked = given
         if self.metrics is not None:  # None: a torchrun rank but 0 (rank 0 writes the run)
             self._open(Path(out_dir))
         return self
@@ -65,8 +102,10 @@ class Word2Vec:
         """The model trained into `run_dir` (by `train`, `save` or the CLI's `train --out`)."""
         model = cls.__new__(cls)
         model.metrics = None
+        model.callbacks = []
+        model._training = None
         model._open(Path(run_dir))
-        model._asked = {}  # a loaded model resumes as it was trained, unless told otherwise
+        model._asked = {}  # a loaded model resumes (and continues) as it was trained, unless told otherwise
         return model
 
     def save(self, run_dir: str | Path) -> None:
@@ -129,7 +168,17 @@ class Word2Vec:
         self._state = load_checkpoint(run_dir / CHECKPOINT)
         self.config = checkpoint_config(self._state)
         self.run_dir = run_dir
-        self._wv = self._loaded = self._phrases = None
+        self._wv = self._loaded = self._phrases = self._training = None
+
+    def _during(self, callback: Callback, run_dir: Path) -> Callable[[Trainer, dict], Any]:
+        """`callback` as the trainer calls it: with this model showing the run being trained."""
+
+        def call(trainer: Trainer, record: dict) -> Any:
+            self._training, self.run_dir, self.config = trainer, run_dir, trainer.cfg
+            self._state = self._wv = self._loaded = self._phrases = None
+            return callback(self, record)
+
+        return call
 
     def _run(self) -> Path:
         if self.run_dir is None:
@@ -138,6 +187,8 @@ class Word2Vec:
 
     def _checkpoint(self) -> dict:
         self._run()
+        if self._state is None and self._training is not None:
+            self._state = self._training.state_dict()  # the tables as they are at this epoch's end
         return self._state
 
     def _model(self) -> Loaded:

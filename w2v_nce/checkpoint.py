@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from w2v_nce.atomic import atomic_path
-from w2v_nce.config import RESUMABLE, Config, apply_overrides
+from w2v_nce.config import FIELDS, GROW_FIXED, GROW_FRESH, RESUMABLE, Config, apply_overrides
 from w2v_nce.errors import UserError
 from w2v_nce.model import Model
 from w2v_nce.objectives import Objective, objective_for
@@ -90,6 +90,32 @@ def resume_config(saved: Config, asked: dict[str, Any]) -> Config:
         raise UserError(f"cannot change {k!r} when resuming (the run has {current[k]!r}, asked {requested[k]!r}); "
                         f"only {', '.join(sorted(RESUMABLE))} may change")
     return apply_overrides(saved, {k: v for k, v in asked.items() if k in RESUMABLE})
+
+
+def grow_config(parent: Config, asked: dict[str, Any], parent_name: str = "the parent run") -> Config:
+    """The config of a run that continues `parent`'s tables on new text (train --init): the
+    parent's settings with those asked applied, under the options table's `grow` column. The
+    settings that shape the tables or the token space (GROW_FIXED: arch, loss, dim, output_bias,
+    tokenizer, phrases, minn, maxn, buckets) cannot change; those of one run only (GROW_FRESH: init_vectors, lock_init,
+    heldout, patience) are not inherited.
+
+    >>> child = grow_config(Config(loss="hs", epochs=2, heldout="h.txt"), {"epochs": 1})
+    >>> child.loss, child.epochs, child.heldout
+    ('hs', 1, None)
+    >>> grow_config(Config(dim=50), {"dim": 100})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    w2v_nce.errors.UserError: cannot change 'dim' when continuing the parent run (it has 50, asked 100): ...
+    """
+    current = dataclasses.asdict(parent)
+    requested = dataclasses.asdict(apply_overrides(parent, asked))
+    changed = sorted(k for k in asked if requested[k] != current[k] and k in GROW_FIXED)
+    if changed:
+        k = changed[0]
+        raise UserError(f"cannot change {k!r} when continuing {parent_name} (it has {current[k]!r}, asked "
+                        f"{requested[k]!r}): its arch, loss, dim, output bias, tokenizer, phrases and subwords stay")
+    inherited = {k: v for k, v in current.items() if k not in GROW_FRESH and v != FIELDS[k].default}
+    return apply_overrides(Config(), {**inherited, **asked})
 
 
 def checkpoint_vocab(state: dict) -> Vocab:

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 import typing
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -117,6 +118,11 @@ def train(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML preset (see configs/)."),
     out: Path = typer.Option(Path("runs/latest"), "--out", "-o", help="Output directory."),
     resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.pt."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Continue the run in this directory on CORPUS: its "
+                                        "tables and settings, into OUT (a new directory; RUN is only read)."),
+    update_vocab: bool = typer.Option(False, "--update-vocab", help="With --init: add CORPUS's new words seen "
+                                      "min-count times, merge the counts (gensim's build_vocab(update=True)); "
+                                      "without it new words are ignored."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     **options: Any,
 ) -> None:
@@ -126,7 +132,9 @@ def train(
     from w2v_nce.config import Config, apply_overrides, asked
 
     given = asked(config, {k: v.value if isinstance(v, Enum) else v for k, v in options.items()})
-    cfg = apply_overrides(Config(), given)  # resuming, train() applies the run's own settings first
+    cfg = apply_overrides(Config(), given)  # resuming or continuing, train() applies the run's own settings first
+    if update_vocab and init is None:
+        raise UserError("--update-vocab grows the vocabulary of a trained run: give it with --init RUN")
     if resume and not (out / "checkpoint.pt").exists():
         typer.echo(f"note: no checkpoint in {out} yet: starting a new run", err=True)
     if cfg.loss == "is":
@@ -139,14 +147,22 @@ def train(
         typer.echo("note: the fused CPU kernel was not built (no C compiler at install?): training runs "
                    "the PyTorch path, about 1.5x slower", err=True)
     paths = ["-" if p == "-" else Path(p) for p in corpus]
-    metrics = run_training(paths[0] if len(paths) == 1 else paths, out, cfg, resume=resume,
-                           progress_bar=not quiet, asked=given)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = lambda message, *_: typer.echo(f"warning: {message}", err=True)  # one line each
+        metrics = run_training(paths[0] if len(paths) == 1 else paths, out, cfg, resume=resume,
+                               progress_bar=not quiet, asked=given, init=init, update_vocab=update_vocab)
     if metrics is None:  # a torchrun rank other than 0: rank 0 reports
         return
+    kept = ""
+    if metrics["best_epoch"] is not None:
+        stopped = f", stopped early ({metrics['stopped']})" if metrics["stopped"] else ""
+        kept = (f"; held-out {metrics['heldout_measure']} best at epoch {metrics['best_epoch']}"
+                f" ({metrics['best_heldout']:.4f}){stopped}, whose vectors are kept")
     typer.echo(
         f"trained {metrics['arch']} with {metrics['loss']} on {metrics['words']:,} words in {metrics['seconds']:.1f}s "
         f"({metrics['words_per_sec']:,.0f} words/s on {metrics['device']}, {metrics['step']} step), "
-        f"vocabulary {metrics['vocab_size']:,}, final loss {metrics['final_loss']:.4f}; "
+        f"vocabulary {metrics['vocab_size']:,}, final loss {metrics['final_loss']:.4f}{kept}; "
         f"vectors in {out / 'vectors.txt'}"
     )
 

@@ -43,43 +43,57 @@ DEFAULT_LR = 0.025  # word2vec.c's for skip-gram, gensim's for both
 SYNC_DIVISORS = ("none", "world", "touched")  # what divides the sum of the ranks' changes to a synced row
 
 
+GROW_RULES = ("inherit", "fixed", "fresh")  # how a run continued from another (train --init) takes a setting
+
+
 def option(default: Any, help: str, choices: tuple[str, ...] | None = None, flag: str | None = None,
-           resumable: bool = False) -> Any:
+           resumable: bool = False, grow: str = "inherit") -> Any:
     """A Config field with its help text: the one place an option is declared. The CLI's
     `train` options, the TOML keys and the API's keyword arguments are all derived from it.
-    `resumable`: the setting may change when a run is resumed (it does not define the model)."""
+    `resumable`: the setting may change when a run is resumed (it does not define the model).
+    `grow`: what a run continued from another one (`train --init RUN`) takes: the parent's value
+    unless asked otherwise (inherit), the parent's value and no other (fixed: the tables' shape and
+    meaning), or its own, the default unless asked (fresh: inputs of one run, such as its held-out
+    text)."""
+    assert grow in GROW_RULES
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "flag": flag,
-                                                        "resumable": resumable})
+                                                        "resumable": resumable, "grow": grow})
 
 
 @dataclass(frozen=True)
 class Config:
     # architecture and objective
     arch: str = option("cbow", "cbow: a window's mean predicts its centre word; skipgram: each window word does.",
-                       choices=ARCHS)
-    loss: str = option("neg", "Training objective (docs/objectives.md).", choices=LOSSES)
+                       choices=ARCHS, grow="fixed")
+    loss: str = option("neg", "Training objective (docs/objectives.md).", choices=LOSSES, grow="fixed")
     negatives: int = option(5, "Noise words per example (sampled losses).")
-    shared_negatives: bool = option(False, "Skip-gram on the window kernel: one draw of noise words per window, "
-                                    "shared by all its examples (pWord2Vec); fewer rows to fetch "
-                                    "(docs/performance.md). The batched step draws per example.")
+    shared_negatives: bool = option(True, "Skip-gram on the window kernel: one draw of noise words per window, "
+                                    "shared by all its examples (pWord2Vec): a third of the rows to fetch, the "
+                                    "same quality (docs/performance.md). Off: word2vec's draw per example. The "
+                                    "batched step, and skip-gram with subwords (each window word a target), draw "
+                                    "per example.")
     noise_power: float = option(0.75, "Noise distribution q(x) ∝ count^noise_power.")
     log_z: float = option(0.0, "NCE: log Z subtracted from every score (0 = self-normalised); "
                                "the start value with --learn-log-z.")
     learn_log_z: bool = option(False, "NCE: learn one shared log Z instead of fixing it.",
                                flag="--learn-log-z/--fixed-log-z")
     remove_accidental_hits: bool = option(True, "rnce: drop noise words equal to the target (as TensorFlow).")
-    output_bias: bool | None = option(None, "A per-word output bias (default: on for softmax, nce, rnce, is).")
+    output_bias: bool | None = option(None, "A per-word output bias (default: on for softmax, nce, rnce, is).",
+                                      grow="fixed")
     # model
-    dim: int = option(100, "Vector size.")
+    dim: int = option(100, "Vector size.", grow="fixed")
     window: int = option(5, "Maximum context window; each example draws its own in 1..window (word2vec).")
     # subwords (fastText's model: a word's input vector is the mean of its row and its n-grams' rows)
-    minn: int = option(3, "Subwords: the shortest character n-gram of <word>.")
-    maxn: int = option(0, "Subwords: the longest character n-gram of <word> (0 = no subwords; --subwords sets 3-6).")
-    buckets: int = option(2_000_000, "Subwords: rows the n-grams are hashed into (memory: buckets x dim x 4 bytes).")
+    minn: int = option(3, "Subwords: the shortest character n-gram of <word>.", grow="fixed")
+    maxn: int = option(0, "Subwords: the longest character n-gram of <word> (0 = no subwords; --subwords sets 3-6).",
+                       grow="fixed")
+    buckets: int = option(2_000_000, "Subwords: rows the n-grams are hashed into (memory: buckets x dim x 4 bytes).",
+                          grow="fixed")
     # corpus and vocabulary
     tokenizer: str = option("whitespace", "whitespace: split lines on white space as they are; simple: gensim's "
                                           "simple_preprocess (lowercase, accents folded, punctuation dropped, "
-                                          "tokens of 2-15 letters).", choices=TOKENIZERS)
+                                          "tokens of 2-15 letters).", choices=TOKENIZERS,
+                         grow="fixed")
     min_count: int = option(5, "Drop words seen fewer times.")
     max_vocab: int = option(0, "Keep at most this many most frequent words (0 = no limit).")
     sample: float = option(1e-3, "Subsampling threshold t: a word is kept with probability sqrt(t/f) + t/f "
@@ -89,18 +103,18 @@ class Config:
     # phrases (the `phrases` command's options are declared by these too)
     phrases: int = option(0, "Detect phrases in this many passes and join them (new_york) before counting the "
                              "vocabulary, as `w2v-nce phrases` does but with no intermediate file; the phrase model "
-                             "is saved as OUT/phrases.json (0 = no phrases).")
-    phrase_min_count: int = option(5, "Ignore pairs (and, for word2vec, words) seen fewer times.")
+                             "is saved as OUT/phrases.json (0 = no phrases).", grow="fixed")
+    phrase_min_count: int = option(5, "Ignore pairs (and, for word2vec, words) seen fewer times.", grow="fixed")
     phrase_threshold: tuple[float, ...] | None = option(
         None, "The score a pair must pass: given once for every pass, or once per pass (word2vec's demo: 200, then "
-              "100; default " + ", ".join(f"{v:g} {k}" for k, v in PHRASE_THRESHOLDS.items()) + ").")
+              "100; default " + ", ".join(f"{v:g} {k}" for k, v in PHRASE_THRESHOLDS.items()) + ").", grow="fixed")
     phrase_scoring: str = option("word2vec", "word2phrase.c's score, gensim's default, or NPMI in [-1, 1].",
-                                 choices=PHRASE_SCORINGS)
+                                 choices=PHRASE_SCORINGS, grow="fixed")
     phrase_connectors: str = option("none", "english: gensim's ENGLISH_CONNECTOR_WORDS may stand inside a phrase "
-                                            "(bank_of_america).", choices=PHRASE_CONNECTORS)
-    phrase_delimiter: str = option("_", "Joins a phrase's words.")
+                                            "(bank_of_america).", choices=PHRASE_CONNECTORS, grow="fixed")
+    phrase_delimiter: str = option("_", "Joins a phrase's words.", grow="fixed")
     phrase_max_vocab: int = option(40_000_000, "Word and pair types held while counting; past it the rarest are "
-                                               "pruned, as gensim's max_vocab_size (0 = no limit).")
+                                               "pruned, as gensim's max_vocab_size (0 = no limit).", grow="fixed")
     # optimisation
     epochs: int = option(5, "Passes over the corpus.", resumable=True)
     lr: float | None = option(None, "Starting learning rate, decaying linearly with the words processed "
@@ -118,6 +132,20 @@ class Config:
                                "batched); batched: tensor operations, the GPU's step (on any device); auto: the "
                                "kernel where it serves, else batched. The choice is recorded in metrics.json.",
                        choices=STEPS, resumable=True)
+    # where a run starts and when it stops (train --init RUN continues another run: w2v_nce.grow)
+    init_vectors: str | None = option(None, "word2vec text or binary file: the vocabulary words found in it start "
+                                            "from its vectors (gensim's intersect_word2vec_format).", grow="fresh")
+    lock_init: bool = option(False, "Keep the input vectors taken from --init-vectors as they are (gensim's lockf "
+                                    "0.0).", grow="fresh")
+    heldout: str | None = option(None, "Held-out text: its loss after every epoch (the exact cross-entropy; for neg, "
+                                       "neg's own loss) goes into the history, and vectors.txt keeps the best "
+                                       "epoch's vectors.", resumable=True, grow="fresh")
+    heldout_examples: int = option(5_000, "The held-out loss uses the first this many examples of the held-out "
+                                          "text (CBOW windows or skip-gram pairs, full window); the exact "
+                                          "cross-entropy costs examples x vocabulary x dim.", resumable=True)
+    patience: int | None = option(None, "With --heldout: stop after this many epochs without a better held-out "
+                                        "loss (default: train every epoch, keep the best).", resumable=True,
+                                  grow="fresh")
     # runtime
     device: str = option("auto", "auto | cpu | cuda | cuda:N.", resumable=True)
     threads: int = option(0, "CPU threads (0 = all cores).", resumable=True)
@@ -161,6 +189,8 @@ FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 # keys that stand for several settings: on (true), each sets those of its settings not given too
 SHORTHANDS = {"subwords": ("fastText's subwords: character n-grams of 3 to 6 (minn 3, maxn 6).", {"minn": 3, "maxn": 6})}
 RESUMABLE = frozenset(name for name, f in FIELDS.items() if f.metadata["resumable"])
+GROW_FIXED = frozenset(name for name, f in FIELDS.items() if f.metadata["grow"] == "fixed")
+GROW_FRESH = frozenset(name for name, f in FIELDS.items() if f.metadata["grow"] == "fresh")
 _HINTS = typing.get_type_hints(Config)
 
 
@@ -237,8 +267,6 @@ def _check(cfg: Config) -> Config:
         need(cfg.buckets <= MAX_BUCKETS, f"buckets {cfg.buckets:,} is past fastText's limit of {MAX_BUCKETS:,} "
                                          f"(2^31 - 1); the table would take {table_bytes(cfg.buckets, cfg.dim)} "
                                          "(buckets x dim x 4 bytes)")
-        need(not (cfg.shared_negatives and cfg.arch == "skipgram"), "shared_negatives does not apply to skip-gram "
-             "with subwords: each window word is a target, with noise words of its own")
     else:
         unused = [name for name in ("minn", "buckets") if getattr(cfg, name) != FIELDS[name].default]
         need(not unused, f"{unused[0] if unused else ''} is set but maxn is 0 (no subwords): add --subwords or --maxn N")
@@ -246,6 +274,10 @@ def _check(cfg: Config) -> Config:
         cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
         f"device must be auto, cpu or cuda[:N], got {cfg.device!r}",
     )
+    need(cfg.heldout_examples >= 1, f"heldout_examples must be at least 1, got {cfg.heldout_examples}")
+    need(cfg.patience is None or cfg.patience >= 1, f"patience must be at least 1 epoch, got {cfg.patience}")
+    need(not cfg.lock_init or cfg.init_vectors is not None, "lock_init is set but init_vectors is not: add "
+         "--init-vectors FILE")
     need(cfg.phrases >= 0, f"phrases must be 0 (none) or a number of passes, got {cfg.phrases}")
     if cfg.phrases:
         check_phrase_options(cfg.phrase_scoring, cfg.phrase_min_count, phrase_thresholds(cfg), cfg.phrases,

@@ -344,8 +344,9 @@ def similarity(
     pairs = _read_pairs(path, fold)
     known = {fold(key) for key in _restricted_keys(kv.index_to_key, restrict_vocab)}
     used = sum(w1 in known and w2 in known for w1, w2, _ in pairs)
-    if not used:
-        raise UserError(f"pairs file '{path}': no pair has both words in the vocabulary")
+    if used < 2:  # a correlation needs two pairs (scipy's pearsonr raises on fewer)
+        raise UserError(f"pairs file '{path}': {'no pair has' if not used else 'only one pair has'} both words in "
+                        "the vocabulary")
     pearson, spearman, oov_percent = kv.evaluate_word_pairs(
         str(path), restrict_vocab=restrict_vocab or len(kv), case_insensitive=case_insensitive)
     return SimilarityResult(

@@ -85,10 +85,12 @@ class Objective(ABC):
     def loss_grad(self, scores: torch.Tensor, cand: Candidates) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-example loss [B] and d(loss)/d(scores), same shape as `scores`."""
 
-    def log_prob(self, score: Scorer, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def log_prob(self, score: Scorer, targets: torch.Tensor,
+                 dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
         """The model's exact log p(target | context) [B] and log Z [B] of its raw scores, from
-        `score` (the context's scores of given rows). By default the softmax over all rows."""
-        scores = score(None).double()
+        `score` (the context's scores of given rows), computed in `dtype`. By default the softmax
+        over all rows."""
+        scores = score(None).to(dtype)
         log_z = torch.logsumexp(scores, dim=1)
         return scores.gather(1, targets[:, None]).squeeze(1) - log_z, log_z
 
@@ -244,7 +246,7 @@ class HierarchicalSoftmax(LogisticObjective):
     def kernel_candidates(self):
         return {"tree": (self.points, self.path_labels, self.path_mask)}
 
-    def log_prob(self, score, targets):
+    def log_prob(self, score, targets, dtype=torch.float64):
         cand = self.complete(targets, None)
         log_p = -self.loss_grad(score(cand.ids), cand)[0].double()
         return log_p, torch.zeros_like(log_p)

@@ -1,5 +1,6 @@
-"""Training curves of a run: loss, speed and (with --eval-each-epoch) evaluation per epoch,
-drawn from the run's metrics.json into one PNG. matplotlib is the `plot` extra."""
+"""Training curves of a run: loss (and with --heldout the held-out loss, its best epoch marked),
+speed and (with --eval-each-epoch) evaluation per epoch, drawn from the run's metrics.json into
+one PNG. matplotlib is the `plot` extra."""
 
 from __future__ import annotations
 
@@ -53,6 +54,17 @@ def plot_run(run_dir: Path | str, out: Path | str | None = None) -> Path:
     loss_ax.plot(epochs, [h.get("loss") for h in history], "o-", color="C0", label="epoch mean")
     loss_ax.set(xlabel="epoch", ylabel="training loss per example", title="loss")
     loss_ax.legend(fontsize=8)
+    if any(_number(h.get("heldout")) for h in history):  # its own axis: cross-entropy is not the training loss
+        held_ax = loss_ax.twinx()
+        held_ax.plot(epochs, [h.get("heldout") if _number(h.get("heldout")) else math.nan for h in history], "s--",
+                     color="C3", label="held-out")
+        best = metrics.get("best_epoch")
+        if best in epochs and _number(history[epochs.index(best)].get("heldout")):
+            held_ax.plot([best], [history[epochs.index(best)]["heldout"]], "*", color="C3", markersize=14,
+                         label=f"best: epoch {best} (vectors.txt)")
+        measure = str(metrics.get("heldout_measure") or "loss").replace("_", " ")
+        held_ax.set_ylabel(f"held-out {measure} per example", color="C3")
+        held_ax.legend(fontsize=8, loc="center right")
 
     speed_ax = axes[1]
     speed_ax.bar(epochs, [(h.get("words_per_sec") or 0) / 1e6 for h in history], color="C1")

@@ -1,7 +1,9 @@
 """Training, top to bottom: build the parts, loop over the epochs, save.
 
-`train` is the whole job: read (or resume) the run, build the vocabulary, encode the corpus,
-then for each epoch `Trainer.run_epoch` and a checkpoint, and at the end vectors.txt and
+`train` is the whole job: read the run it resumes or continues (w2v_nce.grow), build the
+vocabulary, the trainer and its first tables, encode the corpus, then for each epoch
+`Trainer.run_epoch`, `end_epoch` (evaluations, the held-out loss, the callbacks: whether to stop)
+and a checkpoint, and at the end vectors.txt (the best epoch's, with a held-out text) and
 metrics.json. `Trainer` holds what a run builds once: the objective (w2v_nce.objectives), the
 update rule (w2v_nce.updates), the model (w2v_nce.model), the step path (w2v_nce.steps, chosen
 once and recorded), the random generator and the progress.
@@ -25,10 +27,11 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Full, Queue
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -36,13 +39,16 @@ from tqdm import tqdm
 
 from w2v_nce import distributed
 from w2v_nce.atomic import remove_stale_temporaries, write_text
-from w2v_nce.checkpoint import (CHECKPOINT, checkpoint_config, checkpoint_vocab, load_checkpoint, restore,
-                                resume_config, save_checkpoint)
+from w2v_nce.checkpoint import (CHECKPOINT, checkpoint_config, checkpoint_vocab, grow_config, load_checkpoint,
+                                restore, resume_config, save_checkpoint)
 from w2v_nce.config import Config, phrase_thresholds, to_toml
 from w2v_nce.corpus import Corpus, describe, reads_stdin, stdin_spooled
+from w2v_nce.diagnose import HeldOut
 from w2v_nce.distributed import Dist
 from w2v_nce.encoded import EncodedCorpus
 from w2v_nce.errors import UserError
+from w2v_nce.grow import FrozenRows, Parent, carry_over, init_vectors, lineage_of, read_parent
+from w2v_nce.grow import vocabulary as grown_vocabulary
 from w2v_nce.model import Model
 from w2v_nce.objectives import objective_for
 from w2v_nce.phrases import PHRASE_MODEL, PhrasedCorpus, Phrases
@@ -85,6 +91,9 @@ class Progress:
     loss_count: int = 0  # examples of the last completed epoch
     history: list = dataclasses.field(default_factory=list)  # one dict per epoch (metrics.json)
     curve: list = dataclasses.field(default_factory=list)  # [words done, mean loss per example] per chunk
+    best_epoch: int = 0  # with a held-out text: the epoch of the lowest held-out loss so far
+    best_heldout: float | None = None
+    stopped: str | None = None  # why training stopped before cfg.epochs: "patience" or "callback"
 
 
 def prefetch(items: Iterator, depth: int = 1) -> Iterator:
@@ -148,6 +157,8 @@ class Trainer:
         self.keep_prob = torch.tensor(vocab.keep_prob(cfg.sample), dtype=torch.float32, device=self.device)
         self.sync = distributed.make_sync(cfg, dist, self.model, self.objective)
         self.progress = Progress()
+        self.frozen: torch.Tensor | None = None  # input rows kept as they are (lock_init)
+        self.best_inp: torch.Tensor | None = None  # the word vectors of the best epoch (heldout), on the CPU
         if state is not None:
             restore(self.model, self.objective, state)
             self.progress = Progress(**state.get("progress", {}))
@@ -156,6 +167,22 @@ class Trainer:
                 self.generator.set_state(streams[dist.rank])
             elif dist.master and "generator" in state:
                 self.generator.set_state(state["generator"])
+            if state.get("frozen_rows") is not None:
+                self.freeze(state["frozen_rows"])
+            self.best_inp = _best_vectors(state.get("best_inp"), len(vocab), cfg.dim)
+
+    def freeze(self, rows: torch.Tensor) -> None:
+        """Keep input rows `rows` as they are now for the rest of the run (w2v_nce.grow.FrozenRows)."""
+        self.step = FrozenRows(self.step, self.model.inp, rows)
+        self.frozen = self.step.rows.cpu()
+
+    def note_heldout(self, loss: float) -> None:
+        """Record the last epoch's held-out loss; keep its input vectors if it is the best so far."""
+        progress = self.progress
+        progress.history[-1]["heldout"] = loss
+        if progress.best_heldout is None or loss < progress.best_heldout:
+            progress.best_epoch, progress.best_heldout = progress.epoch, loss
+            self.best_inp = self.model.word_vectors().detach().to("cpu", copy=True)  # not the n-gram rows
 
     def work(self, chunk: np.ndarray):
         """A chunk's work for the step: its ids subsampled, then examples or centre words."""
@@ -228,16 +255,38 @@ class Trainer:
             "objective": self.objective.state_dict(),
             "progress": dataclasses.asdict(self.progress),
             "generator": self.generator.get_state(),
+            "frozen_rows": self.frozen,
+            "best_inp": self.best_inp,
             **extra,
         }
 
-    def vectors(self) -> Vectors:
-        """The word vectors (with subwords, each the mean of its row and its n-grams' rows, as fastText's .vec)."""
-        return Vectors(self.vocab.words, self.model.word_vectors().cpu().numpy())
+    def vectors(self, best: bool = False) -> Vectors:
+        """The word vectors now (with subwords, each the mean of its row and its n-grams' rows, as
+        fastText's .vec), or with `best` those of the best epoch (when a held-out text chose one)."""
+        vectors = self.best_inp if best and self.best_inp is not None else self.model.word_vectors().cpu()
+        return Vectors(self.vocab.words, vectors.numpy())
+
+
+def _best_vectors(saved, words: int, dim: int) -> torch.Tensor | None:
+    """A checkpoint's best-epoch word vectors (untrusted): None, or a [words, dim] table."""
+    if saved is None:
+        return None
+    if not isinstance(saved, torch.Tensor) or tuple(saved.shape) != (words, dim):
+        raise UserError("checkpoint's best-epoch vectors do not fit its table")
+    return saved.to(torch.float32)
+
+
+class StopTraining(Exception):
+    """Raised by an epoch callback (`train(callbacks=...)`, the API's `Word2Vec(callbacks=...)`) to
+    end training after this epoch: its checkpoint, vectors and metrics are written as at the last."""
+
+
+Callback = Callable[[Trainer, dict], Any]  # (the trainer, a copy of the epoch's history record)
 
 
 def train(corpus: Corpus, out_dir: Path | str, cfg: Config, resume: bool = False, progress_bar: bool = True,
-          dist: Dist | None = None, asked: dict[str, Any] | None = None) -> dict | None:
+          dist: Dist | None = None, asked: dict[str, Any] | None = None, init: Path | str | None = None,
+          update_vocab: bool = False, callbacks: Sequence[Callback] = ()) -> dict | None:
     """Train on `corpus`; write vectors.txt, checkpoint.pt, config.toml and metrics.json
     into `out_dir`, and return the metrics.
 
@@ -246,17 +295,37 @@ def train(corpus: Corpus, out_dir: Path | str, cfg: Config, resume: bool = False
     (a TOML file's keys and explicit options; by default every field of `cfg`), and only the
     resumable ones among them may differ from the run's own.
 
+    With `init`, a run directory, start from its tables and settings instead (w2v_nce.grow,
+    checkpoint.grow_config): on its vocabulary, or with `update_vocab` on it grown by `corpus`'s
+    words. `init` is only read; `out_dir` must be another directory.
+
+    After every epoch each of `callbacks` is called with the trainer and a copy of the epoch's
+    history record; one that raises StopTraining ends the run after that epoch.
+
     Under torchrun every process calls this (w2v_nce.distributed): each trains its shard of the
-    corpus, and the master (rank 0) alone reads and writes `out_dir` and returns the metrics; the
-    other ranks return None. `dist` is for tests and callers that set up the process group.
+    corpus, and the master (rank 0) alone reads and writes `out_dir`, runs the callbacks and
+    returns the metrics; the other ranks return None. `dist` is for tests and callers that set up
+    the process group.
     """
     out_dir = Path(out_dir)
     asked = dataclasses.asdict(cfg) if asked is None else asked
+    if update_vocab and init is None:
+        raise UserError("update_vocab grows the vocabulary of a trained model: give the run to continue (--init RUN)")
     with distributed.session(resolve_device(cfg.device).type, cfg.dist_timeout, dist) as dist:
         if reads_stdin(corpus) and dist.world > 1:
             raise UserError("standard input cannot be shared out between torchrun's processes: give files")
         with stdin_spooled(corpus, _make_dir(out_dir) if reads_stdin(corpus) else out_dir) as text:
-            return _train(text, out_dir, cfg, resume, progress_bar, dist, describe(corpus), asked)
+            start = Start(None if init is None else Path(init), update_vocab, tuple(callbacks))
+            return _train(text, out_dir, cfg, resume, progress_bar, dist, describe(corpus), asked, start)
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where a run starts and what it calls at every epoch's end (`train`'s init, update_vocab, callbacks)."""
+
+    init: Path | None = None
+    update_vocab: bool = False
+    callbacks: tuple[Callback, ...] = ()
 
 
 def _make_dir(path: Path) -> Path:
@@ -268,28 +337,45 @@ def _make_dir(path: Path) -> Path:
 
 
 def _train(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool, progress_bar: bool, dist: Dist,
-           name: str, asked: dict[str, Any]) -> dict | None:
+           name: str, asked: dict[str, Any], start: Start) -> dict | None:
     master = dist.master
 
-    def saved_run() -> tuple[Config, dict | None]:
-        """The settings the run trains with, and the checkpoint it resumes from (every rank takes both)."""
+    def saved_run() -> tuple[Config, dict | None, Parent | None]:
+        """The settings the run trains with, and the checkpoint it resumes from or the run it
+        continues (every rank takes them)."""
         if out_dir.exists() and not out_dir.is_dir():
             raise UserError(f"output directory '{out_dir}' is an existing file")
-        if not (resume and (out_dir / CHECKPOINT).exists()):
-            return cfg, None
-        state = load_checkpoint(out_dir / CHECKPOINT)
-        return resume_config(checkpoint_config(state), asked), state
+        if resume and (out_dir / CHECKPOINT).exists():
+            state = load_checkpoint(out_dir / CHECKPOINT)
+            if start.init is not None:
+                check_lineage(state, start.init, out_dir)
+            return resume_config(checkpoint_config(state), asked), state, None
+        if start.init is not None:
+            parent = read_parent(start.init, out_dir)
+            return grow_config(parent.loaded.cfg, asked, f"run '{start.init}'"), None, parent
+        return cfg, None, None
 
-    cfg, state = dist.from_master(saved_run)
-    phrases = phrase_model(corpus, out_dir, cfg, state is not None, dist, progress_bar)
+    cfg, state, parent = dist.from_master(saved_run)
+    if cfg.patience is not None and cfg.heldout is None:  # checked here: a resumed run may have its held-out text
+        raise UserError("patience is set but heldout is not: add --heldout FILE")
+    saved_phrases = out_dir if state is not None else parent.run_dir if parent is not None else None
+    phrases = phrase_model(corpus, out_dir, cfg, saved_phrases, dist, progress_bar)
     if phrases is not None:  # counted and encoded with its phrases joined, as its `phrases` output would be
         corpus = PhrasedCorpus(phrases, corpus, cfg.tokenizer)
     if state is not None:
         vocab, corpus_tokens = checkpoint_vocab(state), None
+    elif parent is not None:
+        vocab, corpus_tokens = grown_vocabulary(parent, corpus, cfg, start.update_vocab, dist)
     else:
         vocab, corpus_tokens = build_vocabulary(corpus, cfg, dist)
     trainer = Trainer(cfg, vocab, dist, state)
-    state = None  # its tables are copied into the trainer's: let them go (a bucket table is large)
+    if state is None:  # a new run's tables: the parent's rows, then pretrained vectors
+        initialise(trainer, parent, dist)
+    heldout = dist.from_master(lambda: HeldOut(cfg.heldout, vocab, trainer.objective, cfg.window, cfg.arch,
+                                               cfg.tokenizer, cfg.heldout_examples, cfg.seed,
+                                               cfg.subwords)) if cfg.heldout else None
+    lineage = parent.lineage() if parent is not None else lineage_of(state or {})  # the runs this one continues
+    state = parent = None  # their tables are copied into the trainer's: let them go (a bucket table is large)
     if master:
         remove_stale_temporaries(_make_dir(out_dir))  # what runs killed in out_dir left (ids, half-written files)
         write_text(out_dir / "config.toml", to_toml(cfg))
@@ -305,22 +391,21 @@ def _train(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool, progress_ba
         show = progress_bar and master
         bar = tqdm(total=total_words, initial=min(progress.words_done, total_words), unit="w",
                    unit_scale=True, disable=not show, dynamic_ncols=True, smoothing=0.1)
-        while progress.epoch < cfg.epochs:
+        progress.stopped = "patience" if out_of_patience(progress, cfg) else None  # a resumed run may have more
+        while progress.epoch < cfg.epochs and progress.stopped is None:
             trainer.run_epoch(encoded, corpus_words, bar if show else None)
-            if cfg.eval_each_epoch and master:  # outside run_epoch's clock
-                from w2v_nce.evaluate import epoch_scores
-
-                progress.history[-1].update(epoch_scores(trainer.vectors()))
+            progress.stopped = dist.from_master(lambda: end_epoch(trainer, heldout, start.callbacks))
             streams = dist.gather(trainer.generator.get_state())  # every rank's, for --resume
             if master:
-                save_checkpoint(trainer.state_dict(streams), out_dir / CHECKPOINT)
+                save_checkpoint({**trainer.state_dict(streams), "corpus": name, "lineage": lineage},
+                                out_dir / CHECKPOINT)
         bar.close()
     finally:
         encoded.close()
     if not master:
         return None
 
-    save_word2vec(trainer.vectors(), out_dir / "vectors.txt")
+    save_word2vec(trainer.vectors(best=True), out_dir / "vectors.txt")
     metrics = {
         "corpus": name,
         "device": str(trainer.device),
@@ -341,6 +426,13 @@ def _train(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool, progress_ba
         "phrase_model": PHRASE_MODEL if phrases is not None else None,
         "phrases_per_pass": [len(layer.phrases) for layer in phrases.layers] if phrases is not None else None,
         **trainer.objective.state_dict(),
+        "lineage": lineage,
+        "frozen_rows": None if trainer.frozen is None else len(trainer.frozen),
+        "heldout_measure": heldout.measure if heldout is not None else None,
+        "heldout_examples": len(heldout.examples) if heldout is not None else None,
+        "best_epoch": progress.best_epoch if heldout is not None else None,  # vectors.txt holds its vectors
+        "best_heldout": progress.best_heldout,
+        "stopped": progress.stopped,
         "history": progress.history,
         "curve": progress.curve,
     }
@@ -348,22 +440,79 @@ def _train(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool, progress_ba
     return metrics
 
 
-def phrase_model(corpus: Corpus, out_dir: Path, cfg: Config, resumed: bool, dist: Dist,
+def initialise(trainer: Trainer, parent: Parent | None, dist: Dist) -> None:
+    """A new run's tables, over the fresh ones the trainer drew: the rows of the run it continues
+    (w2v_nce.grow.carry_over), then the vectors of `init_vectors`, frozen with `lock_init`."""
+    cfg = trainer.cfg
+    if parent is not None:
+        carry_over(trainer.model, trainer.objective, parent.loaded, trainer.vocab)
+    if cfg.init_vectors is not None:
+        def read() -> torch.Tensor:  # every rank reads the file; the master alone warns
+            with warnings.catch_warnings():
+                if not dist.master:
+                    warnings.simplefilter("ignore")
+                return init_vectors(trainer.model, trainer.vocab, cfg.init_vectors)
+
+        rows = dist.together(read)
+        if cfg.lock_init:
+            trainer.freeze(rows)
+
+
+def end_epoch(trainer: Trainer, heldout: HeldOut | None, callbacks: Sequence[Callback]) -> str | None:
+    """On the master, after an epoch: its evaluations and held-out loss into its history record,
+    then the callbacks; why training stops now (see Progress.stopped), or None."""
+    cfg, progress = trainer.cfg, trainer.progress
+    if trainer.device.type == "cpu":
+        torch.set_num_threads(trainer.workers)  # run_epoch left one thread to each of its workers
+    if cfg.eval_each_epoch:  # outside run_epoch's clock
+        from w2v_nce.evaluate import epoch_scores
+
+        progress.history[-1].update(epoch_scores(trainer.vectors()))
+    if heldout is not None:
+        trainer.note_heldout(heldout.loss(trainer.model, trainer.objective))
+    asked_to_stop = False
+    for callback in callbacks:
+        try:
+            callback(trainer, dict(progress.history[-1]))
+        except StopTraining:
+            asked_to_stop = True
+    return "callback" if asked_to_stop else "patience" if out_of_patience(progress, cfg) else None
+
+
+def out_of_patience(progress: Progress, cfg: Config) -> bool:
+    """Whether `cfg.patience` epochs have passed without a better held-out loss."""
+    return cfg.patience is not None and progress.best_heldout is not None and \
+        progress.epoch - progress.best_epoch >= cfg.patience
+
+
+def check_lineage(state: dict, init: Path, out_dir: Path) -> None:
+    """Resuming a run with `init` given: it must be the run that `out_dir` continues."""
+    lineage = state.get("lineage")
+    parent = lineage[-1].get("run") if isinstance(lineage, list) and lineage and isinstance(lineage[-1], dict) else None
+    if parent != str(init.resolve()):
+        raise UserError(f"'{out_dir}' resumes a run that continues {repr(parent) if parent else 'no run'}, not --init "
+                        f"'{init}' (leave --init out to resume it)")
+
+
+def phrase_model(corpus: Corpus, out_dir: Path, cfg: Config, saved: Path | None, dist: Dist,
                  progress_bar: bool = False) -> Phrases | None:
     """The run's phrases (`cfg.phrases` passes; None for none), on every rank: the master learns
-    them from the whole corpus and saves them as OUT/phrases.json, or, resuming, reads that file
-    back; the other ranks wait for its model."""
+    them from the whole corpus and saves them as OUT/phrases.json, or reads back the model of the
+    run in `saved` (the run resumed, or the run continued, whose model it saves into OUT too); the
+    other ranks wait for its model."""
     if not cfg.phrases:
         return None
     path = out_dir / PHRASE_MODEL
 
     def learned() -> Phrases:
-        if resumed:
-            model = Phrases.load(path)
+        if saved is not None:
+            model = Phrases.load(saved / PHRASE_MODEL)
             settings = (len(model.layers), model.scoring, model.min_count, model.delimiter)
             if settings != (cfg.phrases, cfg.phrase_scoring, cfg.phrase_min_count, cfg.phrase_delimiter):
-                raise UserError(f"phrase model '{path}' is not the run's: it has {settings[0]} passes, scoring "
-                                f"{settings[1]}, min_count {settings[2]}, delimiter {settings[3]!r}")
+                raise UserError(f"phrase model '{saved / PHRASE_MODEL}' is not the run's: it has {settings[0]} passes, "
+                                f"scoring {settings[1]}, min_count {settings[2]}, delimiter {settings[3]!r}")
+            if saved != out_dir:
+                model.save(path)
             return model
         report = (lambda line: tqdm.write(f"phrases: {line}", file=sys.stderr)) if progress_bar else None
         model = Phrases.learn(corpus, cfg.phrases, cfg.phrase_min_count, list(phrase_thresholds(cfg)),
