@@ -17,8 +17,9 @@
 #      epochs (and the Triton kernel at 512 programs: the words/s scale with them if latency binds);
 #      SG-NS and NCE on all of CORPUS x 1 epoch; softmax (batched only: the Triton kernel trains the
 #      logistic losses)
-#   4. while time is left (MATRIX_SECONDS, 540 by default): the launch budget of both steps
-#      (scripts/launch_budget.py, CUDA's own kernel counts), then CBOW-HS and dim 300 rows
+#   4. while time is left (MATRIX_SECONDS, 540 by default): subwords (minn 3, maxn 6, 2M buckets;
+#      skip-gram and CBOW neg, 1 epoch, the batched step: the Triton kernel has none yet), the launch
+#      budget of both steps (scripts/launch_budget.py, CUDA's own kernel counts), CBOW-HS and dim 300
 # EXTRA="--max-tokens 100000" limits every row's corpus (the dry run: tests/test_gpu_matrix.py).
 set -uo pipefail
 corpus=$1 evals=$2 out=$3 device=${4:-cuda}
@@ -92,6 +93,11 @@ pair nce "learn_log_z = true\n" --loss nce --epochs 1 --workdir "$out/work_all"
 row softmax_v30k_batched 'step = "batched"\nmax_vocab = 30000\n' --loss softmax --epochs 1 --workdir "$out/work_all"
 
 # 4. While time is left.
+printf 'minn = 3\nmaxn = 6\nbuckets = 2000000\n' >"$out/subwords.toml"
+(( SECONDS < budget )) && row sg_sub_batched "$(preset batched)\n$(cat "$out/subwords.toml")\n" --arch skipgram --epochs 1 \
+    --workdir "$out/work_all"
+(( SECONDS < budget )) && row cbow_sub_batched "$(preset batched)\n$(cat "$out/subwords.toml")\n" --epochs 1 \
+    --workdir "$out/work_all"
 if (( SECONDS < budget )); then
   for step in batched "$new"; do
     "$PY" scripts/launch_budget.py --device "$device" --step "$step" --json "$out/launch_budget_$step.json" \

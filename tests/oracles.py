@@ -130,6 +130,40 @@ def assert_known_neighbours_rank_high(vectors) -> None:
     assert sum(rank == 0 for rank in ranks.values()) >= 4, ranks
 
 
+def kernel_stream(state: int):
+    """The fused kernel's random stream (splitmix64), in Python integers."""
+    mask = (1 << 64) - 1
+    while True:
+        state = (state + 0x9E3779B97F4A7C15) & mask
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        yield z ^ (z >> 31)
+
+
+def kernel_examples(ids: list[int], centres: list[int], window: int, seed: int, skipgram: bool,
+                    centre_input: bool = False):
+    """(bag of words, target) in the window kernel's training order, enumerated by brute force: each
+    centre's radius from the radius stream, its window the words within it in its sentence; CBOW one
+    example, skip-gram one per window word (the window word the input, or with `centre_input`, as
+    fastText, the centre)."""
+    radii = kernel_stream(seed ^ 0x5DEECE66D)
+    examples = []
+    for at in centres:
+        r = 1 + next(radii) % window
+        sentence_start = max((p + 1 for p in range(at) if ids[p] < 0), default=0)
+        sentence_end = min((p for p in range(at, len(ids)) if ids[p] < 0), default=len(ids))
+        window_words = [ids[p] for p in range(max(at - r, sentence_start), min(at + r + 1, sentence_end)) if p != at]
+        if not window_words:
+            continue
+        if not skipgram:
+            examples.append((window_words, ids[at]))
+        elif centre_input:
+            examples += [([ids[at]], w) for w in window_words]
+        else:
+            examples += [([w], ids[at]) for w in window_words]
+    return examples
+
 # --------------------------------------------------------------------------- the command line
 
 

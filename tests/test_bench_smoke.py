@@ -119,6 +119,31 @@ def test_phrase_analogy_bench_smoke(tmp_path):
     assert result["cross_check"]["equal"]
 
 
+def test_bench_subwords_smoke(tmp_path):
+    """scripts/bench_subwords.py end to end on 30k tokens, skip-gram: ours, gensim's FastText and (when
+    fasttext-wheel is installed) Facebook's fastText, with the ratios of every row."""
+    script = SCRIPT.parent / "bench_subwords.py"
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--corpus", datapath("lee_background.cor"), "--epochs", "1", "--arch",
+         "skipgram", "--max-tokens", "30000", "--threads", "1", "--buckets", "20000", "--workdir",
+         str(tmp_path / "work"), "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())["archs"]["skipgram"]
+    rows, ratio = result["rows"], result["ratio"]
+    others = [name for name in ("gensim", "fasttext") if rows[name] is not None]
+    assert "gensim" in others and f"ours/{others[-1]}" in proc.stdout
+    for name in ["ours", *others]:
+        assert _finite(rows[name]["words_per_sec"]) and _finite(rows[name]["analogy_accuracy"]), name
+        assert rows[name]["vocab_size"] == rows["ours"]["vocab_size"] > 0  # one vocabulary rule for all
+        assert rows[name]["corpus_words"] == rows["ours"]["corpus_words"]
+    for name in others:
+        assert ratio[name]["words_per_sec"] == pytest.approx(
+            rows["ours"]["words_per_sec"] / rows[name]["words_per_sec"], rel=1e-9)
+    assert result["settings"]["maxn"] == 6 and result["params"]["gensim"]["bucket"] == 20000
+
 GROW = Path(__file__).resolve().parent.parent / "scripts" / "bench_grow.py"
 BUNDLED = Path(__file__).resolve().parent.parent / "data" / "wiki1.5m.txt.gz"
 

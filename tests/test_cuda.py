@@ -23,11 +23,12 @@ from w2v_nce.model import Model
 from w2v_nce.objectives import make_objective, objective_for
 from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.steps import Batched
+from w2v_nce.subwords import Subwords
 from w2v_nce.train import train
 from w2v_nce.updates import make_update
 from w2v_nce.vectors import load_word2vec
 from w2v_nce.vocab import SENTENCE_END
-from w2v_nce.windows import Examples, PaddedCentres, cbow_examples, subsample, subsample_padded
+from w2v_nce.windows import Examples, PaddedCentres, cbow_examples, example_maker, subsample, subsample_padded
 from conftest import require_kernel, require_triton, write_twin_corpus
 from oracles import SEED, assert_same_training, c_kernel, copy_tables, kernel_case, small_cfg
 
@@ -44,19 +45,23 @@ def _on(batch: Examples, device: torch.device) -> Examples:
     )
 
 
-def _step(device: torch.device, loss: str, update: str) -> tuple[Model, object]:
-    """One SGD step on `device` from the same start; returns the model and the objective."""
+def _step(device: torch.device, loss: str, update: str, arch: str = "cbow",
+          buckets: int = 0) -> tuple[Model, object]:
+    """One SGD step on `device` from the same start (with `buckets`, subwords); returns the model and
+    the objective."""
     gen = torch.Generator().manual_seed(0)
     counts = np.arange(VOCAB, 0, -1) * 3
     objective = make_objective(loss, AliasSampler(unigram_power(counts), device), 5, learn_log_z=loss == "nce")
-    model = Model(VOCAB, DIM, bias=loss != "neg", device=torch.device("cpu"), generator=gen)
-    model.inp = (torch.randn(VOCAB, DIM, generator=gen) * 0.3).to(device)
+    layout = Subwords.build([f"w{i}ord{i % 7}" for i in range(VOCAB)], 3, 6, buckets) if buckets else None
+    model = Model(VOCAB, DIM, bias=loss != "neg", device=device, generator=torch.Generator(device=device),
+                  subwords=layout)
+    model.inp = (torch.randn(VOCAB + buckets, DIM, generator=gen) * 0.3).to(device)
     model.out = (torch.randn(VOCAB, DIM, generator=gen) * 0.3).to(device)
     if model.bias is not None:
         model.bias = torch.randn(VOCAB, generator=gen).to(device)
     ids = torch.randint(0, VOCAB // 3, (4000,), generator=gen)  # frequent rows: some pass the cap
     ids[::41] = SENTENCE_END
-    batch = cbow_examples(ids, 4, gen, shuffle=True)
+    batch = example_maker(arch, buckets > 0)(ids, 4, gen, shuffle=True)
     if loss != "softmax":  # drawn once on the CPU, so that both devices score the same candidates
         noise = AliasSampler(unigram_power(counts)).sample((len(batch), 5), gen)
         batch.candidates = torch.cat([batch.targets[:, None], noise], dim=1)
@@ -79,6 +84,20 @@ def test_step_equals_cpu(loss, update, monkeypatch):
             torch.testing.assert_close(got.cpu(), want, rtol=1e-4, atol=1e-5)
     assert float(gpu_objective.state_dict().get("log_z", 0.0)) == pytest.approx(
         float(cpu_objective.state_dict().get("log_z", 0.0)), abs=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["cbow", "skipgram"])
+@pytest.mark.parametrize("loss", ["softmax", "neg", "rnce"])
+def test_step_with_subwords_equals_cpu(loss, arch, monkeypatch):
+    """Bags of n-gram rows (w2v_nce.subwords.expand_bags) on the device, against the CPU."""
+    monkeypatch.setattr(fused, "AVAILABLE", False)
+    cpu, _ = _step(torch.device("cpu"), loss, "cap", arch, buckets=500)
+    gpu, _ = _step(DEVICE, loss, "cap", arch, buckets=500)
+    assert gpu.inp.device.type == DEVICE.type and len(gpu.inp) == VOCAB + 500
+    for name in ("inp", "out"):
+        torch.testing.assert_close(getattr(gpu, name).cpu(), getattr(cpu, name), rtol=1e-4, atol=1e-5)
+    assert not torch.equal(cpu.inp[VOCAB:], (torch.randn(VOCAB + 500, DIM, generator=torch.Generator().manual_seed(0))
+                                             * 0.3)[VOCAB:])
 
 
 def test_windows_equal_cpu():

@@ -23,12 +23,13 @@ from w2v_nce.train import train
 WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ran", "a", "red", "hat"]
 
 
-def make_state(loss="nce", window=2, dim=4, bias=True, log_z=None, seed=0, arch="cbow"):
+def make_state(loss="nce", window=2, dim=4, bias=True, log_z=None, seed=0, arch="cbow", buckets=0):
     gen = torch.Generator().manual_seed(seed)
-    cfg = Config(arch=arch, loss=loss, window=window, dim=dim, output_bias=bias, min_count=1)
+    cfg = Config(arch=arch, loss=loss, window=window, dim=dim, output_bias=bias, min_count=1,
+                 **(dict(maxn=5, buckets=buckets) if buckets else {}))
     rows = len(WORDS) - 1 if loss == "hs" else len(WORDS)  # hs: the inner nodes
     model = {
-        "inp": torch.randn(len(WORDS), dim, generator=gen),
+        "inp": torch.randn(len(WORDS) + buckets, dim, generator=gen),
         "out": torch.randn(rows, dim, generator=gen),
         "bias": torch.randn(rows, generator=gen) if bias else None,
     }
@@ -56,7 +57,12 @@ def brute_force(state, heldout_path, max_examples=None):
     """Explicit loops: every in-vocabulary word, context = in-vocabulary words within `window`
     in the same line (itself excluded); no context, no example. CBOW: one example, h the mean
     of the context; skip-gram: one example per context word, h its vector. Softmax over every
-    word's score, or for hs the product of σ(±s) along the word's path in gensim's tree."""
+    word's score, or for hs the product of σ(±s) along the word's path in gensim's tree. With
+    subwords a word is its row and its n-grams' (gensim's hashes), and skip-gram's centre word is
+    the input of each pair, a context word its target (fastText)."""
+    from gensim.models.fasttext import ft_ngram_hashes
+
+    cfg = state["config"]
     window = state["config"]["window"]
     arch, loss = state["config"]["arch"], state["config"]["loss"]
     index = {w: i for i, w in enumerate(state["words"])}
@@ -74,8 +80,14 @@ def brute_force(state, heldout_path, max_examples=None):
             context = [ids[j] for j in range(i - window, i + window + 1) if j != i and 0 <= j < len(ids)]
             if not context:
                 continue
-            bags = [context] if arch == "cbow" else [[c] for c in context]
-            for bag in bags:
+            bags = [(context, target)] if arch == "cbow" else [([c], target) for c in context]
+            if cfg["maxn"] and arch == "skipgram":
+                bags = [([target], c) for c in context]
+            for words, target in bags:
+                bag = words
+                if cfg["maxn"]:
+                    bag = [r for w in words for r in [w] + [len(index) + int(b) for b in ft_ngram_hashes(
+                        state["words"][w], cfg["minn"], cfg["maxn"], cfg["buckets"])]]
                 dim = len(inp[0])
                 h = [sum(inp[c][d] for c in bag) / len(bag) for d in range(dim)]
                 s = [sum(h[d] * out[v][d] for d in range(dim)) + bias[v] for v in range(len(out))]
@@ -112,8 +124,8 @@ def _gensim_tree(words, counts):
 
 
 @pytest.mark.parametrize(
-    "loss,window,bias,log_z,batch_size,arch",
-    [
+    "loss,window,bias,log_z,batch_size,arch,buckets",
+    [(*row, 0) for row in [
         ("nce", 2, True, 1.3, 1024, "cbow"),
         ("nce", 1, True, None, 3, "cbow"),
         ("neg", 3, False, None, 7, "cbow"),
@@ -124,10 +136,11 @@ def _gensim_tree(words, counts):
         ("hs", 3, False, None, 1024, "skipgram"),
         ("neg", 2, False, None, 7, "skipgram"),
         ("nce", 2, True, 0.4, 1024, "skipgram"),
-    ],
+    ]] + [("nce", 2, True, None, 16, "cbow", 13), ("hs", 2, False, None, 5, "skipgram", 17),
+          ("neg", 3, False, None, 1024, "skipgram", 11)],
 )
-def test_diagnose_matches_brute_force(tmp_path, loss, window, bias, log_z, batch_size, arch):
-    state = make_state(loss=loss, window=window, bias=bias, log_z=log_z, seed=window, arch=arch)
+def test_diagnose_matches_brute_force(tmp_path, loss, window, bias, log_z, batch_size, arch, buckets):
+    state = make_state(loss=loss, window=window, bias=bias, log_z=log_z, seed=window, arch=arch, buckets=buckets)
     heldout = tmp_path / "heldout.txt"
     write_heldout(heldout, seed=window)
     got = diagnose(state, heldout, batch_size=batch_size)

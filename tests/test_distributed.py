@@ -265,6 +265,7 @@ SHARD_RUNS = [
     ("touched-two-threads", dict(sync_every=300, sync_rows=4, sync_divisor="touched", threads=2)),
     ("sum", dict(sync_every=300, sync_divisor="none")),
     ("epoch-ends-only", dict(sync_every=0, arch="skipgram", loss="nce", learn_log_z=True)),
+    ("subwords", dict(sync_every=300, sync_rows=8, arch="skipgram", subwords=True, buckets=200)),  # bucket rows too
 ]
 
 

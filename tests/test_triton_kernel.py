@@ -193,3 +193,16 @@ def test_lock_init_keeps_the_rows_on_the_triton_step(tmp_path):
         rows = dict(zip(state["words"], state["model"]["inp"]))
         for word, vector in zip(given.words, given.matrix):
             assert torch.equal(rows[word], torch.from_numpy(vector)) == lock, (lock, word)
+
+
+def test_what_the_triton_step_cannot_train_is_an_error(tmp_path):
+    """The Triton kernel serves hs, neg and nce without subwords; asked for anything else it says
+    why in one error (auto takes the batched step there)."""
+    from w2v_nce.errors import UserError
+
+    corpus = tmp_path / "twins.txt"
+    write_twin_corpus(corpus, classes=6, sentences=12, length=8)
+    for options, reason in ((dict(loss="rnce"), "not one of hs, neg, nce"), (dict(loss="softmax"), "every output row"),
+                            (dict(maxn=4), "subwords"), (dict(update="implicit"), "curvature")):
+        with pytest.raises(UserError, match=reason):
+            train(corpus, tmp_path / "run", small_cfg(step="triton", epochs=1, **options), progress_bar=False)

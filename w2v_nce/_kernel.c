@@ -423,26 +423,30 @@ static inline void prefetch_row(const float *row, int64_t d) {
     __builtin_prefetch(row + d - 1, 1, 3);
 }
 
-/* One centre word made ready to train: its window (context[0 .. n)) and, for the sampled losses,
- * every example's candidates (cand/mask, k per example). */
+/* One centre word made ready to train: its window (context[0 .. n)), the input rows its examples
+ * read (bag[0 .. n_bag): the window itself for words; with subwords, every row of every window word
+ * for CBOW, the centre word's rows for skip-gram) and, for the sampled losses, every example's
+ * candidates (cand/mask, k per example). */
 typedef struct {
     int64_t target, n, *context, *cand;
     uint8_t *mask;
     const int64_t *rows;  /* its output rows: cand, or its path */
     int64_t n_rows, fetched;  /* prefetched so far: input rows, then output rows */
+    const int64_t *bag;
+    int64_t n_bag, *bag_space;  /* bag_space: where a CBOW bag of subword rows is gathered */
 } Centre;
 
-/* Prefetch centre c's rows up to the `upto`-th (its n input rows, then its n_rows output rows),
+/* Prefetch centre c's rows up to the `upto`-th (its n_bag input rows, then its n_rows output rows),
  * skipping the repeated target and the hot rows (trained in their private copy). */
 static void prefetch_centre(Centre *c, int64_t upto, const float *inp, const float *out, int64_t k, int64_t sampled,
                             int64_t hot_lo, int64_t hot_n, int64_t d, int64_t ld) {
     for (; c->fetched < upto; c->fetched++) {
         int64_t p = c->fetched;
-        if (p < c->n) {
-            prefetch_row(inp + c->context[p] * ld, d);
+        if (p < c->n_bag) {
+            prefetch_row(inp + c->bag[p] * ld, d);
             continue;
         }
-        p -= c->n;
+        p -= c->n_bag;
         int64_t row = c->rows[p];
         if ((sampled && p >= k && row == c->target) || (uint64_t)(row - hot_lo) < (uint64_t)hot_n) continue;
         prefetch_row(out + row * ld, d);
@@ -467,13 +471,19 @@ static void prefetch_centre(Centre *c, int64_t upto, const float *inp, const flo
  * mask: [2, 2 window, 1 + negatives]; labels: [1 + negatives] workspaces (sampled losses).
  * saturated: see logistic_candidates (0: every candidate steps, as word2vec.c's loop written out).
  * row_offset may be NULL; *gsum receives Σ g (for a learnt log Z). Every input row of a bag moves by
- * its example's whole error (gensim's cbow_mean=1). Returns the summed loss. */
+ * its example's whole error (gensim's cbow_mean=1). Returns the summed loss.
+ * Subwords (sub_offsets != NULL; w2v_nce.subwords): word w's input rows are sub_rows[sub_offsets[w] ..
+ * sub_offsets[w + 1]). A CBOW bag is every row of every window word (gathered in bags: [2, bag_max]).
+ * Skip-gram takes fastText's orientation: the centre word's rows are the bag of every example and
+ * each window word in turn the target; sub_repeat[w] (NULL: 1) is Σ m² / n over the bag's distinct
+ * rows, m copies of each. err_total: [d] workspace. */
 #define RADIUS_STREAM 0x5DEECE66DULL
 
 static void prepare_centre(Centre *c, const int32_t *ids, int64_t n_ids,
                            int64_t at, int64_t window, int64_t skipgram, int64_t k, int64_t skip_hits,
                            const float *accept, const int64_t *alias, int64_t vocab, const int64_t *points,
-                           const uint8_t *path_mask, int64_t path_max, uint64_t *radii, uint64_t *noise, int64_t shared) {
+                           const uint8_t *path_mask, int64_t path_max, uint64_t *radii, uint64_t *noise, int64_t shared,
+                           const int64_t *sub_offsets, const int64_t *sub_rows) {
     int64_t target = ids[at];
     int64_t r = 1 + (int64_t)(splitmix64(radii) % (uint64_t)window);
     int64_t n = 0;
@@ -482,23 +492,37 @@ static void prepare_centre(Centre *c, const int32_t *ids, int64_t n_ids,
     for (int64_t j = 0; j < left; j++) c->context[j] = ids[at - left + j];
     for (int64_t p = at + 1; p < n_ids && p <= at + r && ids[p] >= 0; p++) c->context[n++] = ids[p];
     c->target = target, c->n = n, c->fetched = 0;
+    c->bag = c->context, c->n_bag = n;
     if (n == 0) {
-        c->n_rows = 0;
+        c->n_rows = c->n_bag = 0;
         return;
+    }
+    int64_t centre_input = skipgram && sub_offsets;  /* fastText's skip-gram: the centre predicts its window */
+    if (centre_input) {
+        c->bag = sub_rows + sub_offsets[target], c->n_bag = sub_offsets[target + 1] - sub_offsets[target];
+    } else if (sub_offsets) {
+        c->n_bag = 0;
+        for (int64_t j = 0; j < n; j++)
+            for (int64_t q = sub_offsets[c->context[j]]; q < sub_offsets[c->context[j] + 1]; q++)
+                c->bag_space[c->n_bag++] = sub_rows[q];
+        c->bag = c->bag_space;
     }
     if (accept) {
         int64_t draws = skipgram && !shared ? n : 1;  /* shared: one candidate list for all the window's examples */
         for (int64_t e = 0; e < draws; e++) {
             int64_t *cand = c->cand + e * k;
             uint8_t *mask = c->mask + e * k;
-            cand[0] = target;
+            int64_t label = centre_input ? c->context[e] : target;
+            cand[0] = label;
             mask[0] = 1;
             for (int64_t j = 1; j < k; j++) {
                 cand[j] = alias_draw(accept, alias, vocab, noise);
-                mask[j] = !skip_hits || cand[j] != target;
+                mask[j] = !skip_hits || cand[j] != label;
             }
         }
         c->rows = c->cand, c->n_rows = draws * k;
+    } else if (centre_input) {  /* a path per window word: not prefetched */
+        c->rows = NULL, c->n_rows = 0;
     } else {
         const uint8_t *pmask = path_mask + target * path_max;
         c->rows = points + target * path_max, c->n_rows = 0;
@@ -513,11 +537,16 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
                   const uint8_t *path_mask, int64_t path_max, const float *row_offset, float const_offset,
                   int64_t d, int64_t ld, float lr, float saturated, uint64_t seed, float *h, float *err, int64_t *context, int64_t *cand,
                   float *labels, uint8_t *mask, double *gsum, int64_t *examples, int64_t hot_lo, int64_t hot_n,
-                  float *hot, int64_t shared_noise) {
+                  float *hot, int64_t shared_noise, const int64_t *sub_offsets, const int64_t *sub_rows,
+                  const float *sub_repeat, int64_t *bags, int64_t bag_max, float *err_total) {
     double loss = 0.0, gtotal = 0.0;
     uint64_t noise = seed, radii = seed ^ RADIUS_STREAM;
     int64_t k = accept ? 1 + negatives : path_max, trained = 0, per = 2 * window * (accept ? k : 0);
-    Centre ring[2] = {{0, 0, context, cand, mask, NULL, 0, 0}, {0, 0, context + 2 * window, cand + per, mask + per, NULL, 0, 0}};
+    Centre ring[2] = {{0, 0, context, cand, mask, NULL, 0, 0, context, 0, bags},
+                      {0, 0, context + 2 * window, cand + per, mask + per, NULL, 0, 0, context + 2 * window, 0,
+                       bags + bag_max}};
+    int64_t centre_input = skipgram && sub_offsets;
+    shared_noise = shared_noise && !centre_input;  /* with subwords each window word is a target: its own draws */
     if (accept) {
         labels[0] = 1.0f;
         for (int64_t j = 1; j < k; j++) labels[j] = 0.0f;
@@ -525,10 +554,10 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
     hot_begin(out, hot_lo, hot_n, ld, hot);
 #define PREPARE(slot, i) prepare_centre(&ring[slot], ids, n_ids, centres[i], window, skipgram, k, skip_hits, accept, \
                                         alias, vocab, points, path_mask, path_max, &radii, &noise, \
-                                        shared_noise)
+                                        shared_noise, sub_offsets, sub_rows)
     if (n_centres > 0) {
         PREPARE(0, 0);
-        prefetch_centre(&ring[0], ring[0].n + ring[0].n_rows, inp, out, k, accept != NULL, hot_lo, hot_n, d, ld);
+        prefetch_centre(&ring[0], ring[0].n_bag + ring[0].n_rows, inp, out, k, accept != NULL, hot_lo, hot_n, d, ld);
     }
     for (int64_t i = 0; i < n_centres; i++) {
         Centre *c = &ring[i & 1];
@@ -543,35 +572,53 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
         }
         Centre *next = &ring[(i + 1) & 1];
         if (i + 1 < n_centres) PREPARE((i + 1) & 1, i + 1);
-        else next->n = next->n_rows = next->fetched = 0;
+        else next->n = next->n_rows = next->n_bag = next->fetched = 0;
         if (c->n == 0) {
-            prefetch_centre(next, next->n + next->n_rows, inp, out, k, accept != NULL, hot_lo, hot_n, d, ld);
+            prefetch_centre(next, next->n_bag + next->n_rows, inp, out, k, accept != NULL, hot_lo, hot_n, d, ld);
             continue;
         }
-        int64_t n_examples = skipgram ? c->n : 1, ahead = next->n + next->n_rows;
+        int64_t n_examples = skipgram ? c->n : 1, ahead = next->n_bag + next->n_rows;
+        if (centre_input) {
+            bag_mean(inp, c->bag, 0, c->n_bag, d, ld, h);
+            memset(err_total, 0, (size_t)d * sizeof(float));
+        }
         for (int64_t e = 0; e < n_examples; e++) {
             /* the next centre's rows, spread over this centre's examples: a burst of hundreds of
              * prefetches would fill the line buffers and stall */
             prefetch_centre(next, (ahead * (e + 1) + n_examples - 1) / n_examples, inp, out, k, accept != NULL,
                             hot_lo, hot_n, d, ld);
-            /* sampled: this example's draws; tree: the centre word's path, the same for every example */
-            int64_t at = shared_noise ? 0 : e * k;
-            const int64_t *c_ids = accept ? c->rows + at : c->rows;
-            const float *c_labels = accept ? labels : path_labels + c->target * path_max;
-            const uint8_t *c_mask = accept ? c->mask + at : path_mask + c->target * path_max;
-            int64_t lo = skipgram ? e : 0, hi = skipgram ? e + 1 : c->n;
+            /* sampled: this example's draws (or the window's shared ones); tree: the target's path (the
+             * centre word's, or with subwords in skip-gram, the window word's) */
+            int64_t at = shared_noise ? 0 : e * k, label = centre_input ? c->context[e] : c->target;
+            const int64_t *c_ids = accept ? c->rows + at : points + label * path_max;
+            const float *c_labels = accept ? labels : path_labels + label * path_max;
+            const uint8_t *c_mask = accept ? c->mask + at : path_mask + label * path_max;
+            if (centre_input) {
+                /* the bag's rows move once, after the centre's last example (each by the sum of the
+                 * errors); meanwhile h follows the mean they would have: h += repeat err, exactly */
+                memset(err, 0, (size_t)d * sizeof(float));
+                loss += logistic_candidates(h, err, out, bias, c_ids, c_mask, c_labels, k, row_offset, const_offset,
+                                            d, ld, lr, saturated, points != NULL, &gtotal, hot_lo, hot_n, hot);
+                axpy(sub_repeat ? sub_repeat[c->target] : 1.0f, err, h, d);
+                axpy(1.0f, err, err_total, d);
+                trained++;
+                continue;
+            }
+            int64_t lo = skipgram ? e : 0, hi = skipgram ? e + 1 : c->n_bag;
             /* a bag of one is its row (the mean would copy it exactly); it moves only after the loop */
             const float *hv = h;
             if (hi - lo == 1)
-                hv = inp + c->context[lo] * ld;
+                hv = inp + c->bag[lo] * ld;
             else
-                bag_mean(inp, c->context, lo, hi, d, ld, h);
+                bag_mean(inp, c->bag, lo, hi, d, ld, h);
             memset(err, 0, (size_t)d * sizeof(float));
             loss += logistic_candidates(hv, err, out, bias, c_ids, c_mask, c_labels, k, row_offset, const_offset, d, ld,
                                         lr, saturated, points != NULL, &gtotal, hot_lo, hot_n, hot);
-            for (int64_t j = lo; j < hi; j++) axpy(1.0f, err, inp + c->context[j] * ld, d);
+            for (int64_t j = lo; j < hi; j++) axpy(1.0f, err, inp + c->bag[j] * ld, d);
             trained++;
         }
+        if (centre_input)
+            for (int64_t j = 0; j < c->n_bag; j++) axpy(1.0f, err_total, inp + c->bag[j] * ld, d);
     }
 #undef PREPARE
     hot_end(out, hot_lo, hot_n, ld, hot);

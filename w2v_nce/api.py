@@ -1,7 +1,8 @@
 """The Python API: train, query and keep a model as gensim users do.
 
 `Word2Vec(**options)` takes any `Config` key; `train` takes a path, a directory, a list of
-those or sentences as token lists; `wv` is a gensim `KeyedVectors` of the input vectors;
+those or sentences as token lists; `wv` is a gensim `KeyedVectors` of the input vectors (with
+`subwords=True`, a `FastTextKeyedVectors`: `model.wv["unseenword"]` works);
 `predict` gives p(word | context); a model is its run directory (the CLI's `--out`).
 `train` on a trained (or loaded) model continues it on new text into a new run directory (the
 CLI's `train --init RUN`), with `update_vocab=True` adding the new words. `callbacks` are called
@@ -27,7 +28,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from w2v_nce.atomic import atomic_path
-from w2v_nce.checkpoint import CHECKPOINT, Loaded, checkpoint_config, load_checkpoint, load_model, vectors_from_checkpoint
+from w2v_nce.checkpoint import CHECKPOINT, Loaded, checkpoint_config, load_checkpoint, load_model
 from w2v_nce.config import Config, apply_overrides, asked
 from w2v_nce.corpus import Corpus
 from w2v_nce.errors import UserError
@@ -119,13 +120,12 @@ class Word2Vec:
 
     @property
     def wv(self):
-        """The input vectors as a gensim `KeyedVectors` (word counts in its "count" attribute)."""
+        """The input vectors as a gensim `KeyedVectors` (word counts in its "count" attribute); with
+        subwords a `FastTextKeyedVectors`, which gives any word a vector (w2v_nce.fasttext_io)."""
         if self._wv is None:
-            state = self._checkpoint()
-            kv = vectors_from_checkpoint(state).keyed_vectors()
-            kv.allocate_vecattrs(attrs=["count"], types=[state["counts"].numpy().dtype])
-            kv.expandos["count"][:] = state["counts"].numpy()
-            self._wv = kv
+            from w2v_nce.fasttext_io import keyed_vectors
+
+            self._wv = keyed_vectors(self._checkpoint())
         return self._wv
 
     @property
@@ -156,7 +156,7 @@ class Word2Vec:
         ids = [loaded.vocab.index[w] for w in context if w in loaded.vocab.index]
         if not ids:
             raise UserError(f"none of the context words {list(context)!r} is in the vocabulary")
-        h = loaded.model.context_vectors(torch.tensor(ids), torch.tensor([0, len(ids)]))
+        h = loaded.model.context_vectors(*loaded.model.input_bags(torch.tensor(ids), torch.tensor([0, len(ids)])))
         scores, _ = loaded.model.scores(h, None)
         log_p = loaded.objective.vocab_log_prob(scores.double())[0]
         top = torch.topk(log_p, min(topn, len(log_p)))

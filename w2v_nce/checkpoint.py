@@ -26,6 +26,7 @@ from w2v_nce.config import FIELDS, GROW_FIXED, GROW_FRESH, RESUMABLE, Config, ap
 from w2v_nce.errors import UserError
 from w2v_nce.model import Model
 from w2v_nce.objectives import Objective, objective_for
+from w2v_nce.subwords import bag_means, subwords_for
 from w2v_nce.vectors import Vectors
 from w2v_nce.vocab import Vocab
 
@@ -95,7 +96,7 @@ def grow_config(parent: Config, asked: dict[str, Any], parent_name: str = "the p
     """The config of a run that continues `parent`'s tables on new text (train --init): the
     parent's settings with those asked applied, under the options table's `grow` column. The
     settings that shape the tables or the token space (GROW_FIXED: arch, loss, dim, output_bias,
-    tokenizer, phrases) cannot change; those of one run only (GROW_FRESH: init_vectors, lock_init,
+    tokenizer, phrases, minn, maxn, buckets) cannot change; those of one run only (GROW_FRESH: init_vectors, lock_init,
     heldout, patience) are not inherited.
 
     >>> child = grow_config(Config(loss="hs", epochs=2, heldout="h.txt"), {"epochs": 1})
@@ -112,7 +113,7 @@ def grow_config(parent: Config, asked: dict[str, Any], parent_name: str = "the p
     if changed:
         k = changed[0]
         raise UserError(f"cannot change {k!r} when continuing {parent_name} (it has {current[k]!r}, asked "
-                        f"{requested[k]!r}): its arch, loss, dim, output bias, tokenizer and phrases stay")
+                        f"{requested[k]!r}): its arch, loss, dim, output bias, tokenizer, phrases and subwords stay")
     inherited = {k: v for k, v in current.items() if k not in GROW_FRESH and v != FIELDS[k].default}
     return apply_overrides(Config(), {**inherited, **asked})
 
@@ -140,10 +141,26 @@ def load_model(state: dict, device: str | torch.device = "cpu") -> Loaded:
     vocab = checkpoint_vocab(state)
     device = torch.device(device)
     objective = objective_for(cfg, vocab.counts, device)
+    check_input_table(state, cfg, len(vocab))
     model = Model(len(vocab), cfg.dim, cfg.use_bias, device, torch.Generator(device=device),
-                  out_rows=objective.output_rows(len(vocab)))
+                  out_rows=objective.output_rows(len(vocab)), subwords=subwords_for(cfg, vocab.words), init=False)
     restore(model, objective, state)
     return Loaded(cfg, vocab, model, objective)
+
+
+def check_input_table(state: dict, cfg: Config, words: int) -> torch.Tensor:
+    """The checkpoint's input table, checked against its config before anything is built from it:
+    one row per word, and with subwords one per bucket after them."""
+    tables = state["model"]
+    inp = tables.get("inp") if isinstance(tables, dict) else None
+    rows = words + (cfg.buckets if cfg.subwords else 0)
+    if not isinstance(inp, torch.Tensor) or inp.dim() != 2:
+        raise UserError("checkpoint does not fit its own config: it has no input table")
+    if tuple(inp.shape) != (rows, cfg.dim):
+        what = f"{words:,} words + {cfg.buckets:,} buckets" if cfg.subwords else f"{words:,} words"
+        raise UserError(f"checkpoint does not fit its own config: its input table is {tuple(inp.shape)}, expected "
+                        f"({rows}, {cfg.dim}) for {what} at dim {cfg.dim}")
+    return inp
 
 
 def restore(model: Model, objective: Objective, state: dict) -> None:
@@ -156,11 +173,17 @@ def restore(model: Model, objective: Objective, state: dict) -> None:
 
 
 def vectors_from_checkpoint(state: dict, which: str = "input") -> Vectors:
-    """The checkpoint's input vectors (word2vec's syn0), or its output rows (syn1neg): one per
-    word for every loss but hs, whose output rows belong to the Huffman tree's inner nodes."""
+    """The checkpoint's input vectors (word2vec's syn0; with subwords each word's mean with its
+    n-grams, fastText's .vec), or its output rows (syn1neg): one per word for every loss but hs,
+    whose output rows belong to the Huffman tree's inner nodes."""
     words = list(state["words"])
     if which == "input":
-        return Vectors(words, state["model"]["inp"].numpy().astype(np.float32))
+        cfg = checkpoint_config(state)
+        inp = check_input_table(state, cfg, len(words)).float()
+        subwords = subwords_for(cfg, words)
+        if subwords is not None:
+            inp = bag_means(inp, torch.from_numpy(subwords.offsets), torch.from_numpy(subwords.rows))
+        return Vectors(words, inp.numpy())
     rows = state["model"]["out"]
     if len(rows) != len(words):
         loss = state["config"].get("loss")

@@ -38,7 +38,10 @@ def choices(name: str, values: tuple[str, ...]) -> type[Enum]:
     return Enum(name, {v: v for v in values}, type=str)
 
 
-Format = choices("Format", ("text", "binary"))
+Format = choices("Format", ("text", "binary", "fasttext"))
+VECTORS_HELP = "word2vec text or binary file, a run directory (train --out), or a fastText .bin."
+OOV_HELP = ("Give unseen words the mean of their character n-grams' vectors (a run trained with --subwords, "
+            "or a fastText .bin).")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -164,13 +167,21 @@ def train(
     )
 
 
+def _shorthand_option(name: str, help: str) -> inspect.Parameter:
+    """The `train` flag of a config shorthand (config.SHORTHANDS): --subwords."""
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[bool],
+                             default=typer.Option(None, f"--{name}", help=help, show_default=False,
+                                                  rich_help_panel="Training options (config keys)"))
+
+
 def _register_train() -> None:
-    from w2v_nce.config import Config
+    from w2v_nce.config import SHORTHANDS, Config
 
     fixed = [p for p in inspect.signature(train).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
     hints = typing.get_type_hints(train)
     fixed = [p.replace(annotation=hints[p.name]) for p in fixed]
-    train.__signature__ = inspect.Signature(fixed + [_config_option(f) for f in dataclasses.fields(Config)])
+    train.__signature__ = inspect.Signature(fixed + [_config_option(f) for f in dataclasses.fields(Config)]
+                                            + [_shorthand_option(k, h) for k, (h, _) in SHORTHANDS.items()])
     app.command()(user_errors(train))
 
 
@@ -183,17 +194,32 @@ Which = choices("Which", ("input", "output"))
 @app.command()
 @user_errors
 def export(
-    checkpoint: Path = typer.Argument(..., help="checkpoint.pt written by train."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output vectors file."),
-    format: Format = typer.Option(Format.text, "--format", "-f", help="word2vec text or binary."),
+    checkpoint: Path = typer.Argument(..., help="A run directory or its checkpoint.pt (written by train)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file."),
+    format: Format = typer.Option(Format.text, "--format", "-f", help="word2vec text or binary, or fasttext: "
+                                  "Facebook's .bin (fastText's load_model and gensim's load_facebook_model read it; "
+                                  "with subwords, it gives unseen words their vectors)."),
     which: Which = typer.Option(Which.input, "--which", help="input: the word vectors (word2vec's syn0); "
                                 "output: the output rows (syn1neg), for the losses that have one per word."),
 ) -> None:
-    """Export a checkpoint's vectors in word2vec format (gensim's load_word2vec_format reads it)."""
-    from w2v_nce.checkpoint import load_checkpoint, vectors_from_checkpoint
+    """Export a run's vectors in word2vec format (gensim's load_word2vec_format reads it), or its
+    whole model in fastText's .bin."""
+    from w2v_nce.checkpoint import CHECKPOINT, load_checkpoint, vectors_from_checkpoint
+
+    state = load_checkpoint(checkpoint / CHECKPOINT if checkpoint.is_dir() else checkpoint)
+    if format is Format.fasttext:
+        from w2v_nce.fasttext_io import save_fasttext_bin
+
+        if which is not Which.input:
+            raise UserError("--format fasttext writes the whole model (input and output rows): leave out --which")
+        save_fasttext_bin(state, out)
+        cfg = state["config"]
+        typer.echo(f"wrote the fastText model of {len(state['words']):,} words"
+                   + (f" and {cfg['buckets']:,} n-gram buckets" if cfg.get("maxn") else "") + f" to {out}")
+        return
     from w2v_nce.vectors import save_word2vec
 
-    vectors = vectors_from_checkpoint(load_checkpoint(checkpoint), which.value)
+    vectors = vectors_from_checkpoint(state, which.value)
     save_word2vec(vectors, out, binary=format is Format.binary)
     typer.echo(f"wrote {len(vectors):,} {which.value} vectors of size {vectors.dim} to {out} ({format.value})")
 
@@ -204,21 +230,24 @@ MULTI_WORD_OPTIONS = ("--positive", "-p", "--negative", "-n")  # each takes the 
 @app.command()
 @user_errors
 def neighbors(
-    vectors: Path = typer.Argument(..., help="word2vec text or binary file."),
+    vectors: Path = typer.Argument(..., help=VECTORS_HELP),
     word: Optional[str] = typer.Argument(None, help="The word whose neighbours to list (same as --positive WORD)."),
     positive: list[str] = typer.Option([], "--positive", "-p", help="Words to add: --positive king woman."),
     negative: list[str] = typer.Option([], "--negative", "-n", help="Words to subtract: --negative man."),
     cosmul: bool = typer.Option(False, "--cosmul", help="3CosMul (gensim's most_similar_cosmul) instead of 3CosAdd."),
     topn: int = typer.Option(10, help="How many neighbours."),
+    oov: bool = typer.Option(False, "--oov", help=OOV_HELP),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Nearest neighbours by cosine similarity of WORD, or of the positive words minus the negative
     ones (a − b + c analogies): gensim's most_similar / most_similar_cosmul."""
-    from w2v_nce.evaluate import neighbors as find
-    from w2v_nce.vectors import load_word2vec
+    from w2v_nce.evaluate import check_oov, neighbors as find
+    from w2v_nce.fasttext_io import open_vectors
 
     plus = ([word] if word else []) + list(positive)
-    found = find(load_word2vec(vectors), plus, list(negative), topn, cosmul)
+    kv = open_vectors(vectors)
+    check_oov(kv, oov, str(vectors))
+    found = find(kv, plus, list(negative), topn, cosmul, oov=oov)
     _emit(
         {"positive": plus, "negative": list(negative), "cosmul": cosmul,
          "neighbors": [{"word": w, "similarity": s} for w, s in found]},
@@ -230,17 +259,19 @@ def neighbors(
 @app.command()
 @user_errors
 def analogy(
-    vectors: Path = typer.Argument(..., help="word2vec text or binary file."),
+    vectors: Path = typer.Argument(..., help=VECTORS_HELP),
     questions: Optional[Path] = typer.Argument(None, help="Analogy questions (default: gensim's questions-words)."),
     restrict_vocab: int = typer.Option(30000, help="Only the most frequent N words count (gensim convention; 0: all "
                                        "words, as word2vec's compute-accuracy without a threshold)."),
+    oov: bool = typer.Option(False, "--oov", help="Also answer questions whose a, b or c is not among the first "
+                             "words (unseen words take their n-grams' vectors; needs subwords)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Analogy accuracy (3CosAdd), per section and in total, with coverage; equals gensim's numbers.
     Words are compared case-insensitively, so mixed-case sets (questions-phrases.txt's New_York_Times)
     meet a lowercased corpus."""
-    from w2v_nce.evaluate import analogy as evaluate
-    from w2v_nce.vectors import load_word2vec
+    from w2v_nce.evaluate import analogy as evaluate, check_oov
+    from w2v_nce.fasttext_io import open_vectors
 
     def text(r) -> str:
         rows = [f"{s.name:32s} {s.accuracy:7.2%}  {s.correct:5d}/{s.answered:<5d} of {s.questions}" for s in r.sections]
@@ -248,26 +279,49 @@ def analogy(
                     f"  coverage {r.coverage:.1%}")
         return "\n".join(rows)
 
-    _emit(evaluate(load_word2vec(vectors), questions, restrict_vocab=restrict_vocab or None), as_json, text)
+    kv = open_vectors(vectors)
+    check_oov(kv, oov, str(vectors))
+    _emit(evaluate(kv, questions, restrict_vocab=restrict_vocab or None, oov=oov), as_json, text)
 
 
 @app.command()
 @user_errors
 def similarity(
-    vectors: Path = typer.Argument(..., help="word2vec text or binary file."),
+    vectors: Path = typer.Argument(..., help=VECTORS_HELP),
     pairs: Optional[Path] = typer.Argument(None, help="Word pairs with scores (default: gensim's wordsim353)."),
+    oov: bool = typer.Option(False, "--oov", help="Score every pair: unseen words take their n-grams' vectors "
+                             "(needs subwords)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Spearman correlation of cosine similarity with human scores, with coverage; equals gensim's."""
-    from w2v_nce.evaluate import similarity as evaluate
-    from w2v_nce.vectors import load_word2vec
+    from w2v_nce.evaluate import check_oov, similarity as evaluate
+    from w2v_nce.fasttext_io import open_vectors
 
+    kv = open_vectors(vectors)
+    check_oov(kv, oov, str(vectors))
     _emit(
-        evaluate(load_word2vec(vectors), pairs),
+        evaluate(kv, pairs, oov=oov),
         as_json,
         lambda r: f"spearman {r.spearman:.4f}  pearson {r.pearson:.4f}  "
         f"pairs {r.pairs_used}/{r.pairs_total} (coverage {r.coverage:.1%})",
     )
+
+
+@app.command()
+@user_errors
+def vectors(
+    source: Path = typer.Argument(..., help=VECTORS_HELP),
+    words: list[str] = typer.Argument(None, help="Words (default: the words of standard input)."),
+) -> None:
+    """Print each word's vector, 'word v1 v2 ...' a line, as fastText's print-word-vectors: a known
+    word's own, and with subwords an unseen word's from its character n-grams."""
+    from w2v_nce.evaluate import as_keyed_vectors
+    from w2v_nce.fasttext_io import open_vectors, word_vector
+
+    kv = as_keyed_vectors(open_vectors(source))
+    stream = words if words else (w for line in sys.stdin for w in line.split())
+    for word in stream:
+        typer.echo(word + " " + " ".join(f"{v:.5g}" for v in word_vector(kv, word).tolist()))
 
 
 @app.command()

@@ -27,6 +27,8 @@ from typing import Any, Sequence
 
 from w2v_nce.errors import UserError
 
+MAX_BUCKETS = 2**31 - 1  # fastText reads `bucket` as an int32 (w2v_nce.subwords)
+
 ARCHS = ("cbow", "skipgram")  # w2v_nce.windows.EXAMPLES
 LOSSES = ("softmax", "hs", "neg", "nce", "rnce", "is")  # w2v_nce.objectives.OBJECTIVES
 UPDATES = ("sum", "cap", "mean", "sqrt", "implicit", "directional")  # w2v_nce.updates.RULES
@@ -68,7 +70,8 @@ class Config:
     shared_negatives: bool = option(True, "Skip-gram on the window kernel: one draw of noise words per window, "
                                     "shared by all its examples (pWord2Vec): a third of the rows to fetch, the "
                                     "same quality (docs/performance.md). Off: word2vec's draw per example. The "
-                                    "batched step draws per example.")
+                                    "batched step, and skip-gram with subwords (each window word a target), draw "
+                                    "per example.")
     noise_power: float = option(0.75, "Noise distribution q(x) ∝ count^noise_power.")
     log_z: float = option(0.0, "NCE: log Z subtracted from every score (0 = self-normalised); "
                                "the start value with --learn-log-z.")
@@ -80,6 +83,12 @@ class Config:
     # model
     dim: int = option(100, "Vector size.", grow="fixed")
     window: int = option(5, "Maximum context window; each example draws its own in 1..window (word2vec).")
+    # subwords (fastText's model: a word's input vector is the mean of its row and its n-grams' rows)
+    minn: int = option(3, "Subwords: the shortest character n-gram of <word>.", grow="fixed")
+    maxn: int = option(0, "Subwords: the longest character n-gram of <word> (0 = no subwords; --subwords sets 3-6).",
+                       grow="fixed")
+    buckets: int = option(2_000_000, "Subwords: rows the n-grams are hashed into (memory: buckets x dim x 4 bytes).",
+                          grow="fixed")
     # corpus and vocabulary
     tokenizer: str = option("whitespace", "whitespace: split lines on white space as they are; simple: gensim's "
                                           "simple_preprocess (lowercase, accents folded, punctuation dropped, "
@@ -172,11 +181,18 @@ class Config:
         return WORD2VEC_CBOW_LR if self.arch == "cbow" and self.loss in ("neg", "hs") else DEFAULT_LR
 
     @property
+    def subwords(self) -> bool:
+        """Whether words are bags of character n-grams (fastText's model)."""
+        return self.maxn > 0
+
+    @property
     def use_bias(self) -> bool:
         return self.loss not in ("neg", "hs") if self.output_bias is None else self.output_bias
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+# keys that stand for several settings: on (true), each sets those of its settings not given too
+SHORTHANDS = {"subwords": ("fastText's subwords: character n-grams of 3 to 6 (minn 3, maxn 6).", {"minn": 3, "maxn": 6})}
 RESUMABLE = frozenset(name for name, f in FIELDS.items() if f.metadata["resumable"])
 GROW_FIXED = frozenset(name for name, f in FIELDS.items() if f.metadata["grow"] == "fixed")
 GROW_FRESH = frozenset(name for name, f in FIELDS.items() if f.metadata["grow"] == "fresh")
@@ -249,6 +265,17 @@ def _check(cfg: Config) -> Config:
     need(cfg.sync_rows >= 0, f"sync_rows must be 0 (all rows) or positive, got {cfg.sync_rows}")
     need(cfg.dist_timeout > 0, f"dist_timeout must be positive, got {cfg.dist_timeout}")
     need(cfg.noise_power >= 0, f"noise_power must be non-negative, got {cfg.noise_power}")
+    need(cfg.maxn >= 0, f"maxn must be 0 (no subwords) or positive, got {cfg.maxn}")
+    if cfg.subwords:
+        need(cfg.minn >= 1, f"minn must be at least 1, got {cfg.minn}")
+        need(cfg.maxn >= cfg.minn, f"maxn ({cfg.maxn}) must be at least minn ({cfg.minn})")
+        need(cfg.buckets >= 1, f"buckets must be at least 1 with subwords, got {cfg.buckets}")
+        need(cfg.buckets <= MAX_BUCKETS, f"buckets {cfg.buckets:,} is past fastText's limit of {MAX_BUCKETS:,} "
+                                         f"(2^31 - 1); the table would take {table_bytes(cfg.buckets, cfg.dim)} "
+                                         "(buckets x dim x 4 bytes)")
+    else:
+        unused = [name for name in ("minn", "buckets") if getattr(cfg, name) != FIELDS[name].default]
+        need(not unused, f"{unused[0] if unused else ''} is set but maxn is 0 (no subwords): add --subwords or --maxn N")
     need(
         cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
         f"device must be auto, cpu or cuda[:N], got {cfg.device!r}",
@@ -265,6 +292,38 @@ def _check(cfg: Config) -> Config:
         unused = [name for name in FIELDS if name.startswith("phrase_") and getattr(cfg, name) != FIELDS[name].default]
         need(not unused, f"{unused[0] if unused else ''} is set but phrases is 0: add --phrases N (passes) to use it")
     return cfg
+
+
+def table_bytes(rows: int, dim: int) -> str:
+    """The size of a float32 table, for people.
+
+    >>> table_bytes(2_000_000, 100)
+    '800 MB'
+    """
+    size = rows * dim * 4
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:,.3g} {unit}"
+    return f"{size} bytes"
+
+
+def expand_shorthands(overrides: dict[str, Any]) -> dict[str, Any]:
+    """`overrides` with each SHORTHANDS key replaced by the settings it stands for (those given
+    explicitly win).
+
+    >>> expand_shorthands({"subwords": True, "maxn": 5})
+    {'maxn': 5, 'minn': 3}
+    """
+    expanded = {k: v for k, v in overrides.items() if k not in SHORTHANDS}
+    for name, (_, settings) in SHORTHANDS.items():
+        value = overrides.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, bool):
+            raise UserError(f"config key {name!r} must be bool, got {value!r}")
+        for key, setting in (settings if value else {"maxn": 0}).items():
+            expanded.setdefault(key, setting)
+    return expanded
 
 
 def phrase_thresholds(cfg: Config) -> tuple[float, ...]:
@@ -299,9 +358,10 @@ def check_phrase_options(scoring: str, min_count: int, thresholds: Sequence[floa
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     """A new Config with `overrides` applied; unknown keys and wrong types are errors."""
+    overrides = expand_shorthands(overrides)
     unknown = sorted(set(overrides) - set(FIELDS))
     if unknown:
-        raise UserError(f"unknown config key {unknown[0]!r} (known: {', '.join(FIELDS)})")
+        raise UserError(f"unknown config key {unknown[0]!r} (known: {', '.join([*FIELDS, *SHORTHANDS])})")
     values = {name: _coerce(name, value) for name, value in overrides.items()}
     return _check(dataclasses.replace(cfg, **values))
 
@@ -325,8 +385,8 @@ def read_config_file(path: Path | str) -> dict[str, Any]:
 def asked(path: Path | str | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The settings a user gave: the TOML file's keys, then `overrides` (None values skipped).
     Resuming a run compares these, and only these, with the run's own (checkpoint.resume_config)."""
-    given = dict(read_config_file(path)) if path is not None else {}
-    given.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    given = expand_shorthands(dict(read_config_file(path))) if path is not None else {}
+    given.update(expand_shorthands({k: v for k, v in (overrides or {}).items() if v is not None}))
     return given
 
 

@@ -30,7 +30,7 @@ from w2v_nce.errors import UserError
 from w2v_nce.model import Model
 from w2v_nce.objectives import Candidates, Objective
 from w2v_nce.vocab import Vocab, word_count
-from w2v_nce.windows import EXAMPLES, Examples
+from w2v_nce.windows import Examples, example_maker
 
 
 @dataclass
@@ -47,8 +47,9 @@ class Diagnosis:
 
 
 def heldout_examples(vocab: Vocab, corpus: Path | str, window: int, max_examples: int,
-                     arch: str = "cbow", tokenizer: str = "whitespace") -> Examples:
-    """The first `max_examples` examples of `arch` in `corpus`: every word, full window."""
+                     arch: str = "cbow", tokenizer: str = "whitespace", subwords: bool = False) -> Examples:
+    """The first `max_examples` examples of `arch` in `corpus`: every word, full window (with
+    `subwords`, skip-gram's pairs in fastText's orientation, as they were trained)."""
     pieces: list[np.ndarray] = []
     words, wanted = 0, max_examples + 2 * window
     examples = None
@@ -56,12 +57,12 @@ def heldout_examples(vocab: Vocab, corpus: Path | str, window: int, max_examples
         pieces.append(piece)
         words += word_count(piece)
         if words >= wanted:  # enough words, unless many have no context: then read on
-            examples = _full_window_examples(pieces, window, arch)
+            examples = _full_window_examples(pieces, window, arch, subwords)
             if len(examples) >= max_examples:
                 break
             wanted *= 2
     else:
-        examples = _full_window_examples(pieces, window, arch) if words else None
+        examples = _full_window_examples(pieces, window, arch, subwords) if words else None
     if examples is None:
         raise UserError(f"held-out corpus '{corpus}' has no in-vocabulary words")
     if len(examples) == 0:
@@ -69,9 +70,9 @@ def heldout_examples(vocab: Vocab, corpus: Path | str, window: int, max_examples
     return examples.slice(0, min(max_examples, len(examples)))
 
 
-def _full_window_examples(pieces: list[np.ndarray], window: int, arch: str) -> Examples:
+def _full_window_examples(pieces: list[np.ndarray], window: int, arch: str, subwords: bool) -> Examples:
     flat = torch.from_numpy(np.concatenate(pieces))
-    return EXAMPLES[arch](flat, window, None, radius=torch.full((word_count(flat),), window))
+    return example_maker(arch, subwords)(flat, window, None, radius=torch.full((word_count(flat),), window))
 
 
 @torch.no_grad()
@@ -80,7 +81,7 @@ def diagnose(state: dict, heldout: Path | str, max_examples: int = 20000, batch_
     loaded = load_model(state)
     cfg, vocab, model, objective = loaded.cfg, loaded.vocab, loaded.model, loaded.objective
     model_log_z = float(state.get("objective", {}).get("log_z", 0.0))
-    examples = heldout_examples(vocab, heldout, cfg.window, max_examples, cfg.arch, cfg.tokenizer)
+    examples = heldout_examples(vocab, heldout, cfg.window, max_examples, cfg.arch, cfg.tokenizer, cfg.subwords)
 
     log_p, log_z = zip(*log_probs(model, objective, examples, batch_size))
     log_p_all, log_z_all = torch.cat(log_p), torch.cat(log_z)
@@ -104,7 +105,7 @@ def log_probs(model: Model, objective: Objective, examples: Examples, batch_size
     """The model's exact log p(target | context) and log Z of `examples`, a batch at a time."""
     for lo in range(0, len(examples), batch_size):
         batch = examples.slice(lo, min(lo + batch_size, len(examples)))
-        h = model.context_vectors(batch.context, batch.offsets)
+        h = model.context_vectors(*model.input_bags(batch.context, batch.offsets))
         yield objective.log_prob(lambda ids: model.scores(h, ids)[0], batch.targets, dtype)
 
 
@@ -121,8 +122,8 @@ class HeldOut:
     is a UserError."""
 
     def __init__(self, path: Path | str, vocab: Vocab, objective: Objective, window: int, arch: str,
-                 tokenizer: str, max_examples: int, seed: int = 0):
-        self.examples = heldout_examples(vocab, path, window, max_examples, arch, tokenizer)
+                 tokenizer: str, max_examples: int, seed: int = 0, subwords: bool = False):
+        self.examples = heldout_examples(vocab, path, window, max_examples, arch, tokenizer, subwords)
         self.measure = "cross_entropy" if objective.models_probability else f"{objective.name}_loss"
         self.candidates: Candidates | None = None
         if not objective.models_probability:
@@ -141,7 +142,9 @@ class HeldOut:
                                                                          torch.float32))
             return -total / len(examples)
         cand = self.candidates
-        h = model.context_vectors(examples.context, examples.offsets)
+        h = torch.cat([model.context_vectors(*model.input_bags(part.context, part.offsets))  # a batch of bags at a time
+                       for part in (examples.slice(lo, min(lo + 1024, len(examples)))
+                                    for lo in range(0, len(examples), 1024))])
         scores, _ = model.scores(h, cand.ids.to(device))
         loss, _ = objective.loss_grad(scores, Candidates(
             cand.ids.to(device), cand.targets.to(device), cand.labels.to(device),

@@ -80,10 +80,11 @@ class SimilarityResult:
 
 
 def neighbors(vectors, positive: str | list[str], negative: list[str] | None = None, topn: int = 10,
-              cosmul: bool = False) -> list[tuple[str, float]]:
+              cosmul: bool = False, oov: bool = False) -> list[tuple[str, float]]:
     """The `topn` words nearest to the sum of `positive` minus `negative` words, best first, the
     query words left out: gensim's `most_similar` (3CosAdd), or `most_similar_cosmul` (3CosMul,
-    Levy and Goldberg 2014) with `cosmul`. `vectors` is a Vectors or a gensim KeyedVectors."""
+    Levy and Goldberg 2014) with `cosmul`. `vectors` is a Vectors or a gensim KeyedVectors; with
+    `oov`, an unseen query word takes its n-grams' vector (a FastTextKeyedVectors)."""
     positive = [positive] if isinstance(positive, str) else list(positive)
     negative = list(negative or [])
     if not positive and not negative:
@@ -92,13 +93,36 @@ def neighbors(vectors, positive: str | list[str], negative: list[str] | None = N
         raise UserError(f"topn must be at least 1, got {topn}")
     kv = as_keyed_vectors(vectors)
     for word in positive + negative:
-        if word not in kv.key_to_index:
-            raise UserError(f"word '{word}' is not in the vocabulary")
+        why = _unknown(kv, word, oov)
+        if why is not None:
+            raise UserError(why)
     query = kv.most_similar_cosmul if cosmul else kv.most_similar
     with warnings.catch_warnings():  # most_similar_cosmul calls gensim's own deprecated init_sims
         warnings.simplefilter("ignore", DeprecationWarning)
         found = query(positive=positive, negative=negative, topn=topn)
     return [(w, float(s)) for w, s in found]
+
+
+def _unknown(kv, word: str, oov: bool) -> str | None:
+    """Why `word` has no vector (None: it has one), with `oov` from its n-grams when it is unseen."""
+    from w2v_nce.fasttext_io import can_answer, has_subwords, unknown_word
+
+    if word in kv.key_to_index or (oov and can_answer(kv, word)):
+        return None
+    if oov:
+        return unknown_word(kv, word)
+    if not has_subwords(kv):
+        return f"word '{word}' is not in the vocabulary"
+    return f"word '{word}' is not in the vocabulary (--oov gives it its character n-grams' vector)"
+
+
+def check_oov(kv, oov: bool, source: str) -> None:
+    """--oov needs vectors that give unseen words one: a UserError for those that cannot."""
+    from w2v_nce.fasttext_io import has_subwords
+
+    if oov and not has_subwords(as_keyed_vectors(kv)):
+        raise UserError(f"--oov needs subwords, and '{source}' has none: give a run trained with --subwords or "
+                        "its fastText .bin (w2v-nce export RUN --format fasttext)")
 
 
 def as_keyed_vectors(vectors):
@@ -120,6 +144,7 @@ def analogy(
     questions_path: PathLike | None = None,
     restrict_vocab: int | None = 30000,
     case_insensitive: bool = True,
+    oov: bool = False,
 ) -> AnalogyResult:
     """Accuracy on "a is to b as c is to d" questions by 3CosAdd, as gensim's `evaluate_word_analogies`.
 
@@ -133,10 +158,14 @@ def analogy(
     Instead of one matrix-vector product per question, scores come from one matrix product per
     batch; questions whose top candidates are closer than float32 rounding could separate are
     recomputed exactly as gensim does, so ties break the same way.
+    With `oov` (a FastTextKeyedVectors), a question whose answer is among the first words is also
+    answered when a, b or c is not: such a word, as written, takes its vector from the model (its
+    n-grams' if unseen), the rest of the rule unchanged.
     """
     path = Path(questions_path) if questions_path is not None else _gensim_test_data("questions-words.txt")
     fold = str.upper if case_insensitive else str
-    sections = _read_questions(path, fold)
+    written = _read_questions(path, str)
+    sections = [(name, [tuple(fold(w) for w in q) for q in questions]) for name, questions in written]
     words, matrix = _words_and_matrix(vectors)
     keys = _restricted_keys(words, restrict_vocab)
     first_row: dict[str, int] = {}
@@ -153,6 +182,10 @@ def analogy(
     section_of, a, b, c, expected = np.array(asked, dtype=np.int64).reshape(-1, 5).T
     predicted = _predict_analogies(matrix[: len(keys)], canonical, a, b, c)
     right = predicted == expected
+    if oov:
+        extra = _unseen_analogies(as_keyed_vectors(vectors), matrix[: len(keys)], canonical, first_row, written, fold)
+        section_of = np.concatenate([section_of, np.array([n for n, _ in extra], dtype=np.int64)])
+        right = np.concatenate([right, np.array([ok for _, ok in extra], dtype=bool)])
 
     results = []
     for number, (name, questions) in enumerate(sections):
@@ -229,6 +262,33 @@ def _predict_analogies(
     return predicted
 
 
+def _unseen_analogies(kv, matrix: np.ndarray, canonical: np.ndarray, first_row: dict[str, int], written,
+                      fold) -> list[tuple[int, bool]]:
+    """(section, right) of the questions only `oov` answers: the answer among the rows, some of
+    a, b, c not, each with a vector in `kv`. One at a time, as gensim's most_similar computes."""
+    from w2v_nce.fasttext_io import can_answer
+
+    norms = np.linalg.norm(matrix, axis=1)
+    found = []
+    for number, (_, questions) in enumerate(written):
+        for question in questions:
+            keys = [fold(w) for w in question]
+            if all(k in first_row for k in keys) or keys[3] not in first_row:
+                continue
+            if not all(k in first_row or can_answer(kv, w) for k, w in zip(keys[:3], question[:3])):
+                continue
+            # a row stands for a word of the first ones; an unseen word, for no row (-2, -3, -4)
+            rows = [first_row.get(k, -2 - i) for i, k in enumerate(keys[:3])]
+            vecs = [matrix[r] if r >= 0 else kv.get_vector(w) for r, w in zip(rows, question[:3])]
+            abc = np.stack(vecs).astype(matrix.dtype)
+            mean = _query_vector(abc, np.linalg.norm(abc, axis=1), [1, 2], [0])  # b + c - a, as gensim
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scores = np.dot(matrix, mean) / norms
+            ranked = _top_rows(scores, _ANALOGY_SHORTLIST)
+            found.append((number, _analogy_answer(ranked, canonical, *rows)[0] == first_row[keys[3]]))
+    return found
+
+
 def _analogy_answer(ranked, canonical: np.ndarray, a: int, b: int, c: int) -> tuple[int, int]:
     """gensim's pick from candidate rows `ranked` (best first): (canonical answer, its rank).
 
@@ -266,17 +326,22 @@ def similarity(
     pairs_path: PathLike | None = None,
     case_insensitive: bool = True,
     restrict_vocab: int | None = 300000,
+    oov: bool = False,
 ) -> SimilarityResult:
     """Spearman and Pearson correlation of cosine similarity with human scores of word pairs:
     gensim's `evaluate_word_pairs` (a tab-separated "word1 word2 score" file, '#' lines are
     comments, pairs with a word outside the first `restrict_vocab` skipped and counted in
     `oov_ratio`, case folded as in `analogy`). Blank lines are skipped; other malformed lines,
-    which gensim silently skips, are errors here.
+    which gensim silently skips, are errors here. With `oov` (a FastTextKeyedVectors), a word outside
+    the first `restrict_vocab` takes its vector from the model as written (its n-grams' if unseen)
+    and the pair counts, with gensim's cosine.
     """
     path = Path(pairs_path) if pairs_path is not None else _gensim_test_data("wordsim353.tsv")
     fold = str.upper if case_insensitive else str
-    pairs = _read_pairs(path, fold)
     kv = as_keyed_vectors(vectors)
+    if oov:
+        return _similarity_unseen(kv, path, fold, restrict_vocab)
+    pairs = _read_pairs(path, fold)
     known = {fold(key) for key in _restricted_keys(kv.index_to_key, restrict_vocab)}
     used = sum(w1 in known and w2 in known for w1, w2, _ in pairs)
     if used < 2:  # a correlation needs two pairs (scipy's pearsonr raises on fewer)
@@ -295,6 +360,34 @@ def similarity(
         coverage=used / len(pairs),
         oov_ratio=oov_percent / 100,
     )
+
+
+def _similarity_unseen(kv, path: Path, fold, restrict_vocab: int | None) -> SimilarityResult:
+    from scipy import stats
+
+    from w2v_nce.fasttext_io import can_answer
+
+    pairs = _read_pairs(path, str)
+    first = {fold(key): kv.key_to_index[key] for key in reversed(_restricted_keys(kv.index_to_key, restrict_vocab))}
+
+    def vector(word: str) -> np.ndarray | None:
+        if fold(word) in first:
+            return kv.vectors[first[fold(word)]]
+        return kv.get_vector(word) if can_answer(kv, word) else None
+
+    gold, model = [], []
+    for w1, w2, score in pairs:
+        v1, v2 = vector(w1), vector(w2)
+        if v1 is not None and v2 is not None:
+            gold.append(score)
+            model.append(float(np.dot(_unitvec(v1), _unitvec(v2))))  # gensim's similarity()
+    if len(gold) < 2:
+        raise UserError(f"pairs file '{path}': fewer than two pairs have vectors for both words")
+    spearman, pearson = stats.spearmanr(gold, model), stats.pearsonr(gold, model)
+    return SimilarityResult(pairs_path=str(path), spearman=float(spearman[0]), spearman_pvalue=float(spearman[1]),
+                            pearson=float(pearson[0]), pearson_pvalue=float(pearson[1]), pairs_used=len(gold),
+                            pairs_total=len(pairs), coverage=len(gold) / len(pairs),
+                            oov_ratio=1 - len(gold) / len(pairs))
 
 
 def epoch_scores(vectors) -> dict:

@@ -44,7 +44,7 @@ def _load() -> ctypes.CDLL | None:
     lib.bag_backward.restype = None
     lib.window_sgd.argtypes = ([_P] * 4 + [_N] + [_P] + [_N] * 5 + [_P] * 2 + [_N] + [_P] * 3 + [_N] + [_P]
                                + [ctypes.c_float, _N, _N, ctypes.c_float, ctypes.c_float, ctypes.c_uint64] + [_P] * 8
-                               + [_N] * 2 + [_P, _N])
+                               + [_N] * 2 + [_P, _N] + [_P] * 4 + [_N] + [_P])
     lib.window_sgd.restype = ctypes.c_double
     lib.alias_sample.argtypes = [_P, _P, _N, _N, ctypes.c_uint64, _P]
     lib.alias_sample.restype = None
@@ -165,7 +165,8 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
                noise: tuple[torch.Tensor, torch.Tensor, int, bool] | None = None,
                tree: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
                row_offset: torch.Tensor | None = None, const_offset: float = 0.0,
-               hot: tuple[int, int] = (0, 0), saturated: float = 0.0, shared_noise: bool = False
+               hot: tuple[int, int] = (0, 0), saturated: float = 0.0, shared_noise: bool = False,
+               subwords: tuple[torch.Tensor, torch.Tensor, torch.Tensor, int] | None = None,
                ) -> tuple[float, float, int]:
     """Train the logistic loss example by example, as word2vec's threads do (each example's step
     lands before the next is scored), on the examples the kernel makes: the centre words at
@@ -177,7 +178,12 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
     word and `noise` = (accept, alias, negatives, skip_hits) draws from the alias table (skip_hits:
     leave out draws equal to the centre word), or the centre word's Huffman path `tree` = (points,
     labels, mask) rows. With `saturated` > 0, a candidate classified beyond that logit on its
-    label's side (|g| < σ(-saturated)) takes no step and adds e^-|y| to the loss (see _kernel.c). Returns (summed loss, summed d loss / d y, examples trained)."""
+    label's side (|g| < σ(-saturated)) takes no step and adds e^-|y| to the loss (see _kernel.c).
+    `subwords` = (offsets, rows, repeat, max rows of a word) (w2v_nce.model.Model.kernel_subwords):
+    each word's bag of input rows; a CBOW bag is all rows of its window's words, and skip-gram takes
+    fastText's orientation (the centre word's rows predict each window word; `shared_noise` does
+    not apply there: every window word is a target with its own draws).
+    Returns (summed loss, summed d loss / d y, examples trained)."""
     ld = _check_tables(inp, out, bias)
     _check_logistic(out, row_offset, hot)
     _need(ids.dtype == torch.int32 and ids.dim() == 1 and ids.is_contiguous(), "ids must be a contiguous int32 vector")
@@ -186,12 +192,31 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
     _need(window >= 1, "window must be at least 1")
     _need((noise is None) != (tree is None), "give noise or tree, not both")
     hot_lo, hot_n = hot
+    d = inp.shape[1]
+    words = len(inp)
+    sub_offsets = sub_rows = repeat = None
+    bag_max = 0
+    if subwords is not None:
+        sub_offsets, sub_rows, repeat, max_rows = subwords
+        for name, t in (("offsets", sub_offsets), ("rows", sub_rows)):
+            _need(t.dtype == torch.int64 and t.dim() == 1 and t.is_contiguous() and t.device.type == "cpu",
+                  f"subword {name} must be a contiguous int64 CPU vector")
+        words = len(sub_offsets) - 1
+        _need(0 < words <= len(inp), "subword offsets must have one entry per word and one more")
+        _need(repeat.dtype == torch.float32 and repeat.shape == (words,) and repeat.is_contiguous(),
+              "subword repeat factors must be float32 [words]")
+        if CHECK_IDS:
+            _need(int(sub_offsets[0]) == 0 and int(sub_offsets[-1]) == len(sub_rows)
+                  and bool((sub_offsets[1:] >= sub_offsets[:-1]).all()), "subword offsets must rise to len(rows)")
+            _need(int(max_rows) == int((sub_offsets[1:] - sub_offsets[:-1]).max()), "subword max rows is wrong")
+            _need(len(sub_rows) == 0 or 0 <= int(sub_rows.min()) and int(sub_rows.max()) < len(inp),
+                  "subword row out of range")
+        bag_max = 0 if skipgram else 2 * window * int(max_rows)
     if CHECK_IDS:
         kept = ids[ids >= 0]
-        _need(bool(((kept < len(inp)) & (ids >= -1)).all()) if len(ids) else True, "ids out of range")
+        _need(bool((kept < words).all()) and bool((ids >= -1).all()), "ids out of range")
         _need(bool(((centres >= 0) & (centres < len(ids))).all()) and bool((ids[centres] >= 0).all()),
               "centres must be positions of words in ids")
-    d = inp.shape[1]
     accept = alias = points = labels = mask = None
     negatives, skip_hits, vocab, path_max = 0, False, 0, 0
     if noise is not None:
@@ -202,11 +227,13 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
     else:
         points, labels, mask = tree
         _need(points.dtype == torch.int64 and labels.dtype == torch.float32 and mask.dtype == torch.bool
-              and points.shape == labels.shape == mask.shape and points.shape[0] == len(inp)
+              and points.shape == labels.shape == mask.shape and points.shape[0] == words
               and points.is_contiguous() and labels.is_contiguous() and mask.is_contiguous(),
               "tree must be points int64, labels float32, mask bool [words, path]")
         path_max = points.shape[1]
-    work = torch.empty(2 + 2 * hot_n, ld, dtype=torch.float32)  # h, err, and the hot rows laid out as the table
+    # h, err, and the hot rows laid out as the table, then err_total
+    work = torch.empty(2 + 2 * hot_n + 1, ld, dtype=torch.float32)
+    bags = torch.empty(2, bag_max, dtype=torch.int64)  # two centres' CBOW bags of subword rows
     context = torch.empty(2, 2 * window, dtype=torch.int64)  # two centres: the one training, the next
     cand = torch.empty(2, 2 * window, 1 + negatives, dtype=torch.int64)
     cand_labels = torch.empty(1 + negatives, dtype=torch.float32)
@@ -217,5 +244,6 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
                            _ptr(labels), _ptr(mask), path_max, _ptr(row_offset), float(const_offset), d, ld, float(lr),
                            float(saturated), seed & ((1 << 64) - 1), _ptr(work[0]), _ptr(work[1]), _ptr(context), _ptr(cand),
                            _ptr(cand_labels), _ptr(cand_mask), ctypes.byref(gsum), ctypes.byref(examples), hot_lo,
-                           hot_n, _ptr(work[2:]), int(shared_noise))
+                           hot_n, _ptr(work[2:]), int(shared_noise), _ptr(sub_offsets), _ptr(sub_rows), _ptr(repeat),
+                           _ptr(bags), bag_max, _ptr(work[-1]))
     return loss, gsum.value, examples.value

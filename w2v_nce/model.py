@@ -5,33 +5,110 @@ An example's input is a bag of words: its context for CBOW, one context word for
 of the bag's input vectors and s(x, c) = <h(c), out[x]> + bias[x]. It knows neither the
 architecture nor the loss: the loss says how many output rows there are (one per word, or
 the V - 1 inner nodes of hierarchical softmax), and the step (w2v_nce.steps) applies the updates.
+
+With subwords (fastText's model, w2v_nce.subwords) the input table has V + buckets rows and a
+word stands for its bag of rows: its own and its character n-grams'. A bag of words is then the
+bag of all its words' rows (`input_bags`), h their mean, and a word's vector the mean of its own
+bag (`word_vectors`).
 """
 
 from __future__ import annotations
 
+import os
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from w2v_nce.config import table_bytes
+from w2v_nce.errors import UserError
+
+from w2v_nce.subwords import Subwords, bag_means, expand_bags
 from w2v_nce.tensor_ops import take
+
+
+def fits_in_memory(rows: int, dim: int) -> None:
+    """A UserError if float32 tables of `rows` x `dim` would not fit in this machine's memory."""
+    need = rows * dim * 4
+    try:
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not known here: let the allocation decide
+        return
+    if need > have:
+        raise UserError(f"the model's tables would take {table_bytes(rows, dim)} ({rows:,} rows x dim {dim} x 4 "
+                        f"bytes), more than this machine's memory ({have / 1e9:,.3g} GB); lower --buckets or --dim")
+
+
+def table(rows: int, dim: int, device: torch.device | str, zero: bool = False) -> torch.Tensor:
+    """A float32 table, uninitialised or zero. On the CPU its memory comes from numpy, which asks
+    Linux for huge pages (madvise): the steps read rows at random from tables larger than the cache,
+    and with 4 kB pages nearly every row costs a TLB miss (docs/performance.md)."""
+    if torch.device(device).type == "cpu":
+        flat = (np.zeros if zero else np.empty)(rows * dim + 16, dtype=np.float32)
+        start = (-flat.ctypes.data % 64) // 4  # rows from a 64-byte boundary, as torch's own allocator
+        return torch.from_numpy(flat[start : start + rows * dim].reshape(rows, dim))
+    return (torch.zeros if zero else torch.empty)(rows, dim, device=device)
 
 
 class Model:
     def __init__(self, vocab_size: int, dim: int, bias: bool, device: torch.device, generator: torch.Generator,
-                 bias_init: torch.Tensor | None = None, out_rows: int | None = None):
+                 bias_init: torch.Tensor | None = None, out_rows: int | None = None,
+                 subwords: Subwords | None = None, init: bool = True):
         # gensim 4's initialisation: inputs uniform in ±1/dim (word2vec.c uses ±0.5/dim; on the
-        # full wiki17m gensim's range scored higher, docs/results.md), outputs zero. The bias
+        # full wiki17m gensim's range scored higher, docs/results.md), outputs zero; fastText's
+        # createRandomMatrix and gensim's FastText draw the bucket rows the same way. The bias
         # starts at `bias_init` (the trainer gives log unigram probabilities: the untrained model
-        # is then the unigram distribution, already normalised), else zero.
+        # is then the unigram distribution, already normalised), else zero. `init` False: tables to
+        # be loaded (load_state_dict), left unset.
         out_rows = vocab_size if out_rows is None else out_rows
-        self.inp = (torch.rand(vocab_size, dim, generator=generator, device=device) * 2 - 1) / dim
+        in_rows = vocab_size + (subwords.buckets if subwords is not None else 0)
+        if torch.device(device).type == "cpu":
+            fits_in_memory(in_rows + out_rows, dim)
+        self.inp = table(in_rows, dim, device)
+        if init:
+            self.draw_inputs(generator)
         self.out = torch.zeros(out_rows, dim, device=device)
+        self.vocab_size = vocab_size
+        self.subwords = subwords
+        self.sub_offsets = self.sub_rows = None
+        self._kernel_subwords = None
+        if subwords is not None:
+            self.sub_offsets = torch.from_numpy(subwords.offsets).to(device)
+            self.sub_rows = torch.from_numpy(subwords.rows).to(device)
         self.bias = None
         if bias:
             self.bias = torch.zeros(out_rows, device=device) if bias_init is None else bias_init.to(device, torch.float32)
 
-    def context_vectors(self, context: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-        """h = mean of each example's bag of input vectors: [B, dim]."""
-        return F.embedding_bag(context, self.inp, offsets[:-1], mode="mean")
+    def draw_inputs(self, generator: torch.Generator) -> None:
+        """The input rows' start: uniform in ±1/dim, drawn in place (in the tables' layout: no second
+        copy of the bucket table), the same values whatever the layout."""
+        torch.rand(self.inp.shape, generator=generator, device=self.inp.device, out=self.inp)
+        self.inp.mul_(2).sub_(1).div_(self.inp.shape[1])
+
+    def input_bags(self, context: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bags of words (context[offsets[i]:offsets[i+1]]) as bags of input rows: the same without
+        subwords, else every word's rows (fastText's bow)."""
+        if self.subwords is None:
+            return context, offsets
+        return expand_bags(context, offsets, self.sub_offsets, self.sub_rows)
+
+    def context_vectors(self, rows: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """h = mean of each example's bag of input rows (`input_bags`): [B, dim]."""
+        return F.embedding_bag(rows, self.inp, offsets[:-1], mode="mean")
+
+    def word_vectors(self) -> torch.Tensor:
+        """[V, dim] each word's input vector: its row, or with subwords the mean of its bag (fastText's
+        getWordVector, the vectors of its .vec file)."""
+        if self.subwords is None:
+            return self.inp
+        return bag_means(self.inp, self.sub_offsets, self.sub_rows)
+
+    def kernel_subwords(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int] | None:
+        """The bags as the fused kernel takes them (w2v_nce.fused.window_sgd), made once."""
+        if self.subwords is not None and self._kernel_subwords is None:
+            repeat = torch.from_numpy(self.subwords.repeat_factors())
+            self._kernel_subwords = (self.sub_offsets, self.sub_rows, repeat, self.subwords.max_rows)
+        return self._kernel_subwords
 
     def scores(self, h: torch.Tensor, ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores of candidates `ids` [B, K] (or of every output row if None), and their
@@ -54,12 +131,12 @@ class Model:
         become views of row-padded storage whose padding nothing reads."""
         width = -(-self.inp.shape[1] // floats) * floats
         for name in ("inp", "out"):
-            table = getattr(self, name)
-            if len(table) > 1 and table.stride(0) == width:
+            rows = getattr(self, name)
+            if len(rows) > 1 and rows.stride(0) == width:
                 continue
-            full = torch.zeros(len(table), width, device=table.device)  # the allocator aligns to 64 bytes
-            full[:, : table.shape[1]] = table
-            setattr(self, name, full[:, : table.shape[1]])
+            full = table(len(rows), width, rows.device, zero=True)  # 64-byte aligned
+            full[:, : rows.shape[1]] = rows
+            setattr(self, name, full[:, : rows.shape[1]])
 
     def state_dict(self) -> dict:
         return {"inp": self.inp.cpu(), "out": self.out.cpu(), "bias": None if self.bias is None else self.bias.cpu()}

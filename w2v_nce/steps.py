@@ -2,7 +2,9 @@
 
 The update is word2vec's: every example's gradient is applied with the full learning rate,
 output rows move by the error times h, and every input word of a bag receives the whole input
-error (gensim's cbow_mean=1; a skip-gram bag is one word). Three implementations:
+error (gensim's cbow_mean=1; a skip-gram bag is one word). With subwords a bag is all its words'
+rows and each row receives the whole error, as fastText's unsupervised Model::update applies it
+(its normalizeGradient divides only in supervised training). Three implementations:
 
   window_kernel   the fused C kernel (w2v_nce.fused.window_sgd) makes a chunk's examples itself
                   and trains the logistic losses (hs, neg, nce) example by example, in word2vec's
@@ -37,11 +39,12 @@ from w2v_nce.errors import UserError
 from w2v_nce.model import Model
 from w2v_nce.objectives import Candidates, LogisticObjective, Objective
 from w2v_nce.updates import CountingRule, UpdateRule
-from w2v_nce.windows import EXAMPLES, Centres, Examples, PaddedCentres, subsample, subsample_padded
+from w2v_nce.windows import Centres, Examples, PaddedCentres, example_maker, subsample, subsample_padded
 
 KERNEL_CENTRES = 4096  # centre words per window-kernel call: how often its threads report, and syncs can run
 HOT_ROWS = 256  # output rows each kernel thread trains in a private copy per call (docs/performance.md)
 SATURATED = 6.0  # the window kernel takes no step for a candidate classified beyond this logit on its label's side
+SUBWORD_SHUFFLE_BLOCK = 64  # CBOW with subwords: centres shuffled in runs (their windows' n-gram rows stay in cache)
 TRITON_BY_DEFAULT = False  # `auto` takes the Triton kernel on CUDA once a GPU has passed scripts/gpu_matrix.sh
 
 
@@ -64,7 +67,7 @@ class Step:
     def work(self, kept: torch.Tensor, cfg: Config, objective: Objective,
              generator: torch.Generator | None) -> Examples | Centres:
         """A chunk's examples from its subsampled ids, with the random part of their candidates drawn."""
-        examples = EXAMPLES[cfg.arch](kept, cfg.window, generator, shuffle=cfg.shuffle)
+        examples = example_maker(cfg.arch, cfg.subwords)(kept, cfg.window, generator, shuffle=cfg.shuffle)
         examples.candidates = objective.draw(examples.targets, generator)
         return examples
 
@@ -74,6 +77,14 @@ class Step:
         batch; the others train it at `lr`); return (its summed loss, a 0-d tensor; the examples
         trained, an int or a 0-d tensor)."""
         raise NotImplementedError
+
+
+def _row_bags(model: Model, batch: Examples) -> Examples:
+    """`batch` with each bag of words as its bag of input rows (the same without subwords)."""
+    if model.subwords is None:
+        return batch
+    rows, offsets = model.input_bags(batch.context, batch.offsets)
+    return Examples(targets=batch.targets, context=rows, offsets=offsets, candidates=batch.candidates)
 
 
 def _candidates(objective: Objective, batch: Examples) -> Candidates:
@@ -88,6 +99,7 @@ class Batched(Step):
 
     def __call__(self, model, objective, batch, lr, rule, lr_end=None):
         cand = _candidates(objective, batch)
+        batch = _row_bags(model, batch)
         h = model.context_vectors(batch.context, batch.offsets)
         scores, out = model.scores(h, cand.ids)
         loss, g = objective.loss_grad(scores, cand)
@@ -129,6 +141,7 @@ class BatchedKernel(Step):
 
     def __call__(self, model, objective, batch, lr, rule: CountingRule, lr_end=None):
         cand = _candidates(objective, batch)
+        batch = _row_bags(model, batch)
         h, scores = fused.forward(model.inp, model.out, model.bias, batch.context, batch.offsets, cand.ids, cand.mask)
         loss, g = objective.loss_grad(scores, cand)
         objective.update(g, lr)
@@ -152,14 +165,17 @@ class WindowKernel(Step):
         return KERNEL_CENTRES
 
     def work(self, kept, cfg, objective, generator):
-        return Centres.of(kept, cfg.window, cfg.arch, generator, shuffle=cfg.shuffle, shared_noise=cfg.shared_negatives)
+        block = SUBWORD_SHUFFLE_BLOCK if cfg.subwords and cfg.arch == "cbow" else 1
+        return Centres.of(kept, cfg.window, cfg.arch, generator, shuffle=cfg.shuffle, shared_noise=cfg.shared_negatives,
+                          block=block)
 
     def __call__(self, model, objective: LogisticObjective, batch: Centres, lr, rule, lr_end=None):
         rows, const = objective.logit_offset()
         loss, grad_sum, examples = fused.window_sgd(
             model.inp, model.out, model.bias, batch.ids, batch.positions, batch.window, batch.skipgram, lr, batch.seed,
             row_offset=rows, const_offset=float(const), hot=objective.hot_rows(len(model.out), HOT_ROWS),
-            saturated=SATURATED, shared_noise=batch.shared_noise, **objective.kernel_candidates())
+            saturated=SATURATED, shared_noise=batch.shared_noise, subwords=model.kernel_subwords(),
+            **objective.kernel_candidates())
         objective.update_from_sum(grad_sum, max(examples, 1), lr)
         return torch.tensor(loss, dtype=torch.float64), examples
 
@@ -223,8 +239,10 @@ def choose_step(asked: str, model: Model, objective: Objective, rule: UpdateRule
     on_gpu = model.inp.device.type == "cuda"
     if asked == "triton" or (asked == "auto" and on_gpu):
         why = triton_unusable(model.inp)
-        problems = ([why] if why else []) + unfit + (
-            [] if isinstance(objective, LogisticObjective) else [f"loss {objective.name} is not one of hs, neg, nce"])
+        problems = ([why] if why else []) + unfit + [why for bad, why in (
+            (not isinstance(objective, LogisticObjective), f"loss {objective.name} is not one of hs, neg, nce"),
+            (model.subwords is not None, "the Triton kernel has no subwords (minn, maxn) yet"),
+        ) if bad]
         if asked == "triton":
             if problems:
                 raise UserError(f"step = triton cannot train this run: {problems[0]} (use --step batched or auto)")

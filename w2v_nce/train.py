@@ -53,6 +53,7 @@ from w2v_nce.model import Model
 from w2v_nce.objectives import objective_for
 from w2v_nce.phrases import PHRASE_MODEL, PhrasedCorpus, Phrases
 from w2v_nce.steps import choose_step, train_slices
+from w2v_nce.subwords import subwords_for
 from w2v_nce.updates import make_update
 from w2v_nce.vectors import Vectors, save_word2vec
 from w2v_nce.vocab import Vocab, build_vocabulary, word_count
@@ -145,16 +146,18 @@ class Trainer:
         rows = self.objective.output_rows(len(vocab))
         log_unigram = torch.from_numpy(np.log(vocab.counts / vocab.counts.sum())) if rows == len(vocab) else None
         self.model = Model(len(vocab), cfg.dim, cfg.use_bias, self.device, self.generator, bias_init=log_unigram,
-                           out_rows=rows)
+                           out_rows=rows, subwords=subwords_for(cfg, vocab.words), init=False)
+        self.step, self.step_reason = choose_step(cfg.step, self.model, self.objective, self.rule, cfg.programs)
+        self.step.prepare(self.model)  # the tables' layout before their values: one bucket table in memory, not two
+        if state is None:
+            self.model.draw_inputs(self.generator)
         if (seed := dist.data_seed(cfg.seed)) is not None:  # the tables start alike on all ranks, the data draws differ
             self.generator.manual_seed(seed)
-        self.step, self.step_reason = choose_step(cfg.step, self.model, self.objective, self.rule, cfg.programs)
-        self.step.prepare(self.model)
         self.keep_prob = torch.tensor(vocab.keep_prob(cfg.sample), dtype=torch.float32, device=self.device)
         self.sync = distributed.make_sync(cfg, dist, self.model, self.objective)
         self.progress = Progress()
         self.frozen: torch.Tensor | None = None  # input rows kept as they are (lock_init)
-        self.best_inp: torch.Tensor | None = None  # the input vectors of the best epoch (heldout), on the CPU
+        self.best_inp: torch.Tensor | None = None  # the word vectors of the best epoch (heldout), on the CPU
         if state is not None:
             restore(self.model, self.objective, state)
             self.progress = Progress(**state.get("progress", {}))
@@ -165,7 +168,7 @@ class Trainer:
                 self.generator.set_state(state["generator"])
             if state.get("frozen_rows") is not None:
                 self.freeze(state["frozen_rows"])
-            self.best_inp = _best_vectors(state.get("best_inp"), self.model.inp)
+            self.best_inp = _best_vectors(state.get("best_inp"), len(vocab), cfg.dim)
 
     def freeze(self, rows: torch.Tensor) -> None:
         """Keep input rows `rows` as they are now for the rest of the run (w2v_nce.grow.FrozenRows)."""
@@ -178,7 +181,7 @@ class Trainer:
         progress.history[-1]["heldout"] = loss
         if progress.best_heldout is None or loss < progress.best_heldout:
             progress.best_epoch, progress.best_heldout = progress.epoch, loss
-            self.best_inp = self.model.inp.detach().to("cpu", copy=True)
+            self.best_inp = self.model.word_vectors().detach().to("cpu", copy=True)  # not the n-gram rows
 
     def work(self, chunk: np.ndarray):
         """A chunk's work for the step: its ids subsampled, then examples or centre words."""
@@ -279,16 +282,17 @@ class Trainer:
         }
 
     def vectors(self, best: bool = False) -> Vectors:
-        """The input vectors now, or with `best` those of the best epoch (when a held-out text chose one)."""
-        inp = self.best_inp if best and self.best_inp is not None else self.model.inp.cpu()
-        return Vectors(self.vocab.words, inp.numpy())
+        """The word vectors now (with subwords, each the mean of its row and its n-grams' rows, as
+        fastText's .vec), or with `best` those of the best epoch (when a held-out text chose one)."""
+        vectors = self.best_inp if best and self.best_inp is not None else self.model.word_vectors().cpu()
+        return Vectors(self.vocab.words, vectors.numpy())
 
 
-def _best_vectors(saved, inp: torch.Tensor) -> torch.Tensor | None:
-    """A checkpoint's best-epoch vectors (untrusted): None, or a table shaped like `inp`."""
+def _best_vectors(saved, words: int, dim: int) -> torch.Tensor | None:
+    """A checkpoint's best-epoch word vectors (untrusted): None, or a [words, dim] table."""
     if saved is None:
         return None
-    if not isinstance(saved, torch.Tensor) or tuple(saved.shape) != tuple(inp.shape):
+    if not isinstance(saved, torch.Tensor) or tuple(saved.shape) != (words, dim):
         raise UserError("checkpoint's best-epoch vectors do not fit its table")
     return saved.to(torch.float32)
 
@@ -389,8 +393,10 @@ def _train(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool, progress_ba
     if state is None:  # a new run's tables: the parent's rows, then pretrained vectors
         initialise(trainer, parent, dist)
     heldout = dist.from_master(lambda: HeldOut(cfg.heldout, vocab, trainer.objective, cfg.window, cfg.arch,
-                                               cfg.tokenizer, cfg.heldout_examples, cfg.seed)) if cfg.heldout else None
+                                               cfg.tokenizer, cfg.heldout_examples, cfg.seed,
+                                               cfg.subwords)) if cfg.heldout else None
     lineage = parent.lineage() if parent is not None else lineage_of(state or {})  # the runs this one continues
+    state = parent = None  # their tables are copied into the trainer's: let them go (a bucket table is large)
     if master:
         remove_stale_temporaries(_make_dir(out_dir))  # what runs killed in out_dir left (ids, half-written files)
         write_text(out_dir / "config.toml", to_toml(cfg))

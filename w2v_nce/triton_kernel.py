@@ -240,6 +240,8 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
     if ids.dtype != torch.int32 or centres.dtype != torch.int64:
         raise ValueError("ids must be int32 and centres int64")
     dim = inp.shape[1]
+    if inp.stride() != (dim, 1) or out.stride() != (dim, 1):
+        raise ValueError("the Triton kernel trains row-contiguous tables (not model.align_rows()'s)")
     programs = max(1, int(programs))
     per = max(1, -(-len(centres) // programs))
     programs = max(1, -(-len(centres) // per))  # none idle

@@ -10,6 +10,9 @@ word, in a ragged layout: `context[offsets[i]:offsets[i+1]]` is the bag of `targ
              alone, the target the centre. This is word2vec.c's and gensim's sg=1 loop, which
              trains syn0[window word] against the centre word's output row(s); summed over
              the corpus it is the same set of pairs as "predict the window from the centre".
+             With subwords the pairs turn round, as fastText's and gensim FastText's skip-gram
+             have them (`centre_input`): the centre word is the bag and each window word a target,
+             so that one bag of n-gram rows serves all of a centre's examples.
 
 Words with no context at all are skipped, as word2vec does. `EXAMPLES` maps `Config.arch`
 to its example maker for the batched step; the kernel makes the same examples itself from
@@ -18,7 +21,9 @@ to its example maker for the batched step; the kernel makes the same examples it
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -153,10 +158,12 @@ def skipgram_examples(
     generator: torch.Generator | None,
     radius: torch.Tensor | None = None,
     shuffle: bool = False,
+    centre_input: bool = False,
 ) -> Examples:
     """Skip-gram examples from `ids`: each CBOW window split into (window word, centre) pairs,
     bags of one; with `shuffle`, the centres in a random order, each centre's pairs together
     (as word2vec.c and gensim take them: the centre's output rows stay in cache across its pairs).
+    With `centre_input`, (centre, window word) pairs: fastText's orientation.
 
     >>> pairs = skipgram_examples(torch.tensor([7, 8, 9]), 1, None, radius=torch.tensor([1, 1, 1]))
     >>> list(zip(pairs.context.tolist(), pairs.targets.tolist()))
@@ -165,11 +172,21 @@ def skipgram_examples(
     bags = cbow_examples(ids, window, generator, radius, shuffle=shuffle)
     targets = bags.targets.repeat_interleave(bags.sizes, output_size=len(bags.context))
     context = bags.context
+    if centre_input:
+        context, targets = targets, context
     offsets = torch.arange(len(context) + 1, device=context.device)
     return Examples(targets=targets, context=context, offsets=offsets)
 
 
 EXAMPLES = {"cbow": cbow_examples, "skipgram": skipgram_examples}  # keyed by config.ARCHS
+
+
+def example_maker(arch: str, subwords: bool = False) -> Callable[..., Examples]:
+    """The example maker of `arch`; with subwords skip-gram's pairs turn round (the centre is the input)."""
+    if arch == "skipgram" and subwords:
+        return functools.partial(skipgram_examples, centre_input=True)
+    return EXAMPLES[arch]
+
 KERNEL_SKIPGRAM = {"cbow": False, "skipgram": True}  # the window kernel's flag for each arch
 
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -192,9 +209,21 @@ class Centres:
 
     @classmethod
     def of(cls, kept: torch.Tensor, window: int, arch: str, generator: torch.Generator | None,
-           shuffle: bool = False, shared_noise: bool = False) -> "Centres":
+           shuffle: bool = False, shared_noise: bool = False, block: int = 1) -> "Centres":
+        """With `shuffle`, the centres in a random order, or with `block` > 1 runs of `block`
+        consecutive centres in a random order (neighbouring windows share their rows' cache lines).
+
+        >>> kept = torch.arange(10)
+        >>> Centres.of(kept, 2, "cbow", torch.Generator().manual_seed(0), True, block=4).positions.tolist()
+        [8, 9, 0, 1, 2, 3, 4, 5, 6, 7]
+        """
         positions = torch.nonzero(kept != SENTENCE_END).squeeze(1)
-        if shuffle:
+        if shuffle and block > 1:
+            starts = torch.arange(0, len(positions), block)
+            runs = take(starts, torch.randperm(len(starts), generator=generator))
+            order = (runs[:, None] + torch.arange(block)).reshape(-1)
+            positions = take(positions, order.masked_select(order < len(positions)))
+        elif shuffle:
             positions = take(positions, torch.randperm(len(positions), generator=generator))
         seed = int(torch.randint(1 << 62, (1,), generator=generator))
         return cls(kept.to(torch.int32).contiguous(), positions.contiguous(), window, KERNEL_SKIPGRAM[arch], seed,
