@@ -31,7 +31,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 new=triton
 [[ $device == cpu ]] && new=kernel
 note() { echo "$*" | tee -a "$out/summary.txt"; }
-common=(--skip-gensim --defaults --no-cross-check --device "$device"
+common=(--corpus "$corpus" --skip-gensim --defaults --no-cross-check --device "$device"
         --questions "$evals/questions-words.txt" --wordsim "$evals/wordsim353.tsv" --simlex "$evals/simlex999.txt")
 row() {  # name, preset lines (TOML), then options for scripts/bench_vs_gensim.py
   local name=$1 preset=$2; shift 2
