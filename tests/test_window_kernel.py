@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import require_kernel
-from oracles import word2vec_loop
+from oracles import kernel_examples as brute_force_examples, kernel_stream as splitmix64, word2vec_loop
 from w2v_nce import fused
 from w2v_nce.objectives import make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
@@ -19,39 +19,11 @@ from w2v_nce.vocab import HuffmanTree
 from w2v_nce.windows import Examples
 
 RADIUS_STREAM = 0x5DEECE66D
-MASK64 = (1 << 64) - 1
 
 
 @pytest.fixture(autouse=True)
 def _kernel():
     require_kernel()
-
-
-def splitmix64(state: int):
-    """The kernel's random stream, in Python integers."""
-    while True:
-        state = (state + 0x9E3779B97F4A7C15) & MASK64
-        z = state
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
-        yield z ^ (z >> 31)
-
-
-def brute_force_examples(ids: list[int], centres: list[int], window: int, seed: int, skipgram: bool):
-    """(bag, target) in training order: each centre's radius from the radius stream, its window the
-    words within the radius in its sentence; CBOW one example, skip-gram one per window word."""
-    radii = splitmix64(seed ^ RADIUS_STREAM)
-    examples = []
-    for at in centres:
-        r = 1 + next(radii) % window
-        sentence_start = max((p + 1 for p in range(at) if ids[p] < 0), default=0)
-        sentence_end = min((p for p in range(at, len(ids)) if ids[p] < 0), default=len(ids))
-        window_words = [ids[p] for p in range(max(at - r, sentence_start), min(at + r + 1, sentence_end)) if p != at]
-        if not window_words:
-            continue
-        bags = [[w] for w in window_words] if skipgram else [window_words]
-        examples += [(bag, ids[at]) for bag in bags]
-    return examples
 
 
 def setup(seed: int, dim: int, loss: str, bias: bool = False, negatives: int = 5):
