@@ -69,24 +69,6 @@ ROWS = (  # (key, label, format)
     ("corpus_words", "in-vocab words / epoch", "int"),
 )
 
-GENSIM_CHILD = """
-import json, sys, time
-from gensim.models import FastText
-params, corpus, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
-model = FastText(**params)
-start = time.perf_counter()
-model.build_vocab(corpus_file=corpus)
-vocab_seconds = time.perf_counter() - start
-start = time.perf_counter()
-model.train(corpus_file=corpus, total_examples=model.corpus_count, total_words=model.corpus_total_words,
-            epochs=model.epochs)
-train_seconds = time.perf_counter() - start
-model.wv.save_word2vec_format(out + "/vectors.txt")
-counts = [int(model.wv.get_vecattr(w, "count")) for w in model.wv.index_to_key]
-json.dump({"vocab_seconds": vocab_seconds, "train_seconds": train_seconds, "corpus_words": sum(counts),
-           "vocab_size": len(model.wv)}, open(out + "/trainer.json", "w"))
-"""
-
 FASTTEXT_CHILD = """
 import json, sys, time
 import fasttext
@@ -116,7 +98,7 @@ def our_config(args: argparse.Namespace, arch: str) -> Config:
 def gensim_params(cfg: Config, args: argparse.Namespace) -> dict:
     workers = args.gensim_workers or cfg.threads
     params = {k: v for k, v in bench.gensim_params(cfg, workers).items() if k != "max_final_vocab"}
-    params.update(min_n=cfg.minn, max_n=cfg.maxn, bucket=cfg.buckets)
+    params.update(model="FastText", min_n=cfg.minn, max_n=cfg.maxn, bucket=cfg.buckets)
     if args.defaults:
         params.update(alpha=0.025, min_alpha=0.0001)
     return params
@@ -265,7 +247,7 @@ def run(args: argparse.Namespace) -> dict:
                     vectors, info = bench.train_ours(prepared, out, cfg)
                     row = info["row"]
                 else:
-                    child = GENSIM_CHILD if name == "gensim" else FASTTEXT_CHILD
+                    child = bench.GENSIM_CHILD if name == "gensim" else FASTTEXT_CHILD
                     vectors, row = train_child(child, plan[name], prepared, out, name)
                 rows[name] = {**row, **quality(vectors, files, args.restrict_vocab)}
                 del vectors

@@ -275,12 +275,13 @@ def gensim_params(cfg: Config, workers: int) -> dict:
 
 
 # gensim in a child process, as a user's script would run it: build_vocab and train timed apart,
-# then save_word2vec_format (text, as ours writes vectors.txt).
+# then save_word2vec_format (text, as ours writes vectors.txt). params["model"] names the class
+# (Word2Vec unless given: scripts/bench_subwords.py passes FastText).
 GENSIM_CHILD = """
 import json, sys, time
-from gensim.models import Word2Vec
+from gensim import models
 params, corpus, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
-model = Word2Vec(**params)
+model = getattr(models, params.pop("model", "Word2Vec"))(**params)
 start = time.perf_counter()
 model.build_vocab(corpus_file=corpus)
 vocab_seconds = time.perf_counter() - start
@@ -292,7 +293,7 @@ model.wv.save_word2vec_format(out + "/vectors.txt")
 counts = [int(model.wv.get_vecattr(w, "count")) for w in model.wv.index_to_key]
 json.dump({"vocab_seconds": vocab_seconds, "train_seconds": train_seconds, "corpus_words": sum(counts),
            "vocab_size": len(model.wv), "corpus_tokens": model.corpus_total_words, "corpus_lines": model.corpus_count,
-           "reported_effective_words": trained, "reported_raw_words": raw}, open(out + "/gensim.json", "w"))
+           "reported_effective_words": trained, "reported_raw_words": raw}, open(out + "/trainer.json", "w"))
 """
 
 
@@ -303,7 +304,7 @@ def train_gensim(corpus: Path, params: dict, out_dir: Path) -> tuple[Vectors, di
     out_dir.mkdir(parents=True, exist_ok=True)
     wall, peak = run_child([sys.executable, "-c", GENSIM_CHILD, json.dumps(params), str(corpus), str(out_dir)],
                            "gensim")
-    details = json.loads((out_dir / "gensim.json").read_text())
+    details = json.loads((out_dir / "trainer.json").read_text())
     words = details["corpus_words"] * params["epochs"]
     row = {
         "words_per_sec": words / details["train_seconds"] if details["train_seconds"] > 0 else None,
