@@ -262,9 +262,14 @@ def test_resume_with_subwords_is_bit_identical_and_carries_the_buckets(tmp_path,
     train(corpus, tmp_path / "resumed", dataclasses.replace(cfg, epochs=1), progress_bar=False)
     train(corpus, tmp_path / "resumed", cfg, resume=True, asked={"epochs": 2}, progress_bar=False)
     straight, resumed = (load_checkpoint(tmp_path / run / CHECKPOINT) for run in ("straight", "resumed"))
-    assert straight["model"]["inp"].shape == (len(straight["words"]) + 500, 8)
+    vocab = len(straight["words"])
+    full = Subwords.build(straight["words"], 3, 6, 500).rows
+    used = np.unique(full[full >= vocab] - vocab)  # the buckets the words' n-grams hash into, by brute force
+    assert straight["model"]["inp"].shape == (vocab + len(used), 8) and len(used) < 500
+    assert sorted(straight["model"]["bucket_ids"].tolist()) == used.tolist()
     assert straight["config"]["buckets"] == 500 and straight["config"]["maxn"] == 6
     assert torch.equal(straight["model"]["inp"], resumed["model"]["inp"])
+    assert torch.equal(straight["model"]["bucket_ids"], resumed["model"]["bucket_ids"])
     with pytest.raises(UserError, match="cannot change 'buckets'"):
         train(corpus, tmp_path / "resumed", cfg, resume=True, asked={"buckets": 600}, progress_bar=False)
 
@@ -275,7 +280,8 @@ def test_a_checkpoint_whose_table_does_not_fit_its_buckets_is_one_error(tmp_path
     state = load_checkpoint(tmp_path / "run" / CHECKPOINT)
     state["config"]["buckets"] = 400
     for read in (load_model, vectors_from_checkpoint):
-        with pytest.raises(UserError, match=r"input table is \(\d+, 8\), expected \(\d+, 8\) for \d+ words \+ 400"):
+        with pytest.raises(UserError, match=r"\(80 words, 400 buckets, dim 8\): its bucket rows lack \d+ of the \d+ "
+                                            "buckets its words' n-grams use in 400 buckets"):
             read(state)
 
 

@@ -146,7 +146,8 @@ class Trainer:
         rows = self.objective.output_rows(len(vocab))
         log_unigram = torch.from_numpy(np.log(vocab.counts / vocab.counts.sum())) if rows == len(vocab) else None
         self.model = Model(len(vocab), cfg.dim, cfg.use_bias, self.device, self.generator, bias_init=log_unigram,
-                           out_rows=rows, subwords=subwords_for(cfg, vocab.words), init=False)
+                           out_rows=rows, subwords=subwords_for(cfg, vocab.words), init=False,
+                           bucket_seed=cfg.seed)
         self.step, self.step_reason = choose_step(cfg.step, self.model, self.objective, self.rule, cfg.programs)
         self.step.prepare(self.model)  # the tables' layout before their values: one bucket table in memory, not two
         if state is None:
