@@ -41,6 +41,7 @@ def keyed_vectors(state: dict, fasttext: bool = False):
     cfg = checkpoint_config(state)
     words = list(state["words"])
     table, subwords, seed = input_table(state, cfg, words)
+    table = table.float()
     vectors = table.numpy()
     if subwords is not None:  # each word's mean with its n-grams (w2v_nce.model.Model.word_vectors)
         vectors = bag_means(table, torch.from_numpy(subwords.offsets), torch.from_numpy(subwords.rows)).numpy()

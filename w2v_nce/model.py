@@ -171,27 +171,24 @@ class Model:
                 raise ValueError(f"inp has shape {tuple(inp.shape)}, expected {tuple(self.inp.shape)}")
             self.inp.copy_(inp.to(device, torch.float32))  # in place: the tables keep their row layout
         else:
-            stored, self.bucket_seed = saved_buckets(state, vocab, self.subwords, self.inp.shape[1])
-            self.inp[:vocab].copy_(inp[:vocab].to(device, torch.float32))
-            if np.array_equal(stored, self.subwords.stored):
-                self.inp[vocab:].copy_(inp[vocab:].to(device, torch.float32))
-            else:  # more buckets, or in another order (fastText's full table): each found by its id
-                copy_buckets(self.inp[vocab:], self.subwords.stored, inp.to(torch.float32), vocab, stored,
-                             self.bucket_seed)
+            stored, self.bucket_seed = saved_buckets(state, vocab, self.subwords, self.inp.shape[1], self.bucket_seed)
+            if not np.array_equal(stored, self.subwords.stored):
+                raise ValueError("its bucket rows are not the model's (Subwords.stored_as lays the model out as they are)")
+            self.inp.copy_(inp.to(device, torch.float32))
         self.out.copy_(state["out"].to(device, torch.float32))
         self.bias = None if state["bias"] is None else state["bias"].to(device, torch.float32).contiguous()
 
 
-def saved_buckets(state: dict, vocab: int, subwords: Subwords, dim: int) -> tuple[np.ndarray, int]:
+def saved_buckets(state: dict, vocab: int, subwords: Subwords, dim: int, seed: int) -> tuple[np.ndarray, int]:
     """(the bucket of each stored row, the buckets' seed) of a subword model's saved tables, which
     must store every bucket of `subwords`' bags (untrusted: a ValueError where they do not fit).
-    Tables saved without them hold every bucket, as fastText's."""
+    Tables saved without them hold every bucket, as fastText's, and take `seed`."""
     buckets = subwords.buckets
     inp = state.get("inp")
     if not isinstance(inp, torch.Tensor) or inp.dim() != 2 or inp.shape[1] != dim or len(inp) < vocab:
         shape = tuple(inp.shape) if isinstance(inp, torch.Tensor) else None
         raise ValueError(f"inp has shape {shape}, expected ({vocab:,} words + stored buckets, {dim})")
-    seed = state.get("bucket_seed", 0)
+    seed = state.get("bucket_seed", seed)
     if isinstance(seed, torch.Tensor) and seed.numel() == 1:
         seed = seed.item()
     if not isinstance(seed, int) or isinstance(seed, bool):

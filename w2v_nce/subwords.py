@@ -177,6 +177,21 @@ class Subwords:
     def bag(self, word: int) -> np.ndarray:
         return self.rows[self.offsets[word]:self.offsets[word + 1]]
 
+    def stored_as(self, stored: np.ndarray) -> "Subwords":
+        """These bags over a table that stores the buckets `stored` (row V + k: bucket stored[k]; a
+        checkpoint's, which may hold more buckets than the words use, as fastText's full table); a
+        ValueError if a bucket of the bags is not among them."""
+        if np.array_equal(stored, self.stored):
+            return self
+        vocab, rows = self.vocab_size, self.full_rows()
+        ngram = rows >= vocab
+        order = np.argsort(stored, kind="stable")
+        at = np.minimum(np.searchsorted(stored[order], rows[ngram] - vocab), max(len(stored) - 1, 0))
+        if not len(stored) and ngram.any() or not np.array_equal(stored[order[at]], rows[ngram] - vocab):
+            raise ValueError("a bucket of the words' n-grams has no row")
+        rows[ngram] = vocab + order[at]
+        return Subwords(self.minn, self.maxn, self.buckets, self.offsets, rows, np.asarray(stored, dtype=np.int64))
+
     def full_rows(self) -> np.ndarray:
         """`rows` in fastText's layout, every bucket stored (n-gram rows V + bucket)."""
         vocab = self.vocab_size
