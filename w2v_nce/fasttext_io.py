@@ -36,6 +36,7 @@ def keyed_vectors(state: dict, fasttext: bool = False):
     from gensim.models.fasttext import FastTextKeyedVectors
 
     from w2v_nce.checkpoint import checkpoint_config, input_table
+    from w2v_nce.model import fits_in_memory
     from w2v_nce.subwords import bag_means, full_buckets
 
     cfg = checkpoint_config(state)
@@ -54,6 +55,7 @@ def keyed_vectors(state: dict, fasttext: bool = False):
     kv.allocate_vecattrs(attrs=["count"], types=[np.int64])
     kv.expandos["count"][:] = state["counts"].numpy()
     if subwords is not None:
+        fits_in_memory(len(table) + cfg.buckets, cfg.dim)  # fastText's whole table, next to the run's
         kv.vectors_vocab = table.numpy()[: len(words)]
         kv.vectors_ngrams = full_buckets(table, len(words), subwords.stored, seed, cfg.buckets)
         # each word's n-gram buckets (gensim's recalc_char_ngram_buckets, from our layout at once)
