@@ -5,7 +5,8 @@ LOCAL_WORLD_SIZE in their environment (one node or several: its rendezvous). Eac
 rank, in `train.train`:
 
   1. joins the process group (`session`): gloo on the CPU, NCCL on GPUs, device cuda:LOCAL_RANK;
-  2. reads its shard of the corpus (`Dist.shard`): its own files when there are at least N, else
+  2. reads its shard of the corpus (`Dist.shard`): of plain files its byte range (1/N of their
+     bytes, cut at line starts); with a .gz file, its own files when there are at least N, else
      every N-th sentence (or 10,000-token piece of a longer one) of the stream;
   3. counts its shard within `vocab_budget` types; the master merges the ranks' counts, one rank
      at a time, builds the vocabulary and hands it to every rank (w2v_nce.vocab.build_vocabulary,
@@ -40,7 +41,7 @@ import torch
 import torch.distributed as td
 
 from w2v_nce.config import Config
-from w2v_nce.corpus import Corpus, Shard, _is_path_list, corpus_files
+from w2v_nce.corpus import ByteRange, Corpus, Shard, _is_path_list, corpus_files, describe, gzipped
 from w2v_nce.errors import RankFailed, UserError
 
 
@@ -76,16 +77,37 @@ class Dist:
         return None if self.rank == 0 or self.replicas else seed + 1_000_003 * self.rank
 
     def shard(self, corpus: Corpus) -> Corpus:
-        """This rank's part of `corpus`: with at least one file per rank, its own files (balanced
-        by size, each in corpus order), else a `Shard` of the stream (every rank then reads it all
-        and keeps every world-th unit)."""
+        """This rank's part of `corpus`: of plain files, its `ByteRange` (it reads its own bytes
+        only); of a corpus with a .gz file (gzip cannot be entered at an offset), its own files
+        when there are at least one per rank (balanced by size, each in corpus order), else a
+        `Shard` of the stream (every rank then reads it all and keeps every world-th unit). With
+        phrases, they are joined in the rank's part of the corpus."""
+        from w2v_nce.phrases import PhrasedCorpus  # (a corpus filter: imported where it is taken apart)
+
         if self.world == 1 or self.replicas:
             return corpus
+        if isinstance(corpus, PhrasedCorpus):
+            inner = self.shard(corpus.corpus)
+            if isinstance(inner, ByteRange):
+                return PhrasedCorpus(corpus.model, inner, corpus.tokenizer)
         if isinstance(corpus, (str, os.PathLike)) or _is_path_list(corpus):
             files = corpus_files(corpus)
+            if not any(map(gzipped, files)):
+                return ByteRange(files, self.rank, self.world)
             if len(files) >= self.world:
                 return balanced(files, self.world)[self.rank]
         return Shard(corpus, self.rank, self.world)
+
+    def shard_note(self, corpus: Corpus) -> str | None:
+        """What the master says when the ranks cannot read their parts alone (a .gz too few to share)."""
+        try:
+            if self.world == 1 or self.replicas or not isinstance(self.shard(corpus), Shard):
+                return None
+        except UserError:  # reading the shard says it, on every rank
+            return None
+        return (f"a .gz file cannot be cut at byte offsets: each of the {self.world} ranks reads all of "
+                f"'{describe(corpus)}' and keeps every {self.world}th line (decompress it, or split it into "
+                f"{self.world}+ files, so that each rank reads only its part)")
 
     # -- agreement: one outcome on every rank
 

@@ -383,6 +383,8 @@ def _train(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool, progress_ba
     phrases = phrase_model(corpus, out_dir, cfg, saved_phrases, dist, progress_bar)
     if phrases is not None:  # counted and encoded with its phrases joined, as its `phrases` output would be
         corpus = PhrasedCorpus(phrases, corpus, cfg.tokenizer)
+    if master and progress_bar and (note := dist.shard_note(corpus)):
+        tqdm.write(f"note: {note}", file=sys.stderr)
     if state is not None:
         vocab, corpus_tokens = checkpoint_vocab(state), None
     elif parent is not None:
