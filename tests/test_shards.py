@@ -308,3 +308,49 @@ def test_a_node_that_never_joins_fails_the_launcher_within_its_join_timeout(tmp_
     assert "RendezvousTimeoutError" in result.stderr, result.stderr[-3000:]
     assert time.monotonic() - began < 60
     assert not (tmp_path / "run").exists()
+
+
+# --------------------------------------------------------------------------- every N-th unit (.gz)
+
+
+class Pieces(corpus_module.Stream):
+    def __init__(self, pieces):
+        self.corpus, self.given = None, pieces
+
+    def pieces(self, tokenizer="whitespace"):
+        return iter(self.given)
+
+
+def sliced_shard(pieces, index: int, count: int, unit_tokens: int):
+    """Shard's pieces as first written (slicing the rest of a piece off at every unit): the reference."""
+    unit = filled = 0
+    for tokens, ends in pieces:
+        while True:
+            take = tokens[: unit_tokens - filled]
+            tokens = tokens[len(take):]
+            filled += len(take)
+            done = filled == unit_tokens or (ends and not tokens)
+            if unit % count == index and (take or done):
+                yield take, done
+            if done:
+                unit, filled = unit + 1, 0
+            if not tokens:
+                break
+
+
+def test_every_nth_unit_is_the_reference_and_units_of_whole_sentences(tmp_path):
+    """Shard (kept for .gz) against its first, slicing version on random pieces (empty ones, ends
+    alone, pieces longer than several units); and, on sentences given whole, part i holds units
+    i, i + N, ... of the brute-force cut of each sentence into `unit` tokens."""
+    rng = random.Random(5)
+    for trial in range(200):
+        pieces = [([f"w{trial}_{i}_{j}" for j in range(rng.choice([0, 0, 1, 2, 5, 13]))], rng.random() < 0.4)
+                  for i in range(rng.randrange(1, 30))]
+        unit, count = rng.choice([1, 2, 3, 4]), rng.choice([1, 2, 3])
+        for index in range(count):
+            got = list(read_corpus(Shard(Pieces(pieces), index, count, unit_tokens=unit)))
+            assert got == list(sliced_shard(pieces, index, count, unit)), (pieces, unit, count, index)
+    given = [[f"s{i}_{j}" for j in range(i % 7)] for i in range(40)]
+    units = [s[k: k + 3] for s in given for k in range(0, max(len(s), 1), 3)]
+    for index in range(3):
+        assert [t for t, _ in read_corpus(Shard(given, index, 3, unit_tokens=3))] == units[index::3]

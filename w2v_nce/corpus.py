@@ -287,17 +287,17 @@ class Shard(Stream):
     def pieces(self, tokenizer: str = "whitespace") -> Iterator[tuple[list[str], bool]]:
         unit = filled = 0
         for tokens, ends in read_corpus(self.corpus, tokenizer):
+            at = 0  # tokens[at:] are left (an index: slicing off the front would copy a long line's rest each time)
             while True:
-                take = tokens[: self.unit_tokens - filled]
-                tokens = tokens[len(take):]
-                filled += len(take)
-                full = filled == self.unit_tokens
-                done = full or (ends and not tokens)
-                if unit % self.count == self.index and (take or done):
-                    yield take, done
+                n = min(len(tokens) - at, self.unit_tokens - filled)
+                filled += n
+                done = filled == self.unit_tokens or (ends and at + n == len(tokens))
+                if unit % self.count == self.index and (n or done):
+                    yield tokens[at: at + n], done
+                at += n
                 if done:
                     unit, filled = unit + 1, 0
-                if not tokens:
+                if at == len(tokens):
                     break
 
 
