@@ -347,14 +347,14 @@ def boundary(files: Sequence[Path], sizes: Sequence[int], at: int, reach: int) -
             return start + q + newline, False
         if q - 1 + len(window) >= size:
             return start + size, False  # the file's last line, unended
-        tail, offset = window[1:], q
-        while tail:
+        tail, offset = window[1:], q  # bytes from `offset` on, read on while no space comes
+        while tail or (tail := f.read(reach)):
             space = _SPACE.search(tail)
             if space:
                 cut = offset + space.start()
                 return (start + cut + 1, False) if tail[space.start()] == 10 else (start + cut, True)
             offset += len(tail)
-            tail = f.read(reach)
+            tail = b""
     return start + size, False
 
 
@@ -362,10 +362,12 @@ def boundary(files: Sequence[Path], sizes: Sequence[int], at: int, reach: int) -
 class ByteRange(Stream):
     """Part `index` of `count` of a corpus of plain (uncompressed) files, the files taken in corpus
     order as one byte space: bytes [cut(index · T / count), cut((index + 1) · T / count)) of its T
-    bytes, each cut moved forward to a line start (or, in a line longer than `block_bytes`, to a
-    white space: `boundary`). A process reads its range only (seeking to it), and the parts read
-    in order give every token once, in corpus order: every line, with a line cut between two parts
-    read as two sentences. fastText's threads seek to threadId · size / threads likewise, but start
+    bytes, each cut moved forward to a line start, or to a white space when no line start comes
+    within the reach: `boundary`, with the reach the read block (`block_bytes`, 4 MiB) or a
+    quarter of a part if smaller, so that no part is off its share by more than that (text8's
+    100 MB line is cut at spaces; lines of a few KB are never cut). A process reads its range
+    only (seeking to it), and the parts read in order give every token once, in corpus order:
+    every line, with a line cut between two parts read as two sentences. fastText's threads seek to threadId · size / threads likewise, but start
     mid-word and read on past the next thread's start. Parts may be empty (a file smaller than
     the number of parts). `block_bytes` 0: BLOCK_BYTES.
 
@@ -387,8 +389,8 @@ class ByteRange(Stream):
         mid_line: the part ends inside a line there (its last piece then ends a sentence)."""
         files = corpus_files(self.corpus)
         sizes = [_size(path) for path in files]
-        reach = self.block_bytes or BLOCK_BYTES
         total = sum(sizes)
+        reach = min(self.block_bytes or BLOCK_BYTES, max(1, total // (4 * self.count)))
         (lo, _), (hi, mid_line) = (boundary(files, sizes, k * total // self.count, reach)
                                    for k in (self.index, self.index + 1))
         parts = []
