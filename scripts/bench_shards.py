@@ -4,8 +4,8 @@ the stream (`Shard`, what a .gz gets), or its byte range (`ByteRange`, plain fil
 
 A .gz corpus is decompressed into a temporary plain file first (--max-mb keeps a prefix of it);
 each row times `count_tokens` of rank 0's part (counting and encoding read a shard the same way),
-one JSON line per row. Ranks run one after the other here: the times are one rank's reading, not
-a run's.
+one JSON line per row, in CPU seconds (what a busy machine changes least) and wall seconds. Ranks
+run one after the other here: the times are one rank's reading, not a run's.
 
 Usage:
   python scripts/bench_shards.py ../shared/corpora/wiki17m.txt.gz --ranks 2 8
@@ -28,9 +28,10 @@ from w2v_nce.corpus import ByteRange, Shard, count_tokens, gzipped  # noqa: E402
 
 
 def timed(name: str, corpus) -> dict:
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     _, tokens = count_tokens(corpus)
-    return {"read": name, "tokens": tokens, "seconds": round(time.perf_counter() - began, 2)}
+    return {"read": name, "tokens": tokens, "cpu_seconds": round(time.process_time() - cpu, 2),
+            "wall_seconds": round(time.perf_counter() - began, 2)}
 
 
 def main() -> None:

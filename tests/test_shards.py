@@ -255,6 +255,26 @@ def test_two_ranks_on_one_file_count_and_train_every_token_once(tmp_path):
     assert json.loads((tmp_path / "tiny" / "metrics.json").read_text())["corpus_words"] == 2
 
 
+def _train_own_copy(rank: int, folder: Path) -> None:
+    os.chdir(folder / f"node{rank}")  # "corpus.txt": each node's own copy
+    train("corpus.txt", folder / "run", small_cfg(epochs=1), progress_bar=False)
+
+
+def test_nodes_whose_copies_of_the_corpus_differ_fail_before_reading(tmp_path):
+    """Per-node copies of different sizes would make the ranges overlap or leave gaps: every rank
+    stops with the master's one line naming the file, both sizes and the rank."""
+    for rank, lines in ((0, 100), (1, 101)):
+        (tmp_path / f"node{rank}").mkdir()
+        write_twin_corpus(tmp_path / f"node{rank}" / "corpus.txt", sentences=lines)
+    errors = run_ranks(_train_own_copy, tmp_path)
+    sizes = [(tmp_path / f"node{r}" / "corpus.txt").stat().st_size for r in (0, 1)]
+    for rank in (0, 1):
+        first = errors[rank].splitlines()[0]
+        assert first.startswith("UserError: corpus file 'corpus.txt'") and "on rank 1" in first, errors
+        assert f"{sizes[0]:,} bytes on rank 0" in first and f"{sizes[1]:,} bytes on rank 1" in first
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
 # --------------------------------------------------------------------------- several nodes (torchrun)
 
 

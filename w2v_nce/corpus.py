@@ -420,6 +420,22 @@ class ByteRange(Stream):
             yield sentence
 
 
+def file_sizes(corpus: Corpus) -> list[tuple[str, int | None]] | None:
+    """The files of a corpus of paths with their sizes (None: missing), or None for a corpus of
+    another kind: what every node must see alike for the ranks' shards to tile the corpus."""
+    if isinstance(corpus, Stream):
+        return file_sizes(corpus.corpus)
+    if not (isinstance(corpus, (str, os.PathLike)) or _is_path_list(corpus)):
+        return None
+    sizes = []
+    for path in corpus_files(corpus):
+        try:
+            sizes.append((str(path), path.stat().st_size))
+        except OSError:
+            sizes.append((str(path), None))
+    return sizes
+
+
 def _size(path: Path) -> int:
     """A file's bytes; a missing one is the error one process would give when reading it."""
     try:

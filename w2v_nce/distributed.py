@@ -41,7 +41,8 @@ import torch
 import torch.distributed as td
 
 from w2v_nce.config import Config
-from w2v_nce.corpus import ByteRange, Corpus, Shard, _is_path_list, corpus_files, describe, gzipped
+from w2v_nce.corpus import (ByteRange, Corpus, Shard, _is_path_list, corpus_files, describe, file_sizes,
+                             gzipped)
 from w2v_nce.errors import RankFailed, UserError
 
 
@@ -97,6 +98,23 @@ class Dist:
             if len(files) >= self.world:
                 return balanced(files, self.world)[self.rank]
         return Shard(corpus, self.rank, self.world)
+
+    def same_files(self, corpus: Corpus) -> None:
+        """A UserError on every rank unless every rank sees the corpus's files with the same sizes
+        (per-node copies that differ would make the byte ranges or the files' groups overlap or
+        leave gaps, without any other sign)."""
+        if not self.group or self.world == 1 or self.replicas:
+            return
+        seen = self.gather(self.together(file_sizes, corpus))
+        for rank, files in enumerate(seen):
+            if files == seen[0]:
+                continue
+            if files is None or seen[0] is None or len(files) != len(seen[0]):
+                raise UserError(f"rank {rank} sees another corpus than rank 0 ({len(files or [])} files against "
+                                f"{len(seen[0] or [])}): every node needs the same files at the same path")
+            (path, size), (first, first_size) = next((a, b) for a, b in zip(files, seen[0]) if a != b)
+            raise UserError(f"corpus file '{first}' is {_bytes(first_size)} on rank 0 but '{path}' is {_bytes(size)} "
+                            f"on rank {rank}: every node needs the same files at the same path")
 
     def shard_note(self, corpus: Corpus) -> str | None:
         """What the master says when the ranks cannot read their parts alone (a .gz too few to share)."""
@@ -197,6 +215,10 @@ class Dist:
                 raise UserError(f"no answer from the other ranks within dist_timeout={self.timeout:g} s: "
                                 f"a rank is stuck or far slower ({cause[:200]})") from None
             raise RankFailed(f"lost the other ranks: {cause[:200]}") from None
+
+
+def _bytes(size: int | None) -> str:
+    return "missing" if size is None else f"{size:,} bytes"
 
 
 def balanced(files: list[Path], parts: int) -> list[list[Path]]:

@@ -377,6 +377,7 @@ def _train(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool, progress_ba
         return cfg, None, None
 
     cfg, state, parent = dist.from_master(saved_run)
+    dist.same_files(corpus)
     if cfg.patience is not None and cfg.heldout is None:  # checked here: a resumed run may have its held-out text
         raise UserError("patience is set but heldout is not: add --heldout FILE")
     saved_phrases = out_dir if state is not None else parent.run_dir if parent is not None else None
