@@ -173,6 +173,27 @@ def test_a_cut_never_falls_inside_a_multibyte_character(tmp_path):
         check_ranges([f], count, block=5)
 
 
+def test_with_phrases_a_files_last_line_ends_as_phrases_read_files(tmp_path):
+    """`file_ends` (a rank's part under phrases): the parts' sentences are w2v_nce.phrases'
+    sentence_pieces' of the whole corpus, a file's unended last line ended, not run on into the
+    next file's first line as read_corpus runs it."""
+    from w2v_nce.phrases import sentence_pieces
+
+    files = [write(tmp_path / "a.txt", "new york is\n" * 50 + "big new"), write(tmp_path / "b.txt", "york city\n" * 50),
+             write(tmp_path / "c.txt", "new\n\n" * 30 + "york")]  # lines well within the reach: none is cut
+    whole, sentence = [], []
+    for tokens, ends in sentence_pieces(files):
+        sentence.extend(tokens)
+        if ends:
+            whole.append(sentence)
+            sentence = []
+    whole += [sentence] if sentence else []
+    assert ["big", "new"] in whole and ["big", "new", "york", "city"] in sentences(files)  # read_corpus runs on
+    for count in range(1, 7):
+        parts = [list(ByteRange(files, i, count, block_bytes=64, file_ends=True).sentences()) for i in range(count)]
+        assert [s for part in parts for s in part] == whole, count
+
+
 def test_a_range_reads_only_its_bytes(tmp_path, monkeypatch):
     """Each part opens its file at its start and stops at its end (the bytes read are its own)."""
     f = write(tmp_path / "c.txt", random_text(random.Random(1), 400, WORDS))
@@ -208,7 +229,7 @@ def test_what_each_corpus_is_cut_into(tmp_path):
     assert [p.name for p in rank1.shard(tmp_path)] == ["b", "z.gz"]  # a, b, z.gz: files balanced by size
     assert isinstance(rank1.shard(tmp_path / "z.gz"), Shard)
     note = rank1.shard_note(tmp_path / "z.gz")
-    assert "z.gz" in note and "every 2th line" in note and "\n" not in note
+    assert "z.gz" in note and "keeps one line in 2" in note and "\n" not in note
     assert distributed.Dist().shard(tmp_path / "a") == tmp_path / "a"
     assert corpus_files(tmp_path)  # (the directory is a corpus)
 

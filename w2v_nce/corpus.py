@@ -365,11 +365,14 @@ class ByteRange(Stream):
     bytes, each cut moved forward to a line start, or to a white space when no line start comes
     within the reach: `boundary`, with the reach the read block (`block_bytes`, 4 MiB) or a
     quarter of a part if smaller, so that no part is off its share by more than that (text8's
-    100 MB line is cut at spaces; lines of a few KB are never cut). A process reads its range
-    only (seeking to it), and the parts read in order give every token once, in corpus order:
-    every line, with a line cut between two parts read as two sentences. fastText's threads seek to threadId · size / threads likewise, but start
-    mid-word and read on past the next thread's start. Parts may be empty (a file smaller than
-    the number of parts). `block_bytes` 0: BLOCK_BYTES.
+    100 MB line is cut at spaces; lines shorter than the reach never are). A process reads its
+    range only (seeking to it), and the parts read in order give every token once, in corpus
+    order: every line, with a line cut between two parts read as two sentences. fastText's
+    threads seek to threadId · size / threads likewise, but start mid-word and read on past the
+    next thread's start. Parts may be empty (a file smaller than the number of parts).
+    `block_bytes` 0: BLOCK_BYTES. With `file_ends`, a file's last line ends a sentence even
+    without a newline (as w2v_nce.phrases reads a corpus of files; read_corpus runs it on into the
+    next file's first line).
 
     >>> import tempfile
     >>> d = Path(tempfile.mkdtemp())
@@ -383,10 +386,12 @@ class ByteRange(Stream):
     index: int
     count: int
     block_bytes: int = 0
+    file_ends: bool = False
 
     def segments(self) -> list[tuple[Path, int, int, bool]]:
-        """(file, start, stop, mid_line) of each file this part reads bytes [start, stop) of;
-        mid_line: the part ends inside a line there (its last piece then ends a sentence)."""
+        """(file, start, stop, ends) of each file this part reads bytes [start, stop) of; ends:
+        the part ends inside a line there, or (`file_ends`) at the file's end: its last piece then
+        ends a sentence."""
         files = corpus_files(self.corpus)
         sizes = [_size(path) for path in files]
         total = sum(sizes)
@@ -398,14 +403,18 @@ class ByteRange(Stream):
         for path, size in zip(files, sizes):
             a, b = max(lo, start), min(hi, start + size)
             if a < b:
-                parts.append((path, a - start, b - start, mid_line and b == hi))
+                ends = (mid_line and b == hi) or (self.file_ends and b == start + size)
+                parts.append((path, a - start, b - start, ends))
             start += size
         return parts
 
     def pieces(self, tokenizer: str = "whitespace") -> Iterator[tuple[list[str], bool]]:
-        for path, start, stop, mid_line in self.segments():
-            yield from read_pieces(path, self.block_bytes or BLOCK_BYTES, tokenizer, start, stop)
-            if mid_line:
+        for path, start, stop, ends in self.segments():
+            open_tokens = False  # tokens since the last sentence end (sentence_pieces' rule at a file's end)
+            for tokens, ended in read_pieces(path, self.block_bytes or BLOCK_BYTES, tokenizer, start, stop):
+                open_tokens = (open_tokens or bool(tokens)) and not ended
+                yield tokens, ended
+            if ends and open_tokens:
                 yield [], True
 
     def sentences(self, tokenizer: str = "whitespace") -> Iterator[list[str]]:

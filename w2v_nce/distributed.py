@@ -31,6 +31,7 @@ summary says why.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -89,8 +90,8 @@ class Dist:
             return corpus
         if isinstance(corpus, PhrasedCorpus):
             inner = self.shard(corpus.corpus)
-            if isinstance(inner, ByteRange):
-                return PhrasedCorpus(corpus.model, inner, corpus.tokenizer)
+            if isinstance(inner, ByteRange):  # its files' last lines ended, as phrases read files
+                return PhrasedCorpus(corpus.model, dataclasses.replace(inner, file_ends=True), corpus.tokenizer)
         if isinstance(corpus, (str, os.PathLike)) or _is_path_list(corpus):
             files = corpus_files(corpus)
             if not any(map(gzipped, files)):
@@ -124,7 +125,7 @@ class Dist:
         except UserError:  # reading the shard says it, on every rank
             return None
         return (f"a .gz file cannot be cut at byte offsets: each of the {self.world} ranks reads all of "
-                f"'{describe(corpus)}' and keeps every {self.world}th line (decompress it, or split it into "
+                f"'{describe(corpus)}' and keeps one line in {self.world} (decompress it, or split it into "
                 f"{self.world}+ files, so that each rank reads only its part)")
 
     # -- agreement: one outcome on every rank
