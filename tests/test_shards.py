@@ -19,12 +19,23 @@ import pytest
 import torch
 
 from conftest import write_twin_corpus
-from test_distributed import REPO, _free_port, run_ranks, small_cfg
+from oracles import free_port as _free_port, run_ranks
 from w2v_nce import corpus as corpus_module
 from w2v_nce import distributed
 from w2v_nce.checkpoint import CHECKPOINT, load_checkpoint
+from w2v_nce.config import load_config
 from w2v_nce.corpus import ByteRange, Shard, corpus_files, count_words, read_corpus
 from w2v_nce.train import train
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def small_cfg(**kw):
+    """test_distributed's small run (one thread per rank: deterministic)."""
+    base = dict(dim=16, epochs=2, threads=1, min_count=1, window=2, sample=0.0, seed=1, device="cpu",
+                batch_size=256, chunk_tokens=4000, dist_timeout=60.0)
+    base.update(kw)
+    return load_config(None, base)
 
 
 def sentences(corpus) -> list[list[str]]:
@@ -336,6 +347,30 @@ def test_two_launchers_as_two_nodes_equal_one_node_bit_for_bit(tmp_path):
         assert torch.equal(a["model"][table], b["model"][table]), table
     metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert metrics["ranks"] == 2 and metrics["corpus_words"] == count_words(corpus)[1]  # every token once
+
+
+@pytest.mark.parametrize("local_world, local_rank, says", [(2, "0", False), (1, "0", True), (2, "1", False)])
+def test_a_rank_that_lost_the_others_says_so_once_per_node_across_nodes(monkeypatch, capsys, local_world,
+                                                                        local_rank, says):
+    """A node killed whole prints nothing: across nodes the first rank of each other node prints
+    the lost connection as one line (on one node the failing rank speaks, the others stay quiet)."""
+    import typer
+
+    from w2v_nce.cli import user_errors
+    from w2v_nce.errors import RankFailed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local_world))
+    monkeypatch.setenv("LOCAL_RANK", local_rank)
+
+    def lose():
+        raise RankFailed("lost the other ranks: Connection closed by peer [10.0.0.2]:41234")
+
+    with pytest.raises(typer.Exit) as exit_:
+        user_errors(lose)()
+    assert exit_.value.exit_code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == (["error: lost the other ranks: Connection closed by peer [10.0.0.2]:41234"] if says else [])
 
 
 def test_a_node_that_never_joins_fails_the_launcher_within_its_join_timeout(tmp_path):
