@@ -16,13 +16,13 @@ from gensim.models.fasttext import ft_ngram_hashes
 from gensim.models.fasttext_inner import compute_ngrams, compute_ngrams_bytes, ft_hash_bytes
 
 from conftest import require_kernel
-from oracles import autograd_step, kernel_examples, small_cfg, word2vec_loop
+from oracles import autograd_step, kernel_examples, kernel_stream, small_cfg, word2vec_loop
 from w2v_nce import fused
 from w2v_nce.checkpoint import CHECKPOINT, load_checkpoint, load_model, vectors_from_checkpoint
 from w2v_nce.config import ARCHS, LOSSES, load_config
 from w2v_nce.errors import UserError
 from w2v_nce.model import Model
-from w2v_nce.objectives import make_objective
+from w2v_nce.objectives import Candidates, make_objective
 from w2v_nce.sampler import AliasSampler, unigram_power
 from w2v_nce.steps import choose_step
 from w2v_nce.subwords import Subwords, expand_bags, ft_hash, ngram_buckets, ngrams
@@ -30,7 +30,7 @@ from w2v_nce.train import train
 from w2v_nce.vectors import load_word2vec
 from w2v_nce.updates import make_update
 from w2v_nce.vocab import HuffmanTree
-from w2v_nce.windows import Examples, example_maker, skipgram_examples
+from w2v_nce.windows import Centres, Examples, example_maker, skipgram_examples
 
 WORDS = ["the", "a", "aaaaaaa", "abababab", "où", "naïve", "straße", "中文字", "日本", "ñandú", "x", "résumé",
          "ko\u0301", "emoji😀s", "Ωmega", "ab", "ba"]
@@ -218,6 +218,149 @@ def test_window_kernel_with_subwords_is_fasttexts_loop(arch, loss, bias, window,
     if bias:
         torch.testing.assert_close(model.bias, bias_ref, rtol=1e-4, atol=1e-5)
     assert not torch.equal(model.inp[len(words):], tables[0][len(words):])
+
+
+def cached_cbow_loop(objective, model, tables, ids, centres, window, seed, lr, cand):
+    """The cached subword CBOW (fused.window_sgd with cached_bags) by brute force in float64: window
+    position p, while within `window` of the centre trained, keeps S_p (its word's rows summed when
+    it entered) and pending_p; h = Σ S_p / rows; each example's err goes to pending_p and, times
+    Σ m² over its word's rows (m copies of a row), to S_p; p's rows take pending_p when it leaves
+    the reach (before the next centre reads) or at the end, slot p mod (2 window + 1) first."""
+    offsets, sub_rows, _, _ = model.kernel_subwords()
+    rows_of = [sub_rows[offsets[w]:offsets[w + 1]].tolist() for w in range(len(offsets) - 1)]
+    inp, out, bias = (None if t is None else t.clone().double() for t in tables)
+    slots, cache, total, example = 2 * window + 1, {}, 0.0, 0
+    radii = kernel_stream(seed ^ 0x5DEECE66D)
+
+    def flush(slot):
+        p, _, pending = cache.pop(slot)
+        for r in rows_of[ids[p]]:
+            inp[r] += pending
+
+    for at in centres:
+        r = 1 + next(radii) % window
+        start = max((p + 1 for p in range(at) if ids[p] < 0), default=0)
+        end = min((p for p in range(at, len(ids)) if ids[p] < 0), default=len(ids))
+        positions = [p for p in range(max(at - r, start), min(at + r + 1, end)) if p != at]
+        if not positions:
+            continue
+        for slot in sorted(cache):
+            if abs(cache[slot][0] - at) > window:
+                flush(slot)
+        for p in positions:
+            if p % slots not in cache:
+                cache[p % slots] = (p, inp[rows_of[ids[p]]].sum(0), torch.zeros_like(inp[0]))
+        h = sum(cache[p % slots][1] for p in positions) / sum(len(rows_of[ids[p]]) for p in positions)
+        err = torch.zeros_like(h)
+        for j in range(cand.ids.shape[1]):
+            if cand.mask is not None and not cand.mask[example, j]:
+                continue
+            c = int(cand.ids[example, j])
+            score = out[c] @ h + (bias[c] if bias is not None else 0.0)
+            one = Candidates(ids=cand.ids[example:example + 1, j:j + 1], targets=cand.targets[example:example + 1],
+                             labels=cand.labels[example:example + 1, j:j + 1], mask=None)
+            loss, g = objective.loss_grad(score.reshape(1, 1), one)
+            total += float(loss.sum())
+            err -= lr * float(g) * out[c]
+            out[c] -= lr * float(g) * h
+            if bias is not None:
+                bias[c] -= lr * float(g)
+        for p in positions:
+            squares = sum(m * m for m in Counter(rows_of[ids[p]]).values())
+            _, s_p, pending = cache[p % slots]
+            s_p += squares * err
+            pending += err
+        example += 1
+    for slot in sorted(cache):
+        flush(slot)
+    return total, example, tuple(None if t is None else t.float() for t in (inp, out, bias))
+
+
+def kernel_cbow(model, objective, ids, centres, window, seed, lr, cached):
+    rows, const = objective.logit_offset()
+    return fused.window_sgd(model.inp, model.out, model.bias, ids, centres, window, False, lr, seed,
+                            row_offset=rows, const_offset=float(const), hot=(0, 7), subwords=model.kernel_subwords(),
+                            cached_bags=cached, **objective.kernel_candidates())
+
+
+@pytest.mark.parametrize("loss,bias", [("neg", False), ("hs", False), ("nce", True)])
+@pytest.mark.parametrize("window,order", [(1, "runs"), (3, "runs"), (3, "random")])
+def test_cached_subword_cbow_is_its_brute_force(loss, bias, window, order):
+    """subword_bags = cached against its algorithm written out (cached_cbow_loop) on words that share
+    n-grams (stale reads of shared rows included), centres in shuffled runs (as the trainer gives
+    them) or in random order (positions leave the reach out of turn)."""
+    require_kernel()
+    words, objective, model, gen = toy_model(loss, 5, 17, bias, vocab=30, buckets=40, negatives=5)
+    ids = torch.randint(0, len(words), (240,), generator=gen, dtype=torch.int32)
+    ids[torch.randperm(240, generator=gen)[:12]] = -1
+    positions = torch.nonzero(ids >= 0).squeeze(1)
+    if order == "runs":
+        centres = Centres.of(ids, window, "cbow", gen, shuffle=True, block=16).positions
+    else:
+        centres = positions[torch.randperm(len(positions), generator=gen)]
+    tables = (model.inp.clone(), model.out.clone(), None if model.bias is None else model.bias.clone())
+    seed, lr = 777, 0.05
+    loss_ours, _, n = kernel_cbow(model, objective, ids, centres, window, seed, lr, cached=True)
+
+    targets = torch.tensor([t for _, t in kernel_examples(ids.tolist(), centres.tolist(), window, seed, False)])
+    drawn = None
+    if loss != "hs":
+        drawn = fused.alias_sample(objective.sampler.accept, objective.sampler.alias, (len(targets), objective.k), seed)
+        drawn = torch.cat([targets[:, None], drawn], dim=1)
+    cand = objective.complete(targets, drawn)
+    loss_ref, examples, (inp, out, bias_ref) = cached_cbow_loop(objective, model, tables, ids.tolist(),
+                                                                centres.tolist(), window, seed, lr, cand)
+    assert n == examples == len(targets) > 0
+    assert loss_ours == pytest.approx(loss_ref, rel=1e-5)
+    torch.testing.assert_close(model.inp, inp, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(model.out, out, rtol=1e-4, atol=1e-5)
+    if bias:
+        torch.testing.assert_close(model.bias, bias_ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("order", ["runs", "random"])
+def test_cached_subword_cbow_is_exact_when_no_rows_are_shared(order):
+    """Words of one repeated letter each (their n-grams repeat within a word, never across words)
+    and no word twice within 2 window + 1 positions: no row is read stale, so cached and exact
+    train the same tables, to float rounding."""
+    require_kernel()
+    window, vocab = 3, 24
+    words = [chr(0x3b1 + i) * (1 + i % 5) for i in range(vocab)]
+    subwords = Subwords.build(words, 3, 6, 100_000, compact=True)  # no two words' n-grams in one bucket
+    offsets, rows = subwords.offsets, subwords.rows
+    owner = {}
+    for w in range(vocab):
+        for r in rows[offsets[w]:offsets[w + 1]].tolist():
+            assert owner.setdefault(r, w) == w  # no bucket shared between words
+    gen = torch.Generator().manual_seed(3)
+    counts = np.arange(vocab, 0, -1) ** 2
+    objective = make_objective("neg", AliasSampler(unigram_power(counts), "cpu"), 5, log_z=0.0, learn_log_z=False,
+                               tree=None)
+    model = Model(vocab, 16, False, torch.device("cpu"), gen, out_rows=vocab, subwords=subwords)
+    model.inp = torch.randn(len(model.inp), 16, generator=gen) * 0.3
+    model.out = torch.randn(vocab, 16, generator=gen) * 0.3
+    ids = []
+    while len(ids) < 300:  # no word twice within reach
+        w = int(torch.randint(0, vocab, (1,), generator=gen))
+        if w not in ids[-2 * window:]:
+            ids.append(w)
+    ids = torch.tensor(ids, dtype=torch.int32)
+    ids[[50, 51, 200]] = -1
+    positions = torch.nonzero(ids >= 0).squeeze(1)
+    if order == "runs":
+        centres = Centres.of(ids, window, "cbow", gen, shuffle=True, block=16).positions
+    else:
+        centres = positions[torch.randperm(len(positions), generator=gen)]
+    start = (model.inp.clone(), model.out.clone())
+    got = kernel_cbow(model, objective, ids, centres, window, 99, 0.05, cached=True)
+    cached_tables = (model.inp.clone(), model.out.clone())
+    model.inp, model.out = start[0].clone(), start[1].clone()
+    want = kernel_cbow(model, objective, ids, centres, window, 99, 0.05, cached=False)
+    assert got[2] == want[2] > 0
+    assert got[0] == pytest.approx(want[0], rel=1e-5)
+    torch.testing.assert_close(cached_tables[0], model.inp, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(cached_tables[1], model.out, rtol=1e-4, atol=1e-6)
+    assert not torch.equal(cached_tables[0], start[0])
 
 
 # --------------------------------------------------------------------------- options and checkpoints

@@ -446,6 +446,7 @@ typedef struct {
     int64_t n_rows, fetched;  /* prefetched so far: input rows, then output rows */
     const int64_t *bag;
     int64_t n_bag, *bag_space;  /* bag_space: where a CBOW bag of subword rows is gathered */
+    int64_t at, left;  /* its position in ids; its window is positions at - left .. at - left + n, less at */
 } Centre;
 
 /* Prefetch centre c's rows up to the `upto`-th (its n_bag input rows, then its n_rows output rows),
@@ -495,7 +496,7 @@ static void prepare_centre(Centre *c, const int32_t *ids, int64_t n_ids,
                            int64_t at, int64_t window, int64_t skipgram, int64_t k, int64_t skip_hits,
                            const float *accept, const int64_t *alias, int64_t vocab, const int64_t *points,
                            const uint8_t *path_mask, int64_t path_max, uint64_t *radii, uint64_t *noise, int64_t shared,
-                           const int64_t *sub_offsets, const int64_t *sub_rows) {
+                           const int64_t *sub_offsets, const int64_t *sub_rows, int64_t cached) {
     int64_t target = ids[at];
     int64_t r = 1 + (int64_t)(splitmix64(radii) % (uint64_t)window);
     int64_t n = 0;
@@ -503,7 +504,7 @@ static void prepare_centre(Centre *c, const int32_t *ids, int64_t n_ids,
     int64_t left = n;
     for (int64_t j = 0; j < left; j++) c->context[j] = ids[at - left + j];
     for (int64_t p = at + 1; p < n_ids && p <= at + r && ids[p] >= 0; p++) c->context[n++] = ids[p];
-    c->target = target, c->n = n, c->fetched = 0;
+    c->target = target, c->n = n, c->fetched = 0, c->at = at, c->left = left;
     c->bag = c->context, c->n_bag = n;
     if (n == 0) {
         c->n_rows = c->n_bag = 0;
@@ -512,6 +513,8 @@ static void prepare_centre(Centre *c, const int32_t *ids, int64_t n_ids,
     int64_t centre_input = skipgram && sub_offsets;  /* fastText's skip-gram: the centre predicts its window */
     if (centre_input) {
         c->bag = sub_rows + sub_offsets[target], c->n_bag = sub_offsets[target + 1] - sub_offsets[target];
+    } else if (sub_offsets && cached) {
+        c->n_bag = 0;  /* its bag is read through the position cache (bag_cache_load), not gathered */
     } else if (sub_offsets) {
         c->n_bag = 0;
         for (int64_t j = 0; j < n; j++)
@@ -542,6 +545,65 @@ static void prepare_centre(Centre *c, const int32_t *ids, int64_t n_ids,
     }
 }
 
+/* Subword CBOW with cached bags (cache != NULL): consecutive centres share nearly all their window,
+ * so each window position p keeps, in slot p mod (2 window + 1), S_p (the sum of its word's rows)
+ * and pending_p (the error its rows still owe). h is Σ S_p / rows over the centre's window; each
+ * example's err goes to pending_p, and Σ m² err to S_p (m copies of a row), so S_p follows the rows
+ * as if they had moved already.
+ * A position's rows get pending_p once, when it leaves the reach (window) of the centre trained or
+ * at the end of the call: a row shared by two positions of one reach sees the other's steps late.
+ * Slot layout: [2, ld] floats (S, pending); pos[slot] is its position or -1. */
+static void bag_cache_flush(float *inp, const int32_t *ids, const int64_t *sub_offsets, const int64_t *sub_rows,
+                            float *slot, int64_t *pos, int64_t d, int64_t ld) {
+    int64_t w = ids[*pos];
+    for (int64_t q = sub_offsets[w]; q < sub_offsets[w + 1]; q++) axpy(1.0f, slot + ld, inp + sub_rows[q] * ld, d);
+    *pos = -1;
+}
+
+static void bag_cache_load(const float *inp, const int32_t *ids, const int64_t *sub_offsets, const int64_t *sub_rows,
+                           float *slot, int64_t *pos, int64_t p, int64_t d, int64_t ld) {
+    int64_t w = ids[p];
+    memset(slot, 0, (size_t)(2 * ld) * sizeof(float));
+    for (int64_t q = sub_offsets[w]; q < sub_offsets[w + 1]; q++) axpy(1.0f, inp + sub_rows[q] * ld, slot, d);
+    *pos = p;
+}
+
+/* One cached CBOW example of centre c: returns its loss. */
+static double cached_cbow(Centre *c, float *inp, float *out, float *bias, const int32_t *ids, const int64_t *sub_offsets,
+                          const int64_t *sub_rows, const float *sub_repeat, float *cache, int64_t *cache_pos, int64_t window, float *h, float *err,
+                          const int64_t *c_ids, const uint8_t *c_mask, const float *c_labels, int64_t k,
+                          const float *row_offset, float const_offset, int64_t d, int64_t ld, float lr, float saturated,
+                          int64_t distinct, double *gtotal, int64_t hot_lo, int64_t hot_n, float *hot) {
+    int64_t slots = 2 * window + 1, at = c->at, lo = at - c->left, hi = lo + c->n + 1, total = 0;
+    for (int64_t s = 0; s < slots; s++)
+        if (cache_pos[s] >= 0 && (cache_pos[s] < at - window || cache_pos[s] > at + window))
+            bag_cache_flush(inp, ids, sub_offsets, sub_rows, cache + s * 2 * ld, &cache_pos[s], d, ld);
+    memset(h, 0, (size_t)d * sizeof(float));
+    for (int64_t p = lo; p < hi; p++) {
+        if (p == at) continue;
+        int64_t s = p % slots;  /* the reach's 2 window + 1 positions have distinct slots */
+        if (cache_pos[s] != p) bag_cache_load(inp, ids, sub_offsets, sub_rows, cache + s * 2 * ld, &cache_pos[s], p, d, ld);
+        axpy(1.0f, cache + s * 2 * ld, h, d);
+        total += sub_offsets[ids[p] + 1] - sub_offsets[ids[p]];
+    }
+    if (total > 1) {
+        float inv = 1.0f / (float)total;
+        for (int64_t i = 0; i < d; i++) h[i] *= inv;
+    }
+    memset(err, 0, (size_t)d * sizeof(float));
+    double loss = logistic_candidates(h, err, out, bias, c_ids, c_mask, c_labels, k, row_offset, const_offset, d, ld,
+                                      lr, saturated, distinct, gtotal, hot_lo, hot_n, hot);
+    for (int64_t p = lo; p < hi; p++) {
+        if (p == at) continue;
+        float *slot = cache + (p % slots) * 2 * ld;
+        int64_t w = ids[p];  /* Σ m² over its distinct rows (m copies each): how far S_p moves */
+        float moves = (float)(sub_offsets[w + 1] - sub_offsets[w]) * (sub_repeat ? sub_repeat[w] : 1.0f);
+        axpy(moves, err, slot, d);
+        axpy(1.0f, err, slot + ld, d);
+    }
+    return loss;
+}
+
 double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64_t n_ids, const int64_t *centres,
                   int64_t n_centres, int64_t window, int64_t skipgram, int64_t negatives, int64_t skip_hits,
                   const float *accept,
@@ -550,14 +612,18 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
                   int64_t d, int64_t ld, float lr, float saturated, uint64_t seed, float *h, float *err, int64_t *context, int64_t *cand,
                   float *labels, uint8_t *mask, double *gsum, int64_t *examples, int64_t hot_lo, int64_t hot_n,
                   float *hot, int64_t shared_noise, const int64_t *sub_offsets, const int64_t *sub_rows,
-                  const float *sub_repeat, int64_t *bags, int64_t bag_max, float *err_total) {
+                  const float *sub_repeat, int64_t *bags, int64_t bag_max, float *err_total, float *cache,
+                  int64_t *cache_pos) {
     double loss = 0.0, gtotal = 0.0;
     uint64_t noise = seed, radii = seed ^ RADIUS_STREAM;
     int64_t k = accept ? 1 + negatives : path_max, trained = 0, per = 2 * window * (accept ? k : 0);
     Centre ring[2] = {{0, 0, context, cand, mask, NULL, 0, 0, context, 0, bags},
                       {0, 0, context + 2 * window, cand + per, mask + per, NULL, 0, 0, context + 2 * window, 0,
                        bags + bag_max}};
-    int64_t centre_input = skipgram && sub_offsets;
+    int64_t centre_input = skipgram && sub_offsets, slots = 2 * window + 1;
+    if (skipgram || !sub_offsets) cache = NULL;
+    if (cache)
+        for (int64_t s = 0; s < slots; s++) cache_pos[s] = -1;
     shared_noise = shared_noise && !centre_input;  /* with subwords each window word is a target: its own draws */
     if (accept) {
         labels[0] = 1.0f;
@@ -566,7 +632,7 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
     hot_begin(out, hot_lo, hot_n, ld, hot);
 #define PREPARE(slot, i) prepare_centre(&ring[slot], ids, n_ids, centres[i], window, skipgram, k, skip_hits, accept, \
                                         alias, vocab, points, path_mask, path_max, &radii, &noise, \
-                                        shared_noise, sub_offsets, sub_rows)
+                                        shared_noise, sub_offsets, sub_rows, cache != NULL)
     if (n_centres > 0) {
         PREPARE(0, 0);
         prefetch_centre(&ring[0], ring[0].n_bag + ring[0].n_rows, inp, out, k, accept != NULL, hot_lo, hot_n, d, ld);
@@ -616,6 +682,13 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
                 trained++;
                 continue;
             }
+            if (cache) {
+                loss += cached_cbow(c, inp, out, bias, ids, sub_offsets, sub_rows, sub_repeat, cache, cache_pos, window, h, err,
+                                    c_ids, c_mask, c_labels, k, row_offset, const_offset, d, ld, lr, saturated,
+                                    points != NULL, &gtotal, hot_lo, hot_n, hot);
+                trained++;
+                continue;
+            }
             int64_t lo = skipgram ? e : 0, hi = skipgram ? e + 1 : c->n_bag;
             /* a bag of one is its row (the mean would copy it exactly); it moves only after the loop */
             const float *hv = h;
@@ -633,6 +706,9 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
             for (int64_t j = 0; j < c->n_bag; j++) axpy(1.0f, err_total, inp + c->bag[j] * ld, d);
     }
 #undef PREPARE
+    if (cache)
+        for (int64_t s = 0; s < slots; s++)
+            if (cache_pos[s] >= 0) bag_cache_flush(inp, ids, sub_offsets, sub_rows, cache + s * 2 * ld, &cache_pos[s], d, ld);
     hot_end(out, hot_lo, hot_n, ld, hot);
     *gsum = gtotal;
     *examples = trained;

@@ -44,7 +44,7 @@ def _load() -> ctypes.CDLL | None:
     lib.bag_backward.restype = None
     lib.window_sgd.argtypes = ([_P] * 4 + [_N] + [_P] + [_N] * 5 + [_P] * 2 + [_N] + [_P] * 3 + [_N] + [_P]
                                + [ctypes.c_float, _N, _N, ctypes.c_float, ctypes.c_float, ctypes.c_uint64] + [_P] * 8
-                               + [_N] * 2 + [_P, _N] + [_P] * 4 + [_N] + [_P])
+                               + [_N] * 2 + [_P, _N] + [_P] * 4 + [_N] + [_P] * 3)
     lib.window_sgd.restype = ctypes.c_double
     lib.alias_sample.argtypes = [_P, _P, _N, _N, ctypes.c_uint64, _P]
     lib.alias_sample.restype = None
@@ -180,7 +180,7 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
                row_offset: torch.Tensor | None = None, const_offset: float = 0.0,
                hot: tuple[int, int] = (0, 0), saturated: float = 0.0, shared_noise: bool = False,
                subwords: tuple[torch.Tensor, torch.Tensor, torch.Tensor, int] | None = None,
-               ) -> tuple[float, float, int]:
+               cached_bags: bool = False) -> tuple[float, float, int]:
     """Train the logistic loss example by example, as word2vec's threads do (each example's step
     lands before the next is scored), on the examples the kernel makes: the centre words at
     positions `centres` of the subsampled chunk `ids` (int32, SENTENCE_END between sentences),
@@ -195,7 +195,9 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
     `subwords` = (offsets, rows, repeat, max rows of a word) (w2v_nce.model.Model.kernel_subwords):
     each word's bag of input rows; a CBOW bag is all rows of its window's words, and skip-gram takes
     fastText's orientation (the centre word's rows predict each window word; `shared_noise` does
-    not apply there: every window word is a target with its own draws).
+    not apply there: every window word is a target with its own draws). `cached_bags` (CBOW with
+    subwords): each window position's row sum is cached while it is within reach and its rows take
+    their summed error once, when it leaves (see _kernel.c: cached_cbow).
     Returns (summed loss, summed d loss / d y, examples trained)."""
     ld = _check_tables(inp, out, bias)
     _check_logistic(out, row_offset, hot)
@@ -251,6 +253,9 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
     cand = torch.empty(2, 2 * window, 1 + negatives, dtype=torch.int64)
     cand_labels = torch.empty(1 + negatives, dtype=torch.float32)
     cand_mask = torch.empty(2, 2 * window, 1 + negatives, dtype=torch.uint8)
+    cached = cached_bags and subwords is not None and not skipgram
+    cache = torch.empty(2 * window + 1 if cached else 0, 2, ld, dtype=torch.float32)  # per slot: S_p, pending_p
+    cache_pos = torch.empty(2 * window + 1 if cached else 0, dtype=torch.int64)
     gsum, examples = ctypes.c_double(), ctypes.c_int64()
     loss = _LIB.window_sgd(_ptr(inp), _ptr(out), _ptr(bias), _ptr(ids), len(ids), _ptr(centres), len(centres),
                            window, int(skipgram), negatives, int(skip_hits), _ptr(accept), _ptr(alias), vocab, _ptr(points),
@@ -258,5 +263,6 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
                            float(saturated), seed & ((1 << 64) - 1), _ptr(work[0]), _ptr(work[1]), _ptr(context), _ptr(cand),
                            _ptr(cand_labels), _ptr(cand_mask), ctypes.byref(gsum), ctypes.byref(examples), hot_lo,
                            hot_n, _ptr(work[2:]), int(shared_noise), _ptr(sub_offsets), _ptr(sub_rows), _ptr(repeat),
-                           _ptr(bags), bag_max, _ptr(work[-1]))
+                           _ptr(bags), bag_max, _ptr(work[-1]), _ptr(cache) if cached else None,
+                           _ptr(cache_pos) if cached else None)
     return loss, gsum.value, examples.value

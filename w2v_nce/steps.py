@@ -158,6 +158,9 @@ class WindowKernel(Step):
 
     name = "window_kernel"
 
+    def __init__(self, cached_bags: bool = False):
+        self.cached_bags = cached_bags  # subword CBOW: Config.subword_bags == "cached"
+
     def prepare(self, model):
         model.align_rows()
 
@@ -175,7 +178,7 @@ class WindowKernel(Step):
             model.inp, model.out, model.bias, batch.ids, batch.positions, batch.window, batch.skipgram, lr, batch.seed,
             row_offset=rows, const_offset=float(const), hot=objective.hot_rows(len(model.out), HOT_ROWS),
             saturated=SATURATED, shared_noise=batch.shared_noise, subwords=model.kernel_subwords(),
-            **objective.kernel_candidates())
+            cached_bags=self.cached_bags, **objective.kernel_candidates())
         objective.update_from_sum(grad_sum, max(examples, 1), lr)
         return torch.tensor(loss, dtype=torch.float64), examples
 
@@ -224,7 +227,7 @@ def triton_unusable(table: torch.Tensor) -> str | None:
 
 
 def choose_step(asked: str, model: Model, objective: Objective, rule: UpdateRule,
-                programs: int = Config.programs) -> tuple[Step, str]:
+                programs: int = Config.programs, subword_bags: str = Config.subword_bags) -> tuple[Step, str]:
     """The step path for `asked` (Config.step) and the run's parts, and why: chosen once per run.
 
     The kernels serve float32 tables (the C kernel's on the CPU, the Triton kernel's on CUDA),
@@ -258,7 +261,7 @@ def choose_step(asked: str, model: Model, objective: Objective, rule: UpdateRule
         if asked == "kernel":
             raise UserError(f"step = kernel cannot train this run: {reasons[0]} (use --step batched or auto)")
         return Batched(), reasons[0]
-    kernel = WindowKernel() if isinstance(objective, LogisticObjective) else BatchedKernel()
+    kernel = WindowKernel(subword_bags == "cached") if isinstance(objective, LogisticObjective) else BatchedKernel()
     return kernel, "the kernel serves this run"
 
 

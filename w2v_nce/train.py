@@ -151,7 +151,8 @@ class Trainer:
             _, subwords, seed = input_table(state, cfg, vocab.words)
         self.model = Model(len(vocab), cfg.dim, cfg.use_bias, self.device, self.generator, bias_init=log_unigram,
                            out_rows=rows, subwords=subwords, init=False, bucket_seed=seed)
-        self.step, self.step_reason = choose_step(cfg.step, self.model, self.objective, self.rule, cfg.programs)
+        self.step, self.step_reason = choose_step(cfg.step, self.model, self.objective, self.rule, cfg.programs,
+                                                  cfg.subword_bags)
         self.step.prepare(self.model)  # the tables' layout before their values: one bucket table in memory, not two
         if state is None:
             self.model.draw_inputs(self.generator)
