@@ -48,7 +48,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_vs_gensim as bench  # noqa: E402  (the corpus, machine, child-process and quality code)
 
-from w2v_nce.config import Config, load_config  # noqa: E402
+from w2v_nce.config import SUBWORD_BAGS, Config, load_config  # noqa: E402
 from w2v_nce.errors import UserError  # noqa: E402
 from w2v_nce.evaluate import analogy  # noqa: E402
 from w2v_nce.vectors import Vectors, load_word2vec  # noqa: E402
@@ -92,6 +92,7 @@ def our_config(args: argparse.Namespace, arch: str) -> Config:
         "sample": args.sample, "min_count": args.min_count, "epochs": args.epochs, "minn": args.minn,
         "maxn": args.maxn, "buckets": args.buckets, "lr": None if args.defaults else args.lr,
         "min_lr_ratio": args.min_lr_ratio, "threads": args.threads, "seed": args.seed, "device": "cpu",
+        "subword_bags": args.subword_bags,
     })
 
 
@@ -204,6 +205,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--defaults", action="store_true", help="each trainer at its own default learning rate")
     ap.add_argument("--min-lr-ratio", type=float, default=1e-4, help="ours and gensim: final lr = lr x this")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--subword-bags", choices=SUBWORD_BAGS, default=Config.subword_bags,
+                    help="ours, CBOW: how the C kernel reads and moves a window's rows")
     ap.add_argument("--gensim-workers", type=int, default=None,
                     help="gensim's workers if not --threads (with N > 1, its corpus_file mode decays the rate only 1/N "
                     "of an epoch's worth per epoch, docs/results.md: 1 gives the linear schedule)")

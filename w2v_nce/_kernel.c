@@ -514,7 +514,10 @@ static void prepare_centre(Centre *c, const int32_t *ids, int64_t n_ids,
     if (centre_input) {
         c->bag = sub_rows + sub_offsets[target], c->n_bag = sub_offsets[target + 1] - sub_offsets[target];
     } else if (sub_offsets && cached) {
-        c->n_bag = 0;  /* its bag is read through the position cache (bag_cache_load), not gathered */
+        /* its bag is read through the position cache (cached_cbow), not gathered: only its last window
+         * word's rows are prefetched, the position most likely new to the cache */
+        int64_t last = c->context[n - 1];
+        c->bag = sub_rows + sub_offsets[last], c->n_bag = sub_offsets[last + 1] - sub_offsets[last];
     } else if (sub_offsets) {
         c->n_bag = 0;
         for (int64_t j = 0; j < n; j++)
