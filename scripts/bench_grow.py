@@ -56,7 +56,6 @@ import numpy as np
 import torch
 
 import bench_vs_gensim as bench  # scripts/, beside this file
-from w2v_nce.atomic import write_text
 from w2v_nce.config import Config, load_config
 from w2v_nce.errors import UserError
 from w2v_nce.vectors import Vectors, load_word2vec
@@ -76,13 +75,8 @@ def _log(message: str) -> None:
 
 def prepared(source: Path, workdir: Path, name: str, max_tokens: int) -> Path:
     """`source` as lines of at most 1,000 words in workdir/NAME.txt (made once per source and size)."""
-    target, stamp = workdir / f"{name}.txt", workdir / f"{name}.json"
-    key = {"source": str(Path(source).resolve()), "max_tokens": max_tokens}
-    if stamp.is_file() and target.is_file() and json.loads(stamp.read_text()) == key:
-        return target
-    _log(f"preparing {source} -> {target}")
-    bench.prepare_corpus(source, target, max_tokens)
-    stamp.write_text(json.dumps(key))
+    target = workdir / f"{name}.txt"
+    bench.prepared_corpus(source, target, max_tokens)
     return target
 
 
@@ -523,15 +517,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        result = bench._clean(run(args))
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.json is not None:
-        write_text(args.json, json.dumps(result, indent=2, allow_nan=False) + "\n")
-        _log(f"wrote {args.json}")
-    return 0
+    return bench.script_main(lambda: run(args), None, args.json)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ import tempfile
 from pathlib import Path
 
 import bench_vs_gensim as bench  # scripts/, beside this file
-from w2v_nce.atomic import write_text
 from w2v_nce.config import load_config, phrase_thresholds
 from w2v_nce.errors import UserError
 from w2v_nce.evaluate import analogy
@@ -278,16 +277,7 @@ def report(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        result = bench._clean(run(args))
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(report(result), flush=True)
-    if args.json is not None:
-        write_text(args.json, json.dumps(result, indent=2, allow_nan=False) + "\n")
-        bench._log(f"wrote {args.json}")
-    return 0
+    return bench.script_main(lambda: run(args), report, args.json)
 
 
 if __name__ == "__main__":

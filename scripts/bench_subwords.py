@@ -47,7 +47,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_vs_gensim as bench  # noqa: E402  (the corpus, machine, child-process and quality code)
 
-from w2v_nce.atomic import write_text  # noqa: E402
 from w2v_nce.config import Config, load_config  # noqa: E402
 from w2v_nce.errors import UserError  # noqa: E402
 from w2v_nce.evaluate import analogy  # noqa: E402
@@ -226,7 +225,7 @@ def run(args: argparse.Namespace) -> dict:
         workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-sub-")))
         workdir.mkdir(parents=True, exist_ok=True)
         prepared = workdir / "corpus.txt"
-        corpus = bench.prepare_corpus(args.corpus, prepared, args.max_tokens, args.line_words)
+        corpus = bench.prepared_corpus(args.corpus, prepared, args.max_tokens, args.line_words)
         results["corpus"] = {"source": args.corpus, "max_tokens": args.max_tokens, **corpus}
         print(f"corpus: {args.corpus} -> {corpus['tokens']:,} tokens in {corpus['lines']:,} lines", flush=True)
         for arch in archs:
@@ -260,14 +259,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        result = bench._clean(run(args))
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.json is not None:
-        write_text(args.json, json.dumps(result, indent=2, allow_nan=False) + "\n")
-    return 0
+    return bench.script_main(lambda: run(args), None, args.json)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -148,6 +148,21 @@ def prepare_corpus(source: Path, target: Path, max_tokens: int = 0, line_words: 
     return {"tokens": tokens, "lines": lines, "seconds": round(time.perf_counter() - start, 3)}
 
 
+def prepared_corpus(source: Path, target: Path, max_tokens: int = 0, line_words: int = 1000) -> dict:
+    """`prepare_corpus` once: `target` is reused when its stamp (TARGET.json) says it was made from
+    the same source, size and line length. Returns the counts."""
+    stamp = target.with_suffix(".json")
+    key = {"source": str(Path(source).resolve()), "max_tokens": max_tokens, "line_words": line_words}
+    made = json.loads(stamp.read_text()) if stamp.is_file() and target.is_file() else {}
+    if {k: made.get(k) for k in key} == key:
+        _log(f"reusing {target}")
+        return {k: made[k] for k in ("tokens", "lines", "seconds")}
+    _log(f"preparing {source} -> {target}")
+    counts = prepare_corpus(source, target, max_tokens, line_words)
+    stamp.write_text(json.dumps({**key, **counts}))
+    return counts
+
+
 def eval_files(overrides: dict[str, Path | None]) -> dict[str, Path]:
     """Each eval file: the one given, else ../shared/eval's copy, else gensim's bundled copy."""
     from w2v_nce.evaluate import _gensim_test_data
@@ -227,9 +242,10 @@ def run_child(command: list[str], what: str) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024  # Linux reports KB
 
 
-def train_ours(corpus: Path, out_dir: Path, cfg: Config) -> tuple[Vectors, dict]:
+def train_ours(corpus: Path, out_dir: Path, cfg: Config, load: bool = True) -> tuple[Vectors | None, dict]:
     """Our trainer as a user runs it: `w2v-nce train` in a new process, timed from the command to
-    the vectors file (imports, counting, encoding, training, checkpoints, vectors.txt)."""
+    the vectors file (imports, counting, encoding, training, checkpoints, vectors.txt); its vectors
+    are read back unless `load` is false."""
     from w2v_nce.config import to_toml
     from w2v_nce.vectors import load_word2vec
 
@@ -247,7 +263,7 @@ def train_ours(corpus: Path, out_dir: Path, cfg: Config) -> tuple[Vectors, dict]
         "corpus_words": metrics["corpus_words"],
         "words": metrics["words"],
     }
-    return load_word2vec(out_dir / "vectors.txt"), {"row": row, "metrics": metrics}
+    return load_word2vec(out_dir / "vectors.txt") if load else None, {"row": row, "metrics": metrics}
 
 
 def gensim_params(cfg: Config, workers: int) -> dict:
@@ -297,8 +313,9 @@ json.dump({"vocab_seconds": vocab_seconds, "train_seconds": train_seconds, "corp
 """
 
 
-def train_gensim(corpus: Path, params: dict, out_dir: Path) -> tuple[Vectors, dict]:
-    """gensim in corpus_file mode in a new process, timed from the command to its vectors file."""
+def train_gensim(corpus: Path, params: dict, out_dir: Path, load: bool = True) -> tuple[Vectors | None, dict]:
+    """gensim in corpus_file mode in a new process, timed from the command to its vectors file
+    (read back unless `load` is false)."""
     from w2v_nce.vectors import load_word2vec
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -315,7 +332,7 @@ def train_gensim(corpus: Path, params: dict, out_dir: Path) -> tuple[Vectors, di
         "corpus_words": details["corpus_words"],
         "words": words,
     }
-    return load_word2vec(out_dir / "vectors.txt"), {"row": row, "details": details}
+    return load_word2vec(out_dir / "vectors.txt") if load else None, {"row": row, "details": details}
 
 
 # --------------------------------------------------------------------------- quality
@@ -573,17 +590,7 @@ def run(args: argparse.Namespace) -> dict:
             workdir = args.workdir
             workdir.mkdir(parents=True, exist_ok=True)
         prepared = workdir / "corpus.txt"
-        stamp = workdir / "corpus.json"  # a --workdir's corpus is reused when made from the same source
-        source = {"source": str(Path(args.corpus).resolve()), "max_tokens": args.max_tokens,
-                  "line_words": args.line_words}
-        made = json.loads(stamp.read_text()) if stamp.is_file() and prepared.is_file() else {}
-        if {k: made.get(k) for k in source} == source:
-            _log(f"reusing {prepared}")
-            corpus = {k: made[k] for k in ("tokens", "lines", "seconds")}
-        else:
-            _log(f"preparing {args.corpus} -> {prepared}")
-            corpus = prepare_corpus(args.corpus, prepared, args.max_tokens, args.line_words)
-            stamp.write_text(json.dumps({**source, **corpus}))
+        corpus = prepared_corpus(args.corpus, prepared, args.max_tokens, args.line_words)
         print(f"corpus: {args.corpus}" + (f" (first {args.max_tokens:,} tokens)" if args.max_tokens else "")
               + f" -> {corpus['tokens']:,} tokens in {corpus['lines']:,} lines of <= {args.line_words} words",
               flush=True)
@@ -647,18 +654,29 @@ def report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def script_main(run: Callable[[], dict], report: Callable[[dict], str] | None, json_path: Path | None,
+                after: Callable[[dict], None] | None = None) -> int:
+    """A benchmark script's end: run it, print its report (if it has one apart from what it printed
+    as it went), write its JSON (atomically), then `after` (a plot); bad input is one `error:` line
+    and exit status 2."""
     try:
-        result = _clean(run(args))
+        result = _clean(run())
+        if report is not None:
+            print(report(result), flush=True)
+        if json_path is not None:
+            write_text(json_path, json.dumps(result, indent=2, allow_nan=False) + "\n")
+            _log(f"wrote {json_path}")
+        if after is not None:
+            after(result)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(report(result), flush=True)
-    if args.json is not None:
-        write_text(args.json, json.dumps(result, indent=2, allow_nan=False) + "\n")
-        _log(f"wrote {args.json}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return script_main(lambda: run(args), report, args.json)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
 """Oracles and helpers the test files share (imported by them; no tests here): word2vec.c's loop
 written out, autograd's step, a small config, the known-neighbours rank check on real text, and
-the command line run in-process with its one-error-line check."""
+the command line run in-process with its one-error-line check, and ranks of a gloo group as
+forked processes (test_distributed, test_shards)."""
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+import socket
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -195,3 +200,47 @@ def assert_one_error_line(code, out, err, *fragments):
     assert "Traceback" not in out + err
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- ranks: forked processes of a gloo group
+
+
+def _rank_main(fn, rank: int, world: int, port: int, folder: Path, args: tuple) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
+    code = 0
+    try:
+        import datetime
+
+        torch.distributed.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))
+        fn(rank, folder, *args)
+    except BaseException as exc:  # handed to the test
+        (folder / f"error-{rank}.txt").write_text(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        code = 1
+    finally:
+        os._exit(code)  # no atexit or destroy: a peer may be gone
+
+
+def run_ranks(fn, folder: Path, *args, world: int = 2, timeout: float = 120) -> dict[int, str]:
+    """Run fn(rank, folder, *args) in `world` forked processes of one gloo group; the error each
+    rank raised (type: message), by rank. A rank still running after `timeout` fails the test."""
+    port = free_port()
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_rank_main, args=(fn, rank, world, port, folder, args)) for rank in range(world)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout)
+    hung = [rank for rank, p in enumerate(procs) if p.is_alive()]
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    assert not hung, f"ranks {hung} hung"
+    return {rank: (folder / f"error-{rank}.txt").read_text() for rank in range(world)
+            if (folder / f"error-{rank}.txt").exists()}

@@ -175,3 +175,32 @@ def test_bench_grow_smoke(tmp_path):
     hs = result["hs-inner"]["runs"]
     assert set(hs) == {"zero", "same_decision", "gensim_by_index"}
     assert all(_finite(run["heldout_start"]) and _finite(run["heldout_trained"]) for run in hs.values())
+
+
+def test_bench_growth_smoke(tmp_path):
+    """scripts/bench_growth.py on 20k tokens of the bundled corpus: both sweeps, both trainers, one
+    vocabulary rule (gensim's counts are the oracle), the copies' tokens, and the per-row slope."""
+    script = SCRIPT.parent / "bench_growth.py"
+    out = tmp_path / "growth.json"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--corpus17", str(BUNDLED), "--corpus65", str(BUNDLED), "--max-tokens", "20000",
+         "--copies", "2", "--min-counts", "5", "1", "--dim", "10", "--threads", "1",
+         "--workdir", str(tmp_path / "work"), "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    size, vocab = result["corpus_sweep"], result["vocab_sweep"]
+    assert [r["corpus"] for r in size] == ["wiki17m", "wiki65m", "wiki65m x2"]
+    assert size[2]["tokens"] == 2 * size[1]["tokens"] == 40000
+    assert [r["min_count"] for r in vocab] == [5, 1] and vocab[0] == size[1]
+    for r in size + vocab:
+        assert r["ours"]["vocab_size"] == r["gensim"]["vocab_size"] > 0, r
+        assert r["ours"]["corpus_words"] == r["gensim"]["corpus_words"], r
+        assert _finite(r["ours"]["words_per_sec"]) and _finite(r["gensim"]["peak_rss_mb"])
+    assert size[2]["ours"]["corpus_words"] == 2 * size[1]["ours"]["corpus_words"]  # the copies are read whole
+    assert vocab[1]["ours"]["vocab_size"] > vocab[0]["ours"]["vocab_size"]
+    slope = (vocab[1]["ours"]["peak_rss_mb"] - vocab[0]["ours"]["peak_rss_mb"]) * 2**20 / (
+        vocab[1]["ours"]["vocab_size"] - vocab[0]["ours"]["vocab_size"])
+    assert result["bytes_per_vocab_row"]["ours"] == pytest.approx(slope)
+    assert "over the vocabulary" in proc.stdout and "per vocabulary row" in proc.stdout

@@ -14,19 +14,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 
-import multiprocessing as mp
 import pytest
 import torch
 
 from conftest import require_kernel, write_planted_phrases, write_twin_corpus
-from oracles import assert_known_neighbours_rank_high
+from oracles import assert_known_neighbours_rank_high, free_port as _free_port, run_ranks
 from w2v_nce import distributed
 from w2v_nce import train as train_module
 from w2v_nce.config import load_config
@@ -50,8 +47,13 @@ def small_cfg(**kw):
 
 
 def test_a_rank_with_enough_files_reads_its_own(tmp_path):
+    """.gz files (plain ones are cut into byte ranges: test_shards), stored uncompressed so that
+    their sizes keep the order of their texts'."""
+    import gzip
+
     for name, size in (("a", 50), ("b", 40), ("c", 30), ("d", 20)):
-        (tmp_path / name).write_text("w " * size)
+        with gzip.open(tmp_path / name, "wb", compresslevel=0) as f:
+            f.write(b"w " * size)
     dist = distributed.Dist(rank=1, world=2)
     assert [p.name for p in dist.shard(tmp_path)] == ["b", "c"]
     assert isinstance(dist.shard(tmp_path / "a"), Shard)
@@ -59,47 +61,6 @@ def test_a_rank_with_enough_files_reads_its_own(tmp_path):
 
 
 # --------------------------------------------------------------------------- two ranks (forked, gloo)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _rank_main(fn, rank: int, world: int, port: int, folder: Path, args: tuple) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
-    code = 0
-    try:
-        import datetime
-
-        torch.distributed.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))
-        fn(rank, folder, *args)
-    except BaseException as exc:  # handed to the test
-        (folder / f"error-{rank}.txt").write_text(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
-        code = 1
-    finally:
-        os._exit(code)  # no atexit or destroy: a peer may be gone
-
-
-def run_ranks(fn, folder: Path, *args, world: int = 2, timeout: float = 120) -> dict[int, str]:
-    """Run fn(rank, folder, *args) in `world` forked processes of one gloo group; the error each
-    rank raised (type: message), by rank. A rank still running after `timeout` fails the test."""
-    port = _free_port()
-    ctx = mp.get_context("fork")
-    procs = [ctx.Process(target=_rank_main, args=(fn, rank, world, port, folder, args)) for rank in range(world)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout)
-    hung = [rank for rank, p in enumerate(procs) if p.is_alive()]
-    for p in procs:
-        if p.is_alive():
-            p.kill()
-    assert not hung, f"ranks {hung} hung"
-    return {rank: (folder / f"error-{rank}.txt").read_text() for rank in range(world)
-            if (folder / f"error-{rank}.txt").exists()}
 
 
 def _capture_trainers(monkeypatch_target: list) -> None:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional
 import typer
 
 from w2v_nce.config import FIELDS, PHRASE_CONNECTORS, PHRASE_SCORINGS, TOKENIZERS  # a leaf: no torch
-from w2v_nce.errors import RankFailed, UserError, reports_errors
+from w2v_nce.errors import RankFailed, UserError, reports_errors, reports_lost_ranks
 
 app = typer.Typer(
     add_completion=False,
@@ -59,7 +59,9 @@ def user_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except RankFailed:  # this torchrun rank lost the others: the run's error line is elsewhere
+        except RankFailed as exc:  # this torchrun rank lost the others: the run's error line is elsewhere,
+            if reports_lost_ranks():  # unless a whole node died
+                typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2)
         except UserError as exc:
             _fail(str(exc))

@@ -20,6 +20,7 @@ import codecs
 import contextlib
 import gzip
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -58,10 +59,11 @@ def simple_tokens(text: str) -> list[str]:
 TOKENIZERS = {"whitespace": str.split, "simple": simple_tokens}  # Config.tokenizer's choices
 
 
-def read_pieces(path: Path | str, block_bytes: int = BLOCK_BYTES,
-                tokenizer: str = "whitespace") -> Iterator[tuple[list[str], bool]]:
+def read_pieces(path: Path | str, block_bytes: int = BLOCK_BYTES, tokenizer: str = "whitespace",
+                start: int = 0, stop: int | None = None) -> Iterator[tuple[list[str], bool]]:
     """Yield (tokens, ends_sentence) pieces in file order, each piece's text split by `tokenizer`
-    (pieces end at white space, so no token is cut).
+    (pieces end at white space, so no token is cut). `start`, `stop`: only bytes [start, stop) of
+    a plain file (a `ByteRange`'s part of it; they must not fall inside a token or a character).
 
     Raises UserError for a missing, binary (NUL bytes) or non-UTF-8 file.
     """
@@ -69,11 +71,13 @@ def read_pieces(path: Path | str, block_bytes: int = BLOCK_BYTES,
     tokenize = TOKENIZERS[tokenizer]
     decoder = codecs.getincrementaldecoder("utf-8")()
     carry = ""
-    offset = 0
+    offset = start
     with _open(path) as f:
+        if start:
+            f.seek(start)
         while True:
             try:
-                raw = f.read(block_bytes)
+                raw = f.read(block_bytes if stop is None else min(block_bytes, stop - offset))
             except (OSError, EOFError, zlib.error) as exc:  # includes a corrupt .gz
                 raise UserError(f"corpus '{path}' cannot be read: {exc}") from None
             if b"\x00" in raw:
@@ -161,7 +165,7 @@ def describe(corpus: Corpus) -> str:
         return "<stdin>" if str(corpus) == STDIN else str(corpus)
     if _is_path_list(corpus):
         return ", ".join(map(describe, corpus))
-    if isinstance(corpus, Shard):
+    if isinstance(corpus, (Shard, ByteRange)):
         return f"{describe(corpus.corpus)} (part {corpus.index + 1} of {corpus.count})"
     if isinstance(corpus, Stream):
         return describe(corpus.corpus)
@@ -283,15 +287,168 @@ class Shard(Stream):
     def pieces(self, tokenizer: str = "whitespace") -> Iterator[tuple[list[str], bool]]:
         unit = filled = 0
         for tokens, ends in read_corpus(self.corpus, tokenizer):
+            at = 0  # tokens[at:] are left (an index: slicing off the front would copy a long line's rest each time)
             while True:
-                take = tokens[: self.unit_tokens - filled]
-                tokens = tokens[len(take):]
-                filled += len(take)
-                full = filled == self.unit_tokens
-                done = full or (ends and not tokens)
-                if unit % self.count == self.index and (take or done):
-                    yield take, done
+                n = min(len(tokens) - at, self.unit_tokens - filled)
+                filled += n
+                done = filled == self.unit_tokens or (ends and at + n == len(tokens))
+                if unit % self.count == self.index and (n or done):
+                    yield tokens[at: at + n], done
+                at += n
                 if done:
                     unit, filled = unit + 1, 0
-                if not tokens:
+                if at == len(tokens):
                     break
+
+
+def gzipped(path: Path) -> bool:
+    """Whether `path` is gzip-compressed (by its magic bytes, as `_open` reads it); False if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == b"\x1f\x8b"
+    except OSError:
+        return False
+
+
+_SPACE = re.compile(rb"[ \t\r\n]")  # where read_pieces may cut a piece: never inside a token or a character
+
+
+def boundary(files: Sequence[Path], sizes: Sequence[int], at: int, reach: int) -> tuple[int, bool]:
+    """The cut of plain `files` (of `sizes` bytes), taken as one byte space, nearest after byte `at`:
+    (offset, mid_line). The next line start: `at` itself if it is one (a file's start is one), else
+    just past the first newline in the `reach` bytes from byte at - 1. With no newline there (a
+    line longer than `reach`, such as text8's single line) the first white space byte at or after
+    `at` (space, tab, CR; a newline there moves the cut past it): the cut falls between two
+    tokens, and ends a sentence on both sides (mid_line), as `Shard`'s 10,000-token units of a long
+    line do. A file's end is always a cut. Whatever the rule, a cut is an ASCII byte or a line
+    start, so it never falls inside a UTF-8 sequence or a token.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); f = d / "c.txt"
+    >>> _ = f.write_bytes(b"ab cd\\nef gh ij kl\\n")
+    >>> [boundary([f], [18], at, reach=8) for at in (0, 1, 6, 8, 14)]
+    [(0, False), (6, False), (6, False), (8, True), (18, False)]
+    """
+    start = 0
+    for path, size in zip(files, sizes):
+        if at < start + size:
+            break
+        start += size
+    else:
+        return start, False  # at or past the end
+    q = at - start
+    if q == 0:
+        return at, False
+    with open(path, "rb") as f:
+        f.seek(q - 1)
+        window = f.read(reach)
+        newline = window.find(b"\n")
+        if newline >= 0:
+            return start + q + newline, False
+        if q - 1 + len(window) >= size:
+            return start + size, False  # the file's last line, unended
+        tail, offset = window[1:], q  # bytes from `offset` on, read on while no space comes
+        while tail or (tail := f.read(reach)):
+            space = _SPACE.search(tail)
+            if space:
+                cut = offset + space.start()
+                return (start + cut + 1, False) if tail[space.start()] == 10 else (start + cut, True)
+            offset += len(tail)
+            tail = b""
+    return start + size, False
+
+
+@dataclass(frozen=True)
+class ByteRange(Stream):
+    """Part `index` of `count` of a corpus of plain (uncompressed) files, the files taken in corpus
+    order as one byte space: bytes [cut(index · T / count), cut((index + 1) · T / count)) of its T
+    bytes, each cut moved forward to a line start, or to a white space when no line start comes
+    within the reach: `boundary`, with the reach the read block (`block_bytes`, 4 MiB) or a
+    quarter of a part if smaller, so that no part is off its share by more than that (text8's
+    100 MB line is cut at spaces; lines shorter than the reach never are). A process reads its
+    range only (seeking to it), and the parts read in order give every token once, in corpus
+    order: every line, with a line cut between two parts read as two sentences. fastText's
+    threads seek to threadId · size / threads likewise, but start mid-word and read on past the
+    next thread's start. Parts may be empty (a file smaller than the number of parts).
+    `block_bytes` 0: BLOCK_BYTES. With `file_ends`, a file's last line ends a sentence even
+    without a newline (as w2v_nce.phrases reads a corpus of files; read_corpus runs it on into the
+    next file's first line).
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "a.txt").write_text("the cat sat\\non the mat\\n")
+    >>> _ = (d / "b.txt").write_text("a dog\\n")
+    >>> [list(ByteRange(d, i, 3).sentences()) for i in range(3)]
+    [[['the', 'cat', 'sat']], [['on', 'the', 'mat']], [['a', 'dog']]]
+    """
+
+    corpus: Corpus
+    index: int
+    count: int
+    block_bytes: int = 0
+    file_ends: bool = False
+
+    def segments(self) -> list[tuple[Path, int, int, bool]]:
+        """(file, start, stop, ends) of each file this part reads bytes [start, stop) of; ends:
+        the part ends inside a line there, or (`file_ends`) at the file's end: its last piece then
+        ends a sentence."""
+        files = corpus_files(self.corpus)
+        sizes = [_size(path) for path in files]
+        total = sum(sizes)
+        reach = min(self.block_bytes or BLOCK_BYTES, max(1, total // (4 * self.count)))
+        (lo, _), (hi, mid_line) = (boundary(files, sizes, k * total // self.count, reach)
+                                   for k in (self.index, self.index + 1))
+        parts = []
+        start = 0
+        for path, size in zip(files, sizes):
+            a, b = max(lo, start), min(hi, start + size)
+            if a < b:
+                ends = (mid_line and b == hi) or (self.file_ends and b == start + size)
+                parts.append((path, a - start, b - start, ends))
+            start += size
+        return parts
+
+    def pieces(self, tokenizer: str = "whitespace") -> Iterator[tuple[list[str], bool]]:
+        for path, start, stop, ends in self.segments():
+            open_tokens = False  # tokens since the last sentence end (sentence_pieces' rule at a file's end)
+            for tokens, ended in read_pieces(path, self.block_bytes or BLOCK_BYTES, tokenizer, start, stop):
+                open_tokens = (open_tokens or bool(tokens)) and not ended
+                yield tokens, ended
+            if ends and open_tokens:
+                yield [], True
+
+    def sentences(self, tokenizer: str = "whitespace") -> Iterator[list[str]]:
+        """The part's sentences (a last one unended included)."""
+        sentence: list[str] = []
+        for tokens, ends in self.pieces(tokenizer):
+            sentence.extend(tokens)
+            if ends:
+                yield sentence
+                sentence = []
+        if sentence:
+            yield sentence
+
+
+def file_sizes(corpus: Corpus) -> list[tuple[str, int | None]] | None:
+    """The files of a corpus of paths with their sizes (None: missing), or None for a corpus of
+    another kind: what every node must see alike for the ranks' shards to tile the corpus."""
+    if isinstance(corpus, Stream):
+        return file_sizes(corpus.corpus)
+    if not (isinstance(corpus, (str, os.PathLike)) or _is_path_list(corpus)):
+        return None
+    sizes = []
+    for path in corpus_files(corpus):
+        try:
+            sizes.append((str(path), path.stat().st_size))
+        except OSError:
+            sizes.append((str(path), None))
+    return sizes
+
+
+def _size(path: Path) -> int:
+    """A file's bytes; a missing one is the error one process would give when reading it."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        _open(path)  # says what is wrong (missing, a directory)
+        raise

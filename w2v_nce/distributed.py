@@ -5,7 +5,8 @@ LOCAL_WORLD_SIZE in their environment (one node or several: its rendezvous). Eac
 rank, in `train.train`:
 
   1. joins the process group (`session`): gloo on the CPU, NCCL on GPUs, device cuda:LOCAL_RANK;
-  2. reads its shard of the corpus (`Dist.shard`): its own files when there are at least N, else
+  2. reads its shard of the corpus (`Dist.shard`): of plain files its byte range (1/N of their
+     bytes, cut at line starts); with a .gz file, its own files when there are at least N, else
      every N-th sentence (or 10,000-token piece of a longer one) of the stream;
   3. counts its shard within `vocab_budget` types; the master merges the ranks' counts, one rank
      at a time, builds the vocabulary and hands it to every rank (w2v_nce.vocab.build_vocabulary,
@@ -30,6 +31,7 @@ summary says why.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,7 +42,8 @@ import torch
 import torch.distributed as td
 
 from w2v_nce.config import Config
-from w2v_nce.corpus import Corpus, Shard, _is_path_list, corpus_files
+from w2v_nce.corpus import (ByteRange, Corpus, Shard, _is_path_list, corpus_files, describe, file_sizes,
+                             gzipped)
 from w2v_nce.errors import RankFailed, UserError
 
 
@@ -76,16 +79,54 @@ class Dist:
         return None if self.rank == 0 or self.replicas else seed + 1_000_003 * self.rank
 
     def shard(self, corpus: Corpus) -> Corpus:
-        """This rank's part of `corpus`: with at least one file per rank, its own files (balanced
-        by size, each in corpus order), else a `Shard` of the stream (every rank then reads it all
-        and keeps every world-th unit)."""
+        """This rank's part of `corpus`: of plain files, its `ByteRange` (it reads its own bytes
+        only); of a corpus with a .gz file (gzip cannot be entered at an offset), its own files
+        when there are at least one per rank (balanced by size, each in corpus order), else a
+        `Shard` of the stream (every rank then reads it all and keeps every world-th unit). With
+        phrases, they are joined in the rank's part of the corpus."""
+        from w2v_nce.phrases import PhrasedCorpus  # (a corpus filter: imported where it is taken apart)
+
         if self.world == 1 or self.replicas:
             return corpus
+        if isinstance(corpus, PhrasedCorpus):
+            inner = self.shard(corpus.corpus)
+            if isinstance(inner, ByteRange):  # its files' last lines ended, as phrases read files
+                return PhrasedCorpus(corpus.model, dataclasses.replace(inner, file_ends=True), corpus.tokenizer)
         if isinstance(corpus, (str, os.PathLike)) or _is_path_list(corpus):
             files = corpus_files(corpus)
+            if not any(map(gzipped, files)):
+                return ByteRange(files, self.rank, self.world)
             if len(files) >= self.world:
                 return balanced(files, self.world)[self.rank]
         return Shard(corpus, self.rank, self.world)
+
+    def same_files(self, corpus: Corpus) -> None:
+        """A UserError on every rank unless every rank sees the corpus's files with the same sizes
+        (per-node copies that differ would make the byte ranges or the files' groups overlap or
+        leave gaps, without any other sign)."""
+        if not self.group or self.world == 1 or self.replicas:
+            return
+        seen = self.gather(self.together(file_sizes, corpus))
+        for rank, files in enumerate(seen):
+            if files == seen[0]:
+                continue
+            if files is None or seen[0] is None or len(files) != len(seen[0]):
+                raise UserError(f"rank {rank} sees another corpus than rank 0 ({len(files or [])} files against "
+                                f"{len(seen[0] or [])}): every node needs the same files at the same path")
+            (path, size), (first, first_size) = next((a, b) for a, b in zip(files, seen[0]) if a != b)
+            raise UserError(f"corpus file '{first}' is {_bytes(first_size)} on rank 0 but '{path}' is {_bytes(size)} "
+                            f"on rank {rank}: every node needs the same files at the same path")
+
+    def shard_note(self, corpus: Corpus) -> str | None:
+        """What the master says when the ranks cannot read their parts alone (a .gz too few to share)."""
+        try:
+            if self.world == 1 or self.replicas or not isinstance(self.shard(corpus), Shard):
+                return None
+        except UserError:  # reading the shard says it, on every rank
+            return None
+        return (f"a .gz file cannot be cut at byte offsets: each of the {self.world} ranks reads all of "
+                f"'{describe(corpus)}' and keeps one line in {self.world} (decompress it, or split it into "
+                f"{self.world}+ files, so that each rank reads only its part)")
 
     # -- agreement: one outcome on every rank
 
@@ -175,6 +216,10 @@ class Dist:
                 raise UserError(f"no answer from the other ranks within dist_timeout={self.timeout:g} s: "
                                 f"a rank is stuck or far slower ({cause[:200]})") from None
             raise RankFailed(f"lost the other ranks: {cause[:200]}") from None
+
+
+def _bytes(size: int | None) -> str:
+    return "missing" if size is None else f"{size:,} bytes"
 
 
 def balanced(files: list[Path], parts: int) -> list[list[Path]]:

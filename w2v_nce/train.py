@@ -377,12 +377,15 @@ def _train(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool, progress_ba
         return cfg, None, None
 
     cfg, state, parent = dist.from_master(saved_run)
+    dist.same_files(corpus)
     if cfg.patience is not None and cfg.heldout is None:  # checked here: a resumed run may have its held-out text
         raise UserError("patience is set but heldout is not: add --heldout FILE")
     saved_phrases = out_dir if state is not None else parent.run_dir if parent is not None else None
     phrases = phrase_model(corpus, out_dir, cfg, saved_phrases, dist, progress_bar)
     if phrases is not None:  # counted and encoded with its phrases joined, as its `phrases` output would be
         corpus = PhrasedCorpus(phrases, corpus, cfg.tokenizer)
+    if master and progress_bar and (note := dist.shard_note(corpus)):
+        tqdm.write(f"note: {note}", file=sys.stderr)
     if state is not None:
         vocab, corpus_tokens = checkpoint_vocab(state), None
     elif parent is not None:
