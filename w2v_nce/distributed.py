@@ -527,8 +527,8 @@ class _Part:
             self.base.copy_(target)
         if self.snapshot is None:
             self.rows.copy_(target)
-        else:
-            self.rows.add_(target - self.snapshot)
+        else:  # (none's target is the base itself: not in place)
+            self.rows.add_(target - self.snapshot if divisor == "none" else target.sub_(self.snapshot))
 
 
 @dataclass
