@@ -15,7 +15,8 @@ gensim's 0.025, fastText's 0.05).
 
 Each runs in a process of its own, as a user runs it, from the command to its word vectors file
 (fastText's .vec: every word's vector, the mean of its row and its n-grams' rows), so "end to end
-seconds" and "peak memory" (the process's peak resident set) are comparable. Words/s is in-vocabulary
+seconds" and "peak memory" (the process's own peak resident set, bench_vs_gensim.peak_command)
+are comparable. Words/s is in-vocabulary
 corpus words x epochs over training seconds: ours, train()'s epoch loops; gensim, train(); fastText,
 train_unsupervised, which builds its dictionary inside (its own progress line's words/sec/thread x
 threads is recorded too, as "fasttext_reported_words_per_sec"). Quality is computed by the same code
@@ -135,14 +136,16 @@ def train_child(child: str, params: dict, corpus: Path, out_dir: Path, what: str
 
 def _run_logged(command: list[str], err, what: str) -> tuple[float, float]:
     """bench_vs_gensim.run_child, with the child's stderr kept in the file `err`."""
+    peak_file = Path(err.name).with_suffix(".peak")
     start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
+    child = subprocess.Popen(bench.peak_command(command, peak_file), stdout=subprocess.DEVNULL, stderr=err)
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
+    peak = bench.child_peak_mb(peak_file, usage)
     if os.waitstatus_to_exitcode(status) != 0:
         tail = Path(err.name).read_bytes().decode(errors="replace").strip().splitlines()
         raise UserError(f"{what} failed: {tail[-1] if tail else status}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, peak
 
 
 def quality(vectors: Vectors, files: dict[str, Path], restrict_vocab: int) -> dict:

@@ -26,7 +26,8 @@ has no separate encoding step). Each trainer runs in a process of its own, as a 
 "end to end seconds" is from the command to its vectors file (ours: `w2v-nce train`, with its
 imports, counting, encoding, checkpoints and vectors.txt; gensim: imports, `Word2Vec()`,
 build_vocab, train and save_word2vec_format in text), and "peak memory" is that process's peak
-resident set (getrusage's ru_maxrss).
+resident set (its VmHWM at exit, `peak_command`; not getrusage's ru_maxrss, which on Linux starts
+from this script's own peak: the child inherits its parent's high-water mark at exec).
 
 Quality is computed by the same code for both sets of vectors (`w2v_nce.evaluate`): analogy
 accuracy (3CosAdd, first --restrict-vocab words, case-insensitive) and its coverage, WordSim353
@@ -229,17 +230,62 @@ def _cpu_model() -> str:
 # --------------------------------------------------------------------------- trainers
 
 
+PEAK_WRAPPER = """
+import atexit, sys
+def _peak(path=sys.argv[1]):
+    try:
+        with open("/proc/self/status") as f:
+            kb = next((l.split()[1] for l in f if l.startswith("VmHWM:")), "")
+    except OSError:
+        return
+    with open(path, "w") as f:
+        f.write(kb)
+atexit.register(_peak)
+if sys.argv[2] == "-m":
+    import runpy
+    sys.argv = sys.argv[3:]
+    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+else:  # the code runs as this __main__ (what it defines must pickle as __main__.name)
+    _code, sys.argv = sys.argv[3], ["-c"] + sys.argv[4:]
+    exec(compile(_code, "<string>", "exec"), globals())
+"""
+
+
+def peak_command(command: list[str], peak_file: Path) -> list[str]:
+    """`command` ([python, "-m" or "-c", module or code, args...]) run so that it writes its own
+    peak resident set (VmHWM, KB) into `peak_file` at exit. The process's VmHWM is its own from
+    exec on, while the ru_maxrss that wait4 reports is at least the parent's peak when it started
+    the child (Linux folds the parent's high-water mark in at exec), which here is this script's
+    with torch and the last run's vectors loaded. The wrapper imports only atexit (and runpy for -m)."""
+    python, flag, target, *args = command
+    if flag not in ("-m", "-c"):
+        raise ValueError(f"peak_command runs python -m or -c, not {flag!r}")
+    return [python, "-c", PEAK_WRAPPER, str(peak_file), flag, target, *args]
+
+
+def child_peak_mb(peak_file: Path, usage) -> float:
+    """The child's peak resident set in MB (MiB): its VmHWM if it wrote it, else ru_maxrss."""
+    try:
+        return int(peak_file.read_text()) / 1024
+    except (OSError, ValueError):
+        return usage.ru_maxrss / 1024  # Linux reports KB
+    finally:
+        peak_file.unlink(missing_ok=True)
+
+
 def run_child(command: list[str], what: str) -> tuple[float, float]:
     """Run `command` as a child process: (wall seconds, its peak resident memory in MB)."""
+    peak_file = Path(tempfile.mkstemp(prefix="w2v-peak-")[1])
     start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(peak_command(command, peak_file), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
     err = child.stderr.read().decode(errors="replace")
     child.stderr.close()
+    peak = child_peak_mb(peak_file, usage)
     if os.waitstatus_to_exitcode(status) != 0:
         raise UserError(f"{what} failed: {err.strip().splitlines()[-1] if err.strip() else status}")
-    return wall, usage.ru_maxrss / 1024  # Linux reports KB
+    return wall, peak
 
 
 def train_ours(corpus: Path, out_dir: Path, cfg: Config, load: bool = True) -> tuple[Vectors | None, dict]:

@@ -146,6 +146,28 @@ def kernel_stream(state: int):
         yield z ^ (z >> 31)
 
 
+def bucket_start(seed: int, bucket: int, dim: int) -> np.ndarray:
+    """The initial vector of n-gram bucket `bucket` (w2v_nce.subwords.bucket_init), by hand: draws
+    bucket*dim + 1 .. bucket*dim + dim of the kernel's stream from `seed`, 24 bits each, as
+    uniform in ±1/dim (in float64, then float32: the same rounding as float32 arithmetic)."""
+    stream = kernel_stream((seed + bucket * dim * 0x9E3779B97F4A7C15) & ((1 << 64) - 1))
+    return np.array([((next(stream) >> 40) * 2.0 ** -23 - 1) / dim for _ in range(dim)], dtype=np.float32)
+
+
+def fasttext_matrix(state: dict) -> np.ndarray:
+    """[V + buckets, dim] a subword checkpoint's input table as fastText's (row V + b: bucket b),
+    by brute force: the word rows, each stored bucket's row (bucket_ids), every other bucket's start."""
+    cfg, words, inp = state["config"], state["words"], state["model"]["inp"].numpy()
+    vocab, dim = len(words), cfg["dim"]
+    row_of = {int(b): vocab + k for k, b in enumerate(state["model"]["bucket_ids"].tolist())}
+    seed = state["model"]["bucket_seed"]
+    full = np.empty((vocab + cfg["buckets"], dim), dtype=np.float32)
+    full[:vocab] = inp[:vocab]
+    for b in range(cfg["buckets"]):
+        full[vocab + b] = inp[row_of[b]] if b in row_of else bucket_start(seed, b, dim)
+    return full
+
+
 def kernel_examples(ids: list[int], centres: list[int], window: int, seed: int, skipgram: bool,
                     centre_input: bool = False):
     """(bag of words, target) in the window kernel's training order, enumerated by brute force: each

@@ -10,7 +10,7 @@ import pytest
 from gensim.models.fasttext import FastTextKeyedVectors, ft_ngram_hashes, load_facebook_model, load_facebook_vectors
 
 from conftest import write_twin_corpus
-from oracles import small_cfg
+from oracles import fasttext_matrix, small_cfg
 from w2v_nce import Word2Vec
 from w2v_nce.checkpoint import CHECKPOINT, load_checkpoint
 from w2v_nce.cli import main
@@ -44,9 +44,9 @@ def runs(corpus, tmp_path_factory):
 
 
 def by_hand(state: dict, word: str) -> np.ndarray:
-    """fastText's getWordVector from the checkpoint's table: the mean of the word's row (if known)
-    and its n-grams' rows, the buckets from gensim's hash."""
-    cfg, words, table = state["config"], list(state["words"]), state["model"]["inp"].double().numpy()
+    """fastText's getWordVector from the checkpoint's table as fastText's (oracles.fasttext_matrix):
+    the mean of the word's row (if known) and its n-grams' rows, the buckets from gensim's hash."""
+    cfg, words, table = state["config"], list(state["words"]), fasttext_matrix(state).astype(np.float64)
     rows = [words.index(word)] if word in words else []
     rows += [len(words) + int(b) for b in ft_ngram_hashes(word, cfg["minn"], cfg["maxn"], cfg["buckets"])]
     return table[rows].mean(0)
@@ -107,7 +107,7 @@ def test_the_fasttext_bin_reads_back_in_fasttext(runs, name, tmp_path):
     save_fasttext_bin(state, tmp_path / "model.bin")
     ft = fasttext.load_model(str(tmp_path / "model.bin"))
     assert ft.get_words() == ours.index_to_key
-    table = state["model"]["inp"].numpy()
+    table = fasttext_matrix(state) if name != "words" else state["model"]["inp"].numpy()
     np.testing.assert_array_equal(ft.get_input_matrix(), table)
     for word in ours.index_to_key[:20] + ["naïve", "straße"]:
         np.testing.assert_allclose(ft.get_word_vector(word), ours[word], rtol=1e-5, atol=1e-7)
@@ -240,7 +240,7 @@ def test_the_api_takes_subwords_and_predicts_from_bags_of_rows(corpus, tmp_path)
                      device="cpu").train(corpus, tmp_path / "run")
     assert (model.config.minn, model.config.maxn) == (3, 6) and isinstance(model.wv, FastTextKeyedVectors)
     state = model._checkpoint()
-    words, table = list(state["words"]), state["model"]["inp"].double()
+    words, table = list(state["words"]), torch.from_numpy(fasttext_matrix(state)).double()
     rows = [r for w in ("a3", "naïve") for r in [words.index(w)] + [len(words) + int(b) for b in
                                                                    ft_ngram_hashes(w, 3, 6, 300)]]
     p = torch.softmax(state["model"]["out"].double() @ table[rows].mean(0) + state["model"]["bias"].double(), 0)

@@ -262,9 +262,14 @@ def test_resume_with_subwords_is_bit_identical_and_carries_the_buckets(tmp_path,
     train(corpus, tmp_path / "resumed", dataclasses.replace(cfg, epochs=1), progress_bar=False)
     train(corpus, tmp_path / "resumed", cfg, resume=True, asked={"epochs": 2}, progress_bar=False)
     straight, resumed = (load_checkpoint(tmp_path / run / CHECKPOINT) for run in ("straight", "resumed"))
-    assert straight["model"]["inp"].shape == (len(straight["words"]) + 500, 8)
+    vocab = len(straight["words"])
+    full = Subwords.build(straight["words"], 3, 6, 500).rows
+    used = np.unique(full[full >= vocab] - vocab)  # the buckets the words' n-grams hash into, by brute force
+    assert straight["model"]["inp"].shape == (vocab + len(used), 8) and len(used) < 500
+    assert sorted(straight["model"]["bucket_ids"].tolist()) == used.tolist()
     assert straight["config"]["buckets"] == 500 and straight["config"]["maxn"] == 6
     assert torch.equal(straight["model"]["inp"], resumed["model"]["inp"])
+    assert torch.equal(straight["model"]["bucket_ids"], resumed["model"]["bucket_ids"])
     with pytest.raises(UserError, match="cannot change 'buckets'"):
         train(corpus, tmp_path / "resumed", cfg, resume=True, asked={"buckets": 600}, progress_bar=False)
 
@@ -275,7 +280,8 @@ def test_a_checkpoint_whose_table_does_not_fit_its_buckets_is_one_error(tmp_path
     state = load_checkpoint(tmp_path / "run" / CHECKPOINT)
     state["config"]["buckets"] = 400
     for read in (load_model, vectors_from_checkpoint):
-        with pytest.raises(UserError, match=r"input table is \(\d+, 8\), expected \(\d+, 8\) for \d+ words \+ 400"):
+        with pytest.raises(UserError, match=r"\(80 words, 400 buckets, dim 8\): its bucket rows lack \d+ of the \d+ "
+                                            "buckets its words' n-grams use in 400 buckets"):
             read(state)
 
 
@@ -329,3 +335,165 @@ def test_skipgram_with_subwords_draws_noise_per_example_even_when_shared_is_aske
         results.append((out, model.inp, model.out))
     (a, inp_a, out_a), (b, inp_b, out_b) = results
     assert a == b and torch.equal(inp_a, inp_b) and torch.equal(out_a, out_b)
+
+
+# --------------------------------------------------------------------------- only the used buckets stored
+
+
+def test_bucket_starts_are_the_kernels_stream_by_bucket_id():
+    """bucket_init (numpy) and the C kernel's draw both give bucket b's start from the seed and b
+    alone, as the splitmix64 stream by hand (oracles.bucket_start); uniform in ±1/dim."""
+    from oracles import bucket_start
+    from w2v_nce.subwords import bucket_init, fill_buckets
+
+    ids = np.array([0, 1, 7, 1_999_999, 2**31 - 2])
+    for seed in (1, 0xF123456789ABCDEF):
+        expected = np.stack([bucket_start(seed, int(b), 10) for b in ids])
+        np.testing.assert_array_equal(bucket_init(seed, ids, 10), expected)
+        if fused.AVAILABLE:
+            padded = torch.full((len(ids), 16), 9.0)[:, :10]  # rows a cache line apart, as the trainer's
+            fill_buckets(padded, seed, ids)
+            np.testing.assert_array_equal(padded.numpy(), expected)
+    many = bucket_init(3, np.arange(20_000), 10)
+    assert many.min() >= -0.1 and many.max() < 0.1 and abs(float(many.mean())) < 1e-3
+
+
+def test_a_compact_layout_is_the_full_one_with_rows_renumbered():
+    words = toy_words(300, seed=2)
+    full, compact = (Subwords.build(words, 3, 6, 5000, compact=c) for c in (False, True))
+    vocab = len(words)
+    used = np.unique(full.rows[full.rows >= vocab] - vocab)
+    assert sorted(compact.stored.tolist()) == used.tolist() and len(used) < 5000
+    assert np.array_equal(compact.full_rows(), full.rows) and np.array_equal(compact.offsets, full.offsets)
+    assert compact.rows.max() == vocab + len(used) - 1
+    # the order words first use them: the bags read rows V, V+1, ... as they first meet a bucket
+    first = [r for r in compact.rows.tolist() if r >= vocab]
+    assert list(dict.fromkeys(first)) == list(range(vocab, vocab + len(used)))
+
+
+def run_layouts(monkeypatch, corpus, out, full: bool, **kw):
+    """A subword run trained with only its buckets stored, or (`full`) fastText's whole table."""
+    import w2v_nce.train as train_module
+
+    if full:
+        monkeypatch.setattr(train_module, "subwords_for", lambda cfg, words: Subwords.build(
+            words, cfg.minn, cfg.maxn, cfg.buckets, compact=False))
+    train(corpus, out, small_cfg(subwords=True, buckets=500, dim=8, epochs=2, **kw), progress_bar=False)
+    monkeypatch.undo()
+    return load_checkpoint(out / CHECKPOINT)
+
+
+@pytest.mark.parametrize("arch,step", [("skipgram", "kernel"), ("cbow", "kernel"), ("cbow", "batched"),
+                                       ("skipgram", "batched")])
+def test_storing_only_the_used_buckets_trains_the_full_tables_model(tmp_path, twin_corpus, monkeypatch, arch, step):
+    """The oracle is the run that holds fastText's whole table (row V + b for every bucket b): the
+    same start (the word rows from the run's generator, the buckets by id), the same examples, the
+    same arithmetic on the same values, so the same vectors bit for bit, for known words and
+    unseen ones (whose n-grams may fall in buckets no word uses), and the same .vec."""
+    from oracles import fasttext_matrix
+    from w2v_nce.fasttext_io import keyed_vectors
+
+    if step == "kernel":
+        require_kernel()
+    corpus, _ = twin_corpus
+    compact = run_layouts(monkeypatch, corpus, tmp_path / "compact", False, arch=arch, step=step)
+    full = run_layouts(monkeypatch, corpus, tmp_path / "full", True, arch=arch, step=step)
+    vocab = len(full["words"])
+    assert len(compact["model"]["inp"]) < vocab + 500 == len(full["model"]["inp"])
+    np.testing.assert_array_equal(fasttext_matrix(compact), full["model"]["inp"].numpy())
+    ours, theirs = keyed_vectors(compact), keyed_vectors(full)
+    for word in ours.index_to_key[:10] + ["zebra", "a333", "qqqq", "日本語"]:
+        np.testing.assert_array_equal(ours[word], theirs[word])
+    assert (tmp_path / "compact" / "vectors.txt").read_bytes() == (tmp_path / "full" / "vectors.txt").read_bytes()
+
+
+def test_a_checkpoint_of_the_full_table_loads_and_resumes_as_the_compact_one(tmp_path, twin_corpus):
+    """A checkpoint that holds fastText's whole table (no bucket_ids: every bucket in order) reads
+    back as the compact run it was made from: the same vectors, and resuming from it (the run keeps
+    its whole table) trains on bit for bit as resuming the compact checkpoint."""
+    from oracles import fasttext_matrix
+    from w2v_nce.checkpoint import save_checkpoint
+    from w2v_nce.fasttext_io import keyed_vectors
+
+    corpus, _ = twin_corpus
+    cfg = small_cfg(subwords=True, buckets=500, dim=8, epochs=1, min_lr_ratio=1.0)
+    train(corpus, tmp_path / "compact", cfg, progress_bar=False)
+    state = load_checkpoint(tmp_path / "compact" / CHECKPOINT)
+    whole = {**state, "model": {k: v for k, v in state["model"].items() if k not in ("bucket_ids", "bucket_seed")}}
+    whole["model"]["inp"] = torch.from_numpy(fasttext_matrix(state))
+    (tmp_path / "whole").mkdir()
+    save_checkpoint(whole, tmp_path / "whole" / CHECKPOINT)
+    for word in state["words"][:5] + ["zebra", "a333"]:
+        np.testing.assert_array_equal(keyed_vectors(whole)[word], keyed_vectors(state)[word])
+    np.testing.assert_array_equal(vectors_from_checkpoint(whole).matrix, vectors_from_checkpoint(state).matrix)
+    for run in ("compact", "whole"):
+        train(corpus, tmp_path / run, dataclasses.replace(cfg, epochs=2), resume=True, asked={"epochs": 2},
+              progress_bar=False)
+    a, b = (load_checkpoint(tmp_path / run / CHECKPOINT) for run in ("compact", "whole"))
+    assert len(b["model"]["inp"]) == len(b["words"]) + 500  # the run goes on holding the table it had
+    np.testing.assert_array_equal(fasttext_matrix(a), fasttext_matrix(b))
+
+
+@pytest.fixture(scope="module")
+def small_subword_run(tmp_path_factory):
+    from conftest import write_twin_corpus
+
+    root = tmp_path_factory.mktemp("subword_run")
+    write_twin_corpus(root / "twins.txt")
+    train(root / "twins.txt", root / "run", small_cfg(subwords=True, buckets=500, dim=8, epochs=1),
+          progress_bar=False)
+    return root / "run"
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda m: m.update(bucket_ids=m["bucket_ids"][:-1]), r"bucket_ids has \d+ buckets for the \d+ bucket rows"),
+    (lambda m: m["bucket_ids"].__setitem__(0, 500), "a bucket outside 0..499"),
+    (lambda m: m["bucket_ids"].__setitem__(0, -1), "a bucket outside 0..499"),
+    (lambda m: m["bucket_ids"].__setitem__(1, int(m["bucket_ids"][0])), "holds a bucket twice"),
+    (lambda m: m.update(bucket_ids=m["bucket_ids"].float()), "not a vector of integers"),
+    (lambda m: m.update(bucket_ids=[1, 2]), "not a vector of integers"),
+    (lambda m: m.update(bucket_seed="1"), "bucket_seed is '1', not an integer"),
+    (lambda m: m.update(inp=m["inp"][:-1]), r"bucket_ids has \d+ buckets for the \d+ bucket rows"),
+    (lambda m: m.update(inp=m["inp"][:, :4]), r"inp has shape \(\d+, 4\), expected"),
+    (lambda m: m.pop("bucket_ids"), r"inp has \d+ rows, expected \d+ \(\d+ words \+ 500 buckets\)"),
+])
+def test_a_checkpoint_with_bad_bucket_rows_is_one_error(tmp_path, small_subword_run, change, message):
+    import shutil
+
+    from oracles import invoke
+    from w2v_nce.checkpoint import save_checkpoint
+
+    shutil.copytree(small_subword_run, tmp_path / "run")
+    state = load_checkpoint(tmp_path / "run" / CHECKPOINT)
+    change(state["model"])
+    for read in (load_model, vectors_from_checkpoint):
+        with pytest.raises(UserError, match="checkpoint does not fit its own config .*" + message):
+            read(state)
+    save_checkpoint(state, tmp_path / "run" / CHECKPOINT)
+    code, out, err = invoke(["vectors", str(tmp_path / "run"), "a3"])
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code != 0 and len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in out + err, err
+
+
+def test_a_grown_vocabulary_takes_the_parents_buckets_stored_or_not(tmp_path, twin_corpus):
+    """train --init --update-vocab: the new words' n-grams use buckets the parent never stored;
+    they start as the parent's vectors for them (its start, oracles.bucket_start under the parent's
+    seed, which the child keeps), the others carry the parent's rows (lr 1e-30 moves nothing)."""
+    from oracles import bucket_start, fasttext_matrix
+
+    corpus, _ = twin_corpus
+    train(corpus, tmp_path / "run", small_cfg(subwords=True, buckets=500, dim=8, epochs=1), progress_bar=False)
+    more = tmp_path / "more.txt"
+    more.write_text(corpus.read_text() + "zebra quokka wombat axolotl\n" * 5)
+    grown_cfg = small_cfg(subwords=True, buckets=500, dim=8, epochs=1, lr=1e-30, seed=9)
+    train(more, tmp_path / "grown", grown_cfg, init=tmp_path / "run", update_vocab=True,
+          asked={"lr": 1e-30, "seed": 9}, progress_bar=False)
+    parent, child = (load_checkpoint(tmp_path / run / CHECKPOINT) for run in ("run", "grown"))
+    assert len(child["words"]) == len(parent["words"]) + 4
+    assert child["model"]["bucket_seed"] == parent["model"]["bucket_seed"] == 1
+    new = set(child["model"]["bucket_ids"].tolist()) - set(parent["model"]["bucket_ids"].tolist())
+    assert new
+    theirs = fasttext_matrix(parent)[len(parent["words"]):]
+    np.testing.assert_array_equal(fasttext_matrix(child)[len(child["words"]):], theirs)
+    for b in sorted(new)[:5]:
+        np.testing.assert_array_equal(theirs[b], bucket_start(1, b, 8))

@@ -185,6 +185,18 @@ void alias_sample(const float *accept, const int64_t *alias, int64_t v, int64_t 
     for (int64_t i = 0; i < count; i++) out[i] = alias_draw(accept, alias, v, &state);
 }
 
+/* The initial vectors of n-gram buckets (w2v_nce.subwords.bucket_init): row i of out (rows ld
+ * floats apart) is bucket ids[i]'s draws ids[i]*dim + 1 .. ids[i]*dim + dim of splitmix64 started
+ * at seed, 24 bits each, as uniform in [-1/dim, 1/dim). */
+void bucket_init(float *out, int64_t ld, const int64_t *ids, int64_t n, int64_t dim, uint64_t seed) {
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t state = seed + (uint64_t)ids[i] * (uint64_t)dim * 0x9E3779B97F4A7C15ULL;
+        float *row = out + i * ld;
+        for (int64_t j = 0; j < dim; j++)
+            row[j] = ((float)(splitmix64(&state) >> 40) * (1.0f / 8388608.0f) - 1.0f) / (float)dim;
+    }
+}
+
 /* The logistic losses (negative sampling, NCE, hierarchical softmax): one example's candidates.
  * For bag vector h and every unmasked candidate c = cand[j], in order:
  *   y = h . out[c] (+ bias[c]) - row_offset[c] - const_offset      (NCE: log Z + log k q(c))

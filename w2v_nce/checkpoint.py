@@ -24,9 +24,9 @@ import torch
 from w2v_nce.atomic import atomic_path
 from w2v_nce.config import FIELDS, GROW_FIXED, GROW_FRESH, RESUMABLE, Config, apply_overrides
 from w2v_nce.errors import UserError
-from w2v_nce.model import Model
+from w2v_nce.model import Model, saved_buckets
 from w2v_nce.objectives import Objective, objective_for
-from w2v_nce.subwords import bag_means, subwords_for
+from w2v_nce.subwords import Subwords, bag_means, subwords_for
 from w2v_nce.vectors import Vectors
 from w2v_nce.vocab import Vocab
 
@@ -141,26 +141,35 @@ def load_model(state: dict, device: str | torch.device = "cpu") -> Loaded:
     vocab = checkpoint_vocab(state)
     device = torch.device(device)
     objective = objective_for(cfg, vocab.counts, device)
-    check_input_table(state, cfg, len(vocab))
+    _, subwords, seed = input_table(state, cfg, vocab.words)
     model = Model(len(vocab), cfg.dim, cfg.use_bias, device, torch.Generator(device=device),
-                  out_rows=objective.output_rows(len(vocab)), subwords=subwords_for(cfg, vocab.words), init=False)
+                  out_rows=objective.output_rows(len(vocab)), subwords=subwords, init=False, bucket_seed=seed)
     restore(model, objective, state)
     return Loaded(cfg, vocab, model, objective)
 
 
-def check_input_table(state: dict, cfg: Config, words: int) -> torch.Tensor:
-    """The checkpoint's input table, checked against its config before anything is built from it:
-    one row per word, and with subwords one per bucket after them."""
+def input_table(state: dict, cfg: Config, words: list[str]) -> tuple[torch.Tensor, Subwords | None, int]:
+    """The checkpoint's input table, checked against its config before anything is built from it,
+    the bags of its words over it (None without subwords) and the buckets' seed: one row per word,
+    and with subwords one per bucket it stores (bucket_ids; without them, fastText's full table),
+    which must include every bucket of the bags."""
     tables = state["model"]
     inp = tables.get("inp") if isinstance(tables, dict) else None
-    rows = words + (cfg.buckets if cfg.subwords else 0)
     if not isinstance(inp, torch.Tensor) or inp.dim() != 2:
         raise UserError("checkpoint does not fit its own config: it has no input table")
-    if tuple(inp.shape) != (rows, cfg.dim):
-        what = f"{words:,} words + {cfg.buckets:,} buckets" if cfg.subwords else f"{words:,} words"
-        raise UserError(f"checkpoint does not fit its own config: its input table is {tuple(inp.shape)}, expected "
-                        f"({rows}, {cfg.dim}) for {what} at dim {cfg.dim}")
-    return inp
+    vocab = len(words)
+    subwords = subwords_for(cfg, words)
+    if subwords is None:
+        if tuple(inp.shape) != (vocab, cfg.dim):
+            raise UserError(f"checkpoint does not fit its own config: its input table is {tuple(inp.shape)}, expected "
+                            f"({vocab}, {cfg.dim}) for {vocab:,} words at dim {cfg.dim}")
+        return inp, None, cfg.seed
+    try:
+        stored, seed = saved_buckets(tables, vocab, subwords, cfg.dim, cfg.seed)
+    except ValueError as exc:
+        raise UserError(f"checkpoint does not fit its own config ({vocab:,} words, {cfg.buckets:,} buckets, dim "
+                        f"{cfg.dim}): {exc}") from None
+    return inp, subwords.stored_as(stored), seed
 
 
 def restore(model: Model, objective: Objective, state: dict) -> None:
@@ -178,9 +187,8 @@ def vectors_from_checkpoint(state: dict, which: str = "input") -> Vectors:
     whose output rows belong to the Huffman tree's inner nodes."""
     words = list(state["words"])
     if which == "input":
-        cfg = checkpoint_config(state)
-        inp = check_input_table(state, cfg, len(words)).float()
-        subwords = subwords_for(cfg, words)
+        inp, subwords, _ = input_table(state, checkpoint_config(state), words)
+        inp = inp.float()
         if subwords is not None:
             inp = bag_means(inp, torch.from_numpy(subwords.offsets), torch.from_numpy(subwords.rows))
         return Vectors(words, inp.numpy())

@@ -87,7 +87,8 @@ class Config:
     minn: int = option(3, "Subwords: the shortest character n-gram of <word>.", grow="fixed")
     maxn: int = option(0, "Subwords: the longest character n-gram of <word> (0 = no subwords; --subwords sets 3-6).",
                        grow="fixed")
-    buckets: int = option(2_000_000, "Subwords: rows the n-grams are hashed into (memory: buckets x dim x 4 bytes).",
+    buckets: int = option(2_000_000, "Subwords: rows the n-grams are hashed into (a run stores those its words use; "
+                                       "fastText's whole table, buckets x dim x 4 bytes, is made for export and queries).",
                           grow="fixed")
     # corpus and vocabulary
     tokenizer: str = option("whitespace", "whitespace: split lines on white space as they are; simple: gensim's "

@@ -1,10 +1,12 @@
 """A run's vectors as fastText's users keep them: gensim's `FastTextKeyedVectors`, Facebook's .bin,
 and the vector of any word, seen or not.
 
-A subword run's input table holds V word rows and then the bucket rows (w2v_nce.subwords). gensim
-calls them `vectors_vocab` and `vectors_ngrams`, and a word's vector (`vectors`, what fastText's
-.vec and our vectors.txt hold) is the mean of its own row and its n-grams' rows. An unseen word's
-vector is the mean of its n-grams' rows alone (fastText's getWordVector, gensim's get_vector).
+A subword run's input table holds V word rows and then the rows of the buckets its words use
+(w2v_nce.subwords); gensim's `vectors_vocab` and `vectors_ngrams` are the word rows and the full
+buckets x dim table, the buckets no row stores at their initial values (subwords.full_buckets), as
+in fastText's own table. A word's vector (`vectors`, what fastText's .vec and our vectors.txt hold)
+is the mean of its own row and its n-grams' rows. An unseen word's vector is the mean of its
+n-grams' rows alone (fastText's getWordVector, gensim's get_vector).
 
 Facebook's .bin is written through gensim's `save_facebook_model`, from a gensim `FastText` model
 object made from our tables and settings; both gensim's `load_facebook_model` and fastText's
@@ -24,29 +26,23 @@ from w2v_nce.errors import UserError
 FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")  # the first 4 bytes of Facebook's .bin (FILEFORMAT_MAGIC_INT32)
 
 
-def _subwords(state: dict):
-    from w2v_nce.checkpoint import checkpoint_config
-    from w2v_nce.subwords import subwords_for
-
-    cfg = checkpoint_config(state)
-    return cfg, subwords_for(cfg, list(state["words"]))
-
-
 def keyed_vectors(state: dict, fasttext: bool = False):
     """A checkpoint's word vectors as gensim holds them: a `FastTextKeyedVectors` for a subword run
     (`kv["anyword"]` works), a `KeyedVectors` otherwise (with `fasttext`, a FastTextKeyedVectors
-    without buckets); word counts in the "count" attribute. The bucket rows are a view of the
-    checkpoint's table, not a copy."""
+    without buckets); word counts in the "count" attribute. The word rows are a view of the
+    checkpoint's table; the n-gram table is fastText's, every bucket a row (subwords.full_buckets)."""
     import torch
     from gensim.models import KeyedVectors
     from gensim.models.fasttext import FastTextKeyedVectors
 
-    from w2v_nce.checkpoint import check_input_table
-    from w2v_nce.subwords import bag_means
+    from w2v_nce.checkpoint import checkpoint_config, input_table
+    from w2v_nce.model import fits_in_memory
+    from w2v_nce.subwords import bag_means, full_buckets
 
-    cfg, subwords = _subwords(state)
+    cfg = checkpoint_config(state)
     words = list(state["words"])
-    table = check_input_table(state, cfg, len(words)).float()
+    table, subwords, seed = input_table(state, cfg, words)
+    table = table.float()
     vectors = table.numpy()
     if subwords is not None:  # each word's mean with its n-grams (w2v_nce.model.Model.word_vectors)
         vectors = bag_means(table, torch.from_numpy(subwords.offsets), torch.from_numpy(subwords.rows)).numpy()
@@ -59,10 +55,11 @@ def keyed_vectors(state: dict, fasttext: bool = False):
     kv.allocate_vecattrs(attrs=["count"], types=[np.int64])
     kv.expandos["count"][:] = state["counts"].numpy()
     if subwords is not None:
-        rows = table.numpy()
-        kv.vectors_vocab, kv.vectors_ngrams = rows[: len(words)], rows[len(words):]
+        fits_in_memory(len(table) + cfg.buckets, cfg.dim)  # fastText's whole table, next to the run's
+        kv.vectors_vocab = table.numpy()[: len(words)]
+        kv.vectors_ngrams = full_buckets(table, len(words), subwords.stored, seed, cfg.buckets)
         # each word's n-gram buckets (gensim's recalc_char_ngram_buckets, from our layout at once)
-        kv.buckets_word = np.split((subwords.rows - len(words)).astype(np.uint32), subwords.offsets[1:-1])
+        kv.buckets_word = np.split((subwords.full_rows() - len(words)).astype(np.uint32), subwords.offsets[1:-1])
         kv.buckets_word = [b[1:] for b in kv.buckets_word]  # the word's own row left out
     elif fasttext:
         kv.vectors_vocab, kv.vectors_ngrams = kv.vectors, np.zeros((0, cfg.dim), dtype=np.float32)
@@ -76,12 +73,14 @@ def gensim_model(state: dict):
     import torch
     from gensim.models import FastText
 
-    cfg, subwords = _subwords(state)
+    from w2v_nce.checkpoint import checkpoint_config
+
+    cfg = checkpoint_config(state)
     words = list(state["words"])
     model = FastText(vector_size=cfg.dim, window=cfg.window, epochs=cfg.epochs, min_count=cfg.min_count,
                      sample=cfg.sample, sg=int(cfg.arch == "skipgram"), hs=int(cfg.loss == "hs"),
                      negative=0 if cfg.loss == "hs" else cfg.negatives, min_n=cfg.minn, max_n=cfg.maxn,
-                     bucket=cfg.buckets if subwords is not None else 0)
+                     bucket=cfg.buckets if cfg.subwords else 0)
     model.wv = keyed_vectors(state, fasttext=True)  # a word-level run: fastText's model without buckets
     model.corpus_total_words = int(state["counts"].sum())
     out = state["model"]["out"].float()

@@ -48,6 +48,8 @@ def _load() -> ctypes.CDLL | None:
     lib.window_sgd.restype = ctypes.c_double
     lib.alias_sample.argtypes = [_P, _P, _N, _N, ctypes.c_uint64, _P]
     lib.alias_sample.restype = None
+    lib.bucket_init.argtypes = [_P, _N, _P, _N, _N, ctypes.c_uint64]
+    lib.bucket_init.restype = None
     return lib
 
 
@@ -158,6 +160,17 @@ def alias_sample(accept: torch.Tensor, alias: torch.Tensor, shape: tuple[int, ..
     out = torch.empty(shape, dtype=torch.int64)
     _LIB.alias_sample(_ptr(accept), _ptr(alias), len(accept), out.numel(), seed, _ptr(out))
     return out
+
+
+def bucket_init(out: torch.Tensor, ids: torch.Tensor, seed: int) -> None:
+    """out[i] = the initial vector of n-gram bucket ids[i] (w2v_nce.subwords.bucket_init), in place:
+    `out` a float32 CPU table of contiguous rows, `ids` int64."""
+    _need(out.dtype == torch.float32 and out.device.type == "cpu" and out.dim() == 2 and out.stride(1) == 1
+          and (len(out) <= 1 or out.stride(0) >= out.shape[1]), "out must be a 2-D float32 CPU table of contiguous rows")
+    _need(ids.dtype == torch.int64 and ids.shape == (len(out),), "ids must be int64 with one entry per row of out")
+    ids = ids.contiguous()
+    _LIB.bucket_init(_ptr(out), out.stride(0) if len(out) > 1 else out.shape[1], _ptr(ids), len(out), out.shape[1],
+                     seed & 0xFFFFFFFFFFFFFFFF)
 
 
 def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, ids: torch.Tensor,

@@ -147,8 +147,9 @@ def carry_over(model: Model, objective: Objective, parent: Loaded, vocab: Vocab)
     new_ids = torch.tensor([i for i, _ in pairs], dtype=torch.int64)
     old_ids = torch.tensor([j for _, j in pairs], dtype=torch.int64)
     model.inp[new_ids.to(device)] = parent.model.inp[old_ids].to(device)
-    if model.subwords is not None:  # the n-gram rows, hashed alike (minn, maxn and buckets stay: grow_config)
-        model.inp[len(vocab):] = parent.model.inp[len(old):].to(device)
+    if model.subwords is not None:  # the n-gram buckets, hashed alike (minn, maxn and buckets stay: grow_config)
+        model.bucket_seed = parent.model.bucket_seed  # the buckets neither stores stay as the parent's
+        model.inp[len(vocab):] = parent.model.bucket_vectors(model.subwords.stored).to(device)
     if len(model.out) == len(vocab):  # one output row per word
         dst, src = new_ids, old_ids
     elif same_tree(old, vocab):  # hierarchical softmax: inner nodes, the same ones

@@ -6,10 +6,11 @@ of the bag's input vectors and s(x, c) = <h(c), out[x]> + bias[x]. It knows neit
 architecture nor the loss: the loss says how many output rows there are (one per word, or
 the V - 1 inner nodes of hierarchical softmax), and the step (w2v_nce.steps) applies the updates.
 
-With subwords (fastText's model, w2v_nce.subwords) the input table has V + buckets rows and a
-word stands for its bag of rows: its own and its character n-grams'. A bag of words is then the
-bag of all its words' rows (`input_bags`), h their mean, and a word's vector the mean of its own
-bag (`word_vectors`).
+With subwords (fastText's model, w2v_nce.subwords) the input table has V word rows and then a row
+for each bucket its vocabulary's n-grams use (Subwords.stored; the others keep their initial values,
+w2v_nce.subwords.bucket_init), and a word stands for its bag of rows: its own and its character
+n-grams'. A bag of words is then the bag of all its words' rows (`input_bags`), h their mean, and a
+word's vector the mean of its own bag (`word_vectors`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from w2v_nce.config import table_bytes
 from w2v_nce.errors import UserError
 
-from w2v_nce.subwords import Subwords, bag_means, expand_bags
+from w2v_nce.subwords import Subwords, bag_means, copy_buckets, expand_bags, fill_buckets
 from w2v_nce.tensor_ops import take
 
 
@@ -53,23 +54,24 @@ def table(rows: int, dim: int, device: torch.device | str, zero: bool = False) -
 class Model:
     def __init__(self, vocab_size: int, dim: int, bias: bool, device: torch.device, generator: torch.Generator,
                  bias_init: torch.Tensor | None = None, out_rows: int | None = None,
-                 subwords: Subwords | None = None, init: bool = True):
+                 subwords: Subwords | None = None, init: bool = True, bucket_seed: int = 0):
         # gensim 4's initialisation: inputs uniform in ±1/dim (word2vec.c uses ±0.5/dim; on the
         # full wiki17m gensim's range scored higher, docs/results.md), outputs zero; fastText's
         # createRandomMatrix and gensim's FastText draw the bucket rows the same way. The bias
         # starts at `bias_init` (the trainer gives log unigram probabilities: the untrained model
         # is then the unigram distribution, already normalised), else zero. `init` False: tables to
-        # be loaded (load_state_dict), left unset.
+        # be loaded (load_state_dict), left unset. The bucket rows start from `bucket_seed`.
         out_rows = vocab_size if out_rows is None else out_rows
-        in_rows = vocab_size + (subwords.buckets if subwords is not None else 0)
+        in_rows = vocab_size + (len(subwords.stored) if subwords is not None else 0)
         if torch.device(device).type == "cpu":
             fits_in_memory(in_rows + out_rows, dim)
         self.inp = table(in_rows, dim, device)
+        self.vocab_size = vocab_size
+        self.subwords = subwords
+        self.bucket_seed = bucket_seed
         if init:
             self.draw_inputs(generator)
         self.out = torch.zeros(out_rows, dim, device=device)
-        self.vocab_size = vocab_size
-        self.subwords = subwords
         self.sub_offsets = self.sub_rows = None
         self._kernel_subwords = None
         if subwords is not None:
@@ -81,9 +83,21 @@ class Model:
 
     def draw_inputs(self, generator: torch.Generator) -> None:
         """The input rows' start: uniform in ±1/dim, drawn in place (in the tables' layout: no second
-        copy of the bucket table), the same values whatever the layout."""
-        torch.rand(self.inp.shape, generator=generator, device=self.inp.device, out=self.inp)
-        self.inp.mul_(2).sub_(1).div_(self.inp.shape[1])
+        copy of a table), the same values whatever the layout. The word rows come from `generator`;
+        the bucket rows from their bucket ids (w2v_nce.subwords.bucket_init), so a stored bucket
+        starts as the same bucket unstored reads."""
+        words = self.inp[: self.vocab_size]
+        torch.rand(words.shape, generator=generator, device=words.device, out=words)
+        words.mul_(2).sub_(1).div_(words.shape[1])
+        if self.subwords is not None:
+            fill_buckets(self.inp[self.vocab_size:], self.bucket_seed, self.subwords.stored)
+
+    def bucket_vectors(self, buckets: np.ndarray) -> torch.Tensor:
+        """[len(buckets), dim] the vectors of n-gram buckets: a stored bucket's row, else its start."""
+        out = torch.empty(len(buckets), self.inp.shape[1], dtype=self.inp.dtype, device=self.inp.device)
+        copy_buckets(out, np.asarray(buckets, dtype=np.int64), self.inp, self.vocab_size, self.subwords.stored,
+                     self.bucket_seed)
+        return out
 
     def input_bags(self, context: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Bags of words (context[offsets[i]:offsets[i+1]]) as bags of input rows: the same without
@@ -139,13 +153,63 @@ class Model:
             setattr(self, name, full[:, : rows.shape[1]])
 
     def state_dict(self) -> dict:
-        return {"inp": self.inp.cpu(), "out": self.out.cpu(), "bias": None if self.bias is None else self.bias.cpu()}
+        """The tables; with subwords also the bucket each stored row holds and the buckets' seed."""
+        state = {"inp": self.inp.cpu(), "out": self.out.cpu(), "bias": None if self.bias is None else self.bias.cpu()}
+        if self.subwords is not None:
+            state.update(bucket_ids=torch.from_numpy(self.subwords.stored), bucket_seed=self.bucket_seed)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
-        device = self.inp.device
-        for name in ("inp", "out"):
-            if tuple(state[name].shape) != tuple(getattr(self, name).shape):
-                raise ValueError(f"{name} has shape {tuple(state[name].shape)}, expected {tuple(getattr(self, name).shape)}")
-        self.inp.copy_(state["inp"].to(device, torch.float32))  # in place: the tables keep their row layout
+        """The tables of `state` (untrusted: a ValueError where they do not fit), copied in place;
+        with subwords its bucket rows are found by bucket id, whatever buckets it stores."""
+        device, vocab = self.inp.device, self.vocab_size
+        if tuple(state["out"].shape) != tuple(self.out.shape):
+            raise ValueError(f"out has shape {tuple(state['out'].shape)}, expected {tuple(self.out.shape)}")
+        inp = state["inp"]
+        if self.subwords is None:
+            if tuple(inp.shape) != tuple(self.inp.shape):
+                raise ValueError(f"inp has shape {tuple(inp.shape)}, expected {tuple(self.inp.shape)}")
+            self.inp.copy_(inp.to(device, torch.float32))  # in place: the tables keep their row layout
+        else:
+            stored, self.bucket_seed = saved_buckets(state, vocab, self.subwords, self.inp.shape[1], self.bucket_seed)
+            if not np.array_equal(stored, self.subwords.stored):
+                raise ValueError("its bucket rows are not the model's (Subwords.stored_as lays the model out as they are)")
+            self.inp.copy_(inp.to(device, torch.float32))
         self.out.copy_(state["out"].to(device, torch.float32))
         self.bias = None if state["bias"] is None else state["bias"].to(device, torch.float32).contiguous()
+
+
+def saved_buckets(state: dict, vocab: int, subwords: Subwords, dim: int, seed: int) -> tuple[np.ndarray, int]:
+    """(the bucket of each stored row, the buckets' seed) of a subword model's saved tables, which
+    must store every bucket of `subwords`' bags (untrusted: a ValueError where they do not fit).
+    Tables saved without them hold every bucket, as fastText's, and take `seed`."""
+    buckets = subwords.buckets
+    inp = state.get("inp")
+    if not isinstance(inp, torch.Tensor) or inp.dim() != 2 or inp.shape[1] != dim or len(inp) < vocab:
+        shape = tuple(inp.shape) if isinstance(inp, torch.Tensor) else None
+        raise ValueError(f"inp has shape {shape}, expected ({vocab:,} words + stored buckets, {dim})")
+    seed = state.get("bucket_seed", seed)
+    if isinstance(seed, torch.Tensor) and seed.numel() == 1:
+        seed = seed.item()
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"bucket_seed is {seed!r}, not an integer")
+    ids = state.get("bucket_ids")
+    if ids is None:  # fastText's layout: row V + b holds bucket b
+        if len(inp) != vocab + buckets:
+            raise ValueError(f"inp has {len(inp):,} rows, expected {vocab + buckets:,} ({vocab:,} words + {buckets:,} "
+                             "buckets)")
+        return np.arange(buckets, dtype=np.int64), seed
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.dtype not in (torch.int32, torch.int64):
+        raise ValueError("bucket_ids is not a vector of integers")
+    if len(ids) != len(inp) - vocab:
+        raise ValueError(f"bucket_ids has {len(ids):,} buckets for the {len(inp) - vocab:,} bucket rows of inp")
+    stored = ids.numpy().astype(np.int64)
+    if len(stored) and (stored.min() < 0 or stored.max() >= buckets):
+        raise ValueError(f"bucket_ids holds a bucket outside 0..{buckets - 1:,}")
+    if len(np.unique(stored)) != len(stored):
+        raise ValueError("bucket_ids holds a bucket twice")
+    lacking = int((~np.isin(subwords.stored, stored)).sum())
+    if lacking:
+        raise ValueError(f"its bucket rows lack {lacking:,} of the {len(subwords.stored):,} buckets its words' "
+                         f"n-grams use in {buckets:,} buckets")
+    return stored, seed

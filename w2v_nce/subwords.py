@@ -21,6 +21,19 @@ True
 `rows[]`): word i's bag is rows[offsets[i]:offsets[i+1]], its own row first, then its n-grams'
 in fastText's order (by first character, then length). A repeated n-gram keeps every copy, as
 fastText's pushHash does, so its row counts once per copy in the word's mean.
+
+A training run stores only the buckets its vocabulary's n-grams hash into (`compact`: on wiki17m's
+71k words 15% of 2M buckets, docs/results.md): row V + k holds bucket `stored[k]`. The other
+buckets are never trained, so their vectors stay their initial values, which `bucket_init` draws
+from the bucket's id alone (the same value whether a row stores it or not): fastText's full
+buckets x dim table is made from the stored rows and these wherever it is read (an unseen word's
+n-grams, the .bin export, gensim's vectors_ngrams).
+
+>>> compact = Subwords.build(["ab", "a"], minn=3, maxn=4, buckets=10, compact=True)
+>>> compact.bag(0).tolist(), compact.bag(1).tolist(), compact.stored.tolist()  # 4 of the 10 buckets stored
+([0, 2, 3, 4], [1, 5], [8, 2, 6, 0])
+>>> compact.full_rows().tolist() == layout.rows.tolist()
+True
 """
 
 from __future__ import annotations
@@ -35,6 +48,8 @@ from w2v_nce.tensor_ops import take
 
 BOW, EOW = "<", ">"  # fastText's word boundaries
 FNV_OFFSET, FNV_PRIME = 2166136261, 16777619
+GOLDEN, MIX1, MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+INIT_CHUNK = 1 << 13  # rows drawn (or copied) at a time: no temporary the size of a table
 
 
 def ft_hash(data: bytes) -> int:
@@ -126,11 +141,24 @@ class Subwords:
     buckets: int
     offsets: np.ndarray  # int64 [V + 1]
     rows: np.ndarray  # int64 [offsets[-1]]
+    stored: np.ndarray  # int64 [rows stored after the V word rows]: row V + k holds bucket stored[k]
 
     @classmethod
-    def build(cls, words: list[str], minn: int, maxn: int, buckets: int) -> "Subwords":
+    def build(cls, words: list[str], minn: int, maxn: int, buckets: int, compact: bool = False) -> "Subwords":
+        """The bags of `words`; row V + b holds bucket b (fastText's table), or with `compact` only
+        the buckets the words use are stored, in the order the words first use them (the frequent
+        words' n-grams together, as the words' rows are)."""
         offsets, rows = _layout(list(words), minn, maxn, buckets)
-        return cls(minn, maxn, buckets, offsets, rows)
+        vocab = len(words)
+        if not compact:
+            return cls(minn, maxn, buckets, offsets, rows, np.arange(buckets, dtype=np.int64))
+        ngram = rows >= vocab
+        used, first, inverse = np.unique(rows[ngram] - vocab, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty(len(used), dtype=np.int64)
+        rank[order] = np.arange(len(used))
+        rows[ngram] = vocab + rank[inverse.ravel()]
+        return cls(minn, maxn, buckets, offsets, rows, used[order])
 
     @property
     def vocab_size(self) -> int:
@@ -149,9 +177,25 @@ class Subwords:
     def bag(self, word: int) -> np.ndarray:
         return self.rows[self.offsets[word]:self.offsets[word + 1]]
 
-    def oov_rows(self, word: str) -> list[int]:
-        """The input rows of a word outside the vocabulary: its n-grams' (fastText's getSubwords)."""
-        return [self.vocab_size + b for b in ngram_buckets(word, self.minn, self.maxn, self.buckets)]
+    def stored_as(self, stored: np.ndarray) -> "Subwords":
+        """These bags over a table that stores the buckets `stored` (row V + k: bucket stored[k]; a
+        checkpoint's, which may hold more buckets than the words use, as fastText's full table); a
+        ValueError if a bucket of the bags is not among them."""
+        if np.array_equal(stored, self.stored):
+            return self
+        vocab, rows = self.vocab_size, self.full_rows()
+        ngram = rows >= vocab
+        order = np.argsort(stored, kind="stable")
+        at = np.minimum(np.searchsorted(stored[order], rows[ngram] - vocab), max(len(stored) - 1, 0))
+        if not len(stored) and ngram.any() or not np.array_equal(stored[order[at]], rows[ngram] - vocab):
+            raise ValueError("a bucket of the words' n-grams has no row")
+        rows[ngram] = vocab + order[at]
+        return Subwords(self.minn, self.maxn, self.buckets, self.offsets, rows, np.asarray(stored, dtype=np.int64))
+
+    def full_rows(self) -> np.ndarray:
+        """`rows` in fastText's layout, every bucket stored (n-gram rows V + bucket)."""
+        vocab = self.vocab_size
+        return np.where(self.rows >= vocab, vocab + self.stored[np.maximum(self.rows - vocab, 0)], self.rows)
 
     def repeat_factors(self) -> np.ndarray:
         """[V] float32: Σ m_r² / n over the distinct rows r of each word's bag of n entries, row r
@@ -180,8 +224,83 @@ def bag_means(table: torch.Tensor, offsets: torch.Tensor, rows: torch.Tensor, ch
 
 
 def subwords_for(cfg, words: list[str]) -> Subwords | None:
-    """The bags of a run's vocabulary (`cfg`: a w2v_nce.config.Config), or None without subwords."""
-    return Subwords.build(words, cfg.minn, cfg.maxn, cfg.buckets) if cfg.subwords else None
+    """The bags of a run's vocabulary (`cfg`: a w2v_nce.config.Config), only its buckets stored, or
+    None without subwords."""
+    return Subwords.build(words, cfg.minn, cfg.maxn, cfg.buckets, compact=True) if cfg.subwords else None
+
+
+def bucket_init(seed: int, buckets: np.ndarray, dim: int) -> np.ndarray:
+    """[len(buckets), dim] float32: the initial vectors of `buckets`, uniform in ±1/dim as every
+    input row, each from its bucket's id and the seed alone (counter-based): bucket b's row is
+    draws b*dim + 1 .. b*dim + dim of the splitmix64 stream started at `seed` (the fused kernel's
+    generator), 24 bits each. So a bucket's vector is the same whether or not a run stores it.
+    The fused kernel draws the same values (`fill_buckets`), faster.
+
+    >>> bucket_init(1, np.array([7, 0]), 4).shape, float(abs(bucket_init(1, np.arange(1000), 4)).max()) < 0.25
+    ((2, 4), True)
+    """
+    with np.errstate(over="ignore"):
+        z = np.asarray(buckets, dtype=np.uint64)[:, None] * np.uint64(dim) + np.arange(1, dim + 1, dtype=np.uint64)
+        z *= GOLDEN
+        z += np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
+        z ^= z >> np.uint64(30)
+        z *= MIX1
+        z ^= z >> np.uint64(27)
+        z *= MIX2
+        z ^= z >> np.uint64(31)
+    u = (z >> np.uint64(40)).astype(np.float32)
+    u *= np.float32(2.0 ** -23)  # 2 x a uniform in [0, 1)
+    u -= np.float32(1)
+    u /= np.float32(dim)
+    return u
+
+
+def fill_buckets(out: torch.Tensor, seed: int, buckets: np.ndarray, chunk: int = INIT_CHUNK) -> None:
+    """out[i] = bucket_init of buckets[i] (`out`: [len(buckets), dim], rows of any stride, any
+    device): drawn by the fused kernel where it is built (into `out` itself on the CPU), a chunk of
+    rows at a time otherwise."""
+    from w2v_nce import fused
+
+    buckets = np.ascontiguousarray(buckets, dtype=np.int64)
+    if fused.usable(out) and out.stride(1) == 1:
+        fused.bucket_init(out, torch.from_numpy(buckets), seed)
+        return
+    for lo in range(0, len(buckets), chunk):
+        ids = buckets[lo:lo + chunk]
+        if fused.AVAILABLE:
+            part = torch.empty(len(ids), out.shape[1])
+            fused.bucket_init(part, torch.from_numpy(ids), seed)
+        else:
+            part = torch.from_numpy(bucket_init(seed, ids, out.shape[1]))
+        out[lo:lo + chunk] = part.to(out)
+
+
+def copy_buckets(out: torch.Tensor, buckets: np.ndarray, table: torch.Tensor, vocab: int, stored: np.ndarray,
+                 seed: int, chunk: int = INIT_CHUNK) -> None:
+    """out[i] = the vector of bucket buckets[i] in `table`, whose row vocab + k holds bucket stored[k]
+    (Subwords.stored); a bucket it does not store has its initial value under `seed`. Rows are
+    copied a chunk at a time (no temporary the size of a table)."""
+    fill_buckets(out, seed, buckets)
+    if not len(stored) or not len(buckets):
+        return
+    order = np.argsort(stored, kind="stable")
+    at = np.minimum(np.searchsorted(stored[order], buckets), len(stored) - 1)
+    found = np.flatnonzero(stored[order[at]] == buckets)
+    for lo in range(0, len(found), chunk):
+        rows = found[lo:lo + chunk]
+        out[torch.from_numpy(rows).to(out.device)] = table[torch.from_numpy(vocab + order[at[rows]])].to(out)
+
+
+def full_buckets(table: torch.Tensor, vocab: int, stored: np.ndarray, seed: int, buckets: int) -> np.ndarray:
+    """[buckets, dim] float32, fastText's bucket table (gensim's vectors_ngrams) of a table that
+    stores the buckets `stored` after its `vocab` word rows: those rows, and every other bucket's
+    initial value under `seed`."""
+    full = np.empty((buckets, table.shape[1]), dtype=np.float32)
+    out = torch.from_numpy(full)
+    fill_buckets(out, seed, np.arange(buckets, dtype=np.int64))
+    for lo in range(0, len(stored), INIT_CHUNK):
+        out[torch.from_numpy(stored[lo:lo + INIT_CHUNK])] = table[vocab + lo:vocab + lo + INIT_CHUNK].float().cpu()
+    return full
 
 
 def expand_bags(context: torch.Tensor, offsets: torch.Tensor, sub_offsets: torch.Tensor,

@@ -39,8 +39,8 @@ from tqdm import tqdm
 
 from w2v_nce import distributed
 from w2v_nce.atomic import remove_stale_temporaries, write_text
-from w2v_nce.checkpoint import (CHECKPOINT, checkpoint_config, checkpoint_vocab, grow_config, load_checkpoint,
-                                restore, resume_config, save_checkpoint)
+from w2v_nce.checkpoint import (CHECKPOINT, checkpoint_config, checkpoint_vocab, grow_config, input_table,
+                                load_checkpoint, restore, resume_config, save_checkpoint)
 from w2v_nce.config import Config, phrase_thresholds, to_toml
 from w2v_nce.corpus import Corpus, describe, reads_stdin, stdin_spooled
 from w2v_nce.diagnose import HeldOut
@@ -145,8 +145,12 @@ class Trainer:
         self.rule = make_update(cfg.update, cfg.update_cap)
         rows = self.objective.output_rows(len(vocab))
         log_unigram = torch.from_numpy(np.log(vocab.counts / vocab.counts.sum())) if rows == len(vocab) else None
+        # a resumed run keeps the buckets its checkpoint stores (fastText's full table, if it was saved so)
+        subwords, seed = subwords_for(cfg, vocab.words), cfg.seed
+        if state is not None and subwords is not None:
+            _, subwords, seed = input_table(state, cfg, vocab.words)
         self.model = Model(len(vocab), cfg.dim, cfg.use_bias, self.device, self.generator, bias_init=log_unigram,
-                           out_rows=rows, subwords=subwords_for(cfg, vocab.words), init=False)
+                           out_rows=rows, subwords=subwords, init=False, bucket_seed=seed)
         self.step, self.step_reason = choose_step(cfg.step, self.model, self.objective, self.rule, cfg.programs)
         self.step.prepare(self.model)  # the tables' layout before their values: one bucket table in memory, not two
         if state is None:
