@@ -39,6 +39,7 @@ PHRASE_CONNECTORS = ("none", "english")  # w2v_nce.phrases.CONNECTOR_SETS
 PHRASE_THRESHOLDS = {"word2vec": 100.0, "gensim": 10.0, "npmi": 0.5}  # word2phrase's, gensim's, a middling NPMI
 
 WORD2VEC_CBOW_LR = 0.05  # word2vec.c's -alpha default for CBOW (docs/results.md: better than 0.025 at every budget)
+SKIPGRAM_NEG_LR = 0.05  # fastText's: skip-gram NS scored better than at 0.025, words or subwords (docs/results.md)
 DEFAULT_LR = 0.025  # word2vec.c's for skip-gram, gensim's for both
 SYNC_DIVISORS = ("none", "world", "touched")  # what divides the sum of the ranks' changes to a synced row
 
@@ -119,7 +120,8 @@ class Config:
     # optimisation
     epochs: int = option(5, "Passes over the corpus.", resumable=True)
     lr: float | None = option(None, "Starting learning rate, decaying linearly with the words processed "
-                                    "(default: word2vec.c's, 0.05 for cbow with neg or hs, else 0.025).")
+                                    "(default: 0.05 for cbow with neg or hs, as word2vec.c, and skipgram with neg, "
+                                    "as fastText; else 0.025).")
     min_lr_ratio: float = option(1e-4, "The learning rate decays to lr × this.")
     batch_size: int = option(4096, "Batched step: examples (CBOW windows, skip-gram pairs) computed against the "
                                    "same parameters in one step (docs/large-batches.md). The kernel trains example "
@@ -176,12 +178,15 @@ class Config:
 
     @property
     def start_lr(self) -> float:
-        """The learning rate at the start: `lr`, or word2vec.c's default: 0.05 for CBOW with its losses
-        (neg, hs; docs/results.md measures it against gensim's 0.025), 0.025 otherwise (skip-gram,
-        and the losses word2vec lacks, whose batched steps were tuned at 0.025)."""
+        """The learning rate at the start: `lr`, or the measured default (docs/results.md): 0.05 for
+        CBOW with word2vec's losses (neg, hs; word2vec.c's) and for skip-gram with neg (fastText's),
+        0.025 otherwise (skip-gram hs, word2vec.c's; the losses word2vec lacks, whose batched steps
+        were tuned at 0.025)."""
         if self.lr is not None:
             return self.lr
-        return WORD2VEC_CBOW_LR if self.arch == "cbow" and self.loss in ("neg", "hs") else DEFAULT_LR
+        if self.arch == "cbow" and self.loss in ("neg", "hs"):
+            return WORD2VEC_CBOW_LR
+        return SKIPGRAM_NEG_LR if self.arch == "skipgram" and self.loss == "neg" else DEFAULT_LR
 
     @property
     def subwords(self) -> bool:

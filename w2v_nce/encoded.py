@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import tempfile
 from pathlib import Path
@@ -11,6 +13,21 @@ import numpy as np
 
 from w2v_nce.corpus import Corpus
 from w2v_nce.vocab import Vocab, word_count
+
+
+def _malloc_trim():
+    """glibc's malloc_trim, or a no-op where the C library has none."""
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return lambda: trim(0)
+
+
+# The memory a chunk's work freed stays in glibc's per-thread arenas, and without a trim the peak
+# resident set grows with the number of chunks, the corpus's length (docs/results.md, growth curves).
+release_freed_memory = _malloc_trim()
 
 
 class EncodedCorpus:
@@ -36,6 +53,7 @@ class EncodedCorpus:
         # read, not mapped: the pages of a mapped file count in the process's resident memory
         with open(self.path, "rb") as f:
             for _ in range(0, self.length, size):
+                release_freed_memory()
                 yield np.fromfile(f, dtype=np.int32, count=size)
 
     def close(self) -> None:

@@ -71,7 +71,7 @@ class Model:
         self.bucket_seed = bucket_seed
         if init:
             self.draw_inputs(generator)
-        self.out = torch.zeros(out_rows, dim, device=device)
+        self.out = table(out_rows, dim, device, zero=True)  # untouched pages until written: align_rows copies none
         self.sub_offsets = self.sub_rows = None
         self._kernel_subwords = None
         if subwords is not None:
