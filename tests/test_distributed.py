@@ -16,8 +16,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from conftest import require_kernel, write_planted_phrases, write_twin_corpus
@@ -91,6 +93,7 @@ REPLICA_RUNS = [  # (means at an unscaled LR: scaled, each rank would train at 2
     ("sg-hs-rows", dict(arch="skipgram", loss="hs", sync_every=1, sync_rows=8, sync_scale_lr=False)),
     ("cbow-nce-log-z", dict(loss="nce", learn_log_z=True, sync_every=1, sync_divisor="touched", sync_rows=4,
                             sync_scale_lr=False)),
+    ("blocking", dict(sync_every=1, sync_rows=8, sync_scale_lr=False, sync_overlap=False)),  # the rest overlap
 ]
 
 
@@ -199,6 +202,100 @@ def test_a_sync_averages_the_hot_rows_as_worked_out_by_hand(tmp_path):
     assert inp  # (the rows before the changes, for reading the table above)
 
 
+def _overlap_against_blocking(rank: int, folder: Path) -> None:
+    """Two syncs of the same tables, one overlapped and one blocking, through two rounds and the
+    epoch's end; each rank trains a little (its own rows) while the overlapped round is in flight,
+    and the blocking twin takes the same steps after its round."""
+    results = {}
+    for divisor in ("world", "touched", "none"):
+        twins = []
+        for overlap in (True, False):
+            tables, tree = _Tables(rank), _Tree()
+            cfg = small_cfg(sync_divisor=divisor, sync_rows=4, sync_every=10, sync_overlap=overlap)
+            twins.append((tables, tree, distributed.RowSync(distributed.current(60.0), cfg, tables, tree)))
+        steps = [  # (input rows, output rows, amount) trained by each rank before each round, then in flight
+            ({0: [0, 1, 4, 5], 1: [0, 2, 4, 5]}[rank], {0: [4, 0], 1: [4, 3]}[rank], 10.0 * (rank + 1)),
+            ({0: [1, 3], 1: [3, 5]}[rank], {0: [2], 1: [4]}[rank], 0.5 * (rank + 1)),
+            ({0: [2], 1: [0, 2]}[rank], {0: [3, 4], 1: [1]}[rank], 0.25 * (rank + 1)),
+        ]
+
+        def take(tables, tree, step):
+            rows, out_rows, amount = step
+            tables.inp[rows] += amount
+            tables.out[out_rows] += amount / 10
+            tables.bias[out_rows] += amount / 10
+            tree.log_z += amount
+
+        record = []
+        for tables, tree, sync in twins:
+            local = sync.begin_epoch(0)
+            seen = []
+            for i, step in enumerate(steps[:2]):
+                take(tables, tree, step)
+                local += 10 * (rank + 1)
+                sync._round(local, training=True)
+                if sync.overlap:  # trained in flight: the blocking twin trains it after its round
+                    take(tables, tree, steps[i + 1])
+                    sync._land()
+                else:
+                    take(tables, tree, steps[i + 1])
+                seen.append([tables.inp.tolist(), tables.out.tolist(), tables.bias.tolist(), tree.log_z,
+                             sync.words(local)])
+            totals = sync.end_epoch(local, float(local))
+            seen.append([tables.inp.tolist(), tables.out.tolist(), tables.bias.tolist(), tree.log_z, totals])
+            record.append(seen)
+        results[divisor] = record
+    (folder / f"twins-{rank}.json").write_text(json.dumps(results))
+
+
+def test_an_overlapped_sync_equals_a_blocking_one_at_its_snapshot(tmp_path):
+    """The overlapped correction (row += T - S, T from the ranks' snapshots and for touched and
+    none the rows as last synced) gives, exactly (small dyadic values), what the blocking sync gives
+    when the steps trained while the round was in flight are taken after it instead: after each of
+    two rounds (the second one's `touched` must count rows a rank changed while the first was in
+    flight), and after the epoch's end (every row averaged; equal on both ranks). The blocking sync
+    is itself worked out by hand in the test above. The words (the LR's count) land too."""
+    errors = run_ranks(_overlap_against_blocking, tmp_path)
+    assert not errors, errors
+    got = [json.loads((tmp_path / f"twins-{rank}.json").read_text()) for rank in (0, 1)]
+    for divisor in ("world", "touched", "none"):
+        for rank in (0, 1):
+            overlapped, blocking = got[rank][divisor]
+            assert overlapped == blocking, (divisor, rank)
+            assert overlapped[0][4] == 30.0 and overlapped[1][4] == 60.0  # both ranks' words: 10 + 20 a round
+        assert got[0][divisor][0][-1] == got[1][divisor][0][-1], divisor  # the epoch ends alike on both ranks
+        assert got[0][divisor][0][-1][4] == [60.0]
+
+
+def _round_alone(rank: int, folder: Path, overlap: bool) -> None:
+    tables, tree = _Tables(rank), _Tree()
+    sync = distributed.RowSync(distributed.current(60.0), small_cfg(sync_rows=4, sync_overlap=overlap), tables, tree)
+    local = sync.begin_epoch(0) + 10
+    if rank == 0:
+        sync._round(local, training=True)  # returns while rank 1 has not yet joined (with overlap)
+        (folder / "started").write_text("")
+    else:
+        deadline = time.monotonic() + (30 if overlap else 2)  # blocking, rank 0 never comes back: no need to wait
+        while not (folder / "started").exists():
+            if time.monotonic() > deadline:
+                raise AssertionError("rank 0 is still in its round: it waits for rank 1")
+            time.sleep(0.05)
+        sync._round(local, training=True)
+    sync.end_epoch(local)
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_an_overlapped_round_does_not_wait_for_the_other_ranks(tmp_path, overlap):
+    """Rank 1 joins the round only once rank 0 has come back from it: with overlap rank 0 comes
+    back at once (and waits at the epoch's end); a blocking round waits for rank 1 (the control
+    case: rank 1 gives up and fails)."""
+    errors = run_ranks(_round_alone, tmp_path, overlap, timeout=60)
+    if overlap:
+        assert not errors, errors
+    else:
+        assert "AssertionError: rank 0 is still in its round" in errors.get(1, ""), errors
+
+
 def _train_shards(rank: int, folder: Path, corpus: Path, runs: list) -> None:
     made: list = []
     _capture_trainers(made)
@@ -226,6 +323,7 @@ SHARD_RUNS = [
     ("sum", dict(sync_every=300, sync_divisor="none")),
     ("epoch-ends-only", dict(sync_every=0, arch="skipgram", loss="nce", learn_log_z=True)),
     ("subwords", dict(sync_every=300, sync_rows=8, arch="skipgram", subwords=True, buckets=200)),  # bucket rows too
+    ("blocking-two-threads", dict(sync_every=300, sync_rows=4, threads=2, sync_overlap=False)),  # the rest overlap
 ]
 
 
@@ -437,7 +535,8 @@ def test_torchrun_a_rank_that_cannot_read_its_shard_fails_the_run_with_one_line(
 
 def test_the_benchmark_variants_are_valid_settings(tmp_path):
     """scripts/bench_ddp.py's --variant NAME:KEY=VALUE,... becomes a TOML preset that Config takes
-    (the variants docs/distributed.md suggests)."""
+    (the variants docs/distributed.md suggests); its ratios are worked out in its doctests."""
+    import doctest
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench_ddp", REPO / "scripts" / "bench_ddp.py")
@@ -445,8 +544,10 @@ def test_the_benchmark_variants_are_valid_settings(tmp_path):
     spec.loader.exec_module(module)
     for text, key, value in [('touched:sync_divisor="touched",sync_scale_lr=false', "sync_divisor", "touched"),
                              ("mean-lr/2:sync_scale_lr=false", "sync_scale_lr", False),
-                             ("i400k:sync_every=400000", "sync_every", 400_000)]:
+                             ("i400k:sync_every=400000", "sync_every", 400_000),
+                             ("blocking:sync_overlap=false", "sync_overlap", False)]:
         name, extra = module.parse_variant(text)
         preset = tmp_path / f"{len(name)}.toml"
         preset.write_text("".join(f"{k} = {v}\n" for k, v in extra.items()))
         assert getattr(load_config(preset), key) == value, text
+    assert doctest.testmod(module).failed == 0

@@ -176,6 +176,8 @@ class Config:
                                choices=SYNC_DIVISORS, resumable=True)
     sync_scale_lr: bool = option(True, "torchrun, sync_divisor world or touched: each rank trains at lr × world "
                                        "size, so that the mean moves a row as one process at lr.", resumable=True)
+    sync_overlap: bool = option(True, "torchrun: a sync's all-reduces run beside training (each rank keeps what it "
+                                      "trained meanwhile) instead of stopping it.", resumable=True)
     dist_timeout: float = option(1800.0, "torchrun: seconds a rank waits for the others (a stuck rank fails the "
                                          "run after this).", resumable=True)
 

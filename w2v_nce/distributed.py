@@ -327,8 +327,17 @@ class RowSync(NoSync):
       none     the last synced row plus every rank's change in full (each computed without the
                others': stale by up to sync_every words)
 
+    With `sync_overlap` (default) a round's all-reduces run beside training, as non-blocking
+    collectives (gloo's own thread, NCCL's stream): the rank sends a snapshot S of the rows, trains
+    on, and at its next round (or the epoch's end) takes the result T of the snapshots while keeping
+    what it trained since: row += T - S (for `touched` and `none`, T is computed from the snapshots
+    and the last synced rows, which then become T). The round's control all-reduce (still
+    training?, words) lands a round late too; the epoch's end waits for everything and averages all
+    rows blocking, so epochs end as without overlap: identical tables on every rank.
+
     The learning rate runs on all ranks' words: the sum at the last sync plus, since then, this
-    rank's words times the world size.
+    rank's words times the world size (with overlap, a round's words count as this rank's times the
+    world size until their sum lands).
     """
 
     def __init__(self, dist: Dist, cfg: Config, model, objective):
@@ -336,10 +345,12 @@ class RowSync(NoSync):
         self.every = cfg.sync_every
         self.first_rows = cfg.sync_rows or 1 << 62
         self.divisor = cfg.sync_divisor
+        self.overlap = cfg.sync_overlap
         self.lr_scale = float(dist.world) if cfg.sync_divisor != "none" and cfg.sync_scale_lr else 1.0
         self.base: dict[str, torch.Tensor] = {}  # "touched", "none": the rows as of their last sync
         self.count = 0  # syncs in this epoch
         self.shared = self.mine = 0.0  # all ranks' words, and this rank's counter, at the last sync
+        self.in_flight: _Round | None = None  # overlap: the round whose all-reduces are running
 
     def begin_epoch(self, words_done: int) -> float:
         self.count = 0
@@ -359,6 +370,7 @@ class RowSync(NoSync):
     def end_epoch(self, local: float, *totals: float) -> tuple[float, ...]:
         while self._round(local, training=False):
             pass
+        self._land()
         self._average(1 << 62)
         summed = torch.tensor(totals, dtype=torch.float64, device=self.model.inp.device)
         self._reduce(summed)
@@ -366,6 +378,8 @@ class RowSync(NoSync):
 
     def _round(self, local: float, training: bool) -> bool:
         """One sync, if any rank is still training: returns whether one was."""
+        if self.overlap:
+            return self._overlapped_round(local, training)
         flags = torch.tensor([float(training), local - self.mine], dtype=torch.float64, device=self.model.inp.device)
         self._reduce(flags)
         active, words = flags.tolist()
@@ -377,6 +391,38 @@ class RowSync(NoSync):
         self._average(self.first_rows << ((self.count & -self.count).bit_length() - 1))
         return True
 
+    def _overlapped_round(self, local: float, training: bool) -> bool:
+        """`_round` beside training: the round in flight lands, this one's all-reduces start. A rank
+        still training sends its rows at once (its own flag says the round is on); one that has
+        finished waits for the flags first: every rank starts the same collectives in one order."""
+        self._land()
+        flags = torch.tensor([float(training), local - self.mine], dtype=torch.float64, device=self.model.inp.device)
+        control = [self._start(flags)]
+        guess = self.dist.world * (local - self.mine)  # the round's words until their sum lands
+        self.shared += guess
+        self.mine = local
+        if not training:
+            self._wait(control)
+            active, words = flags.tolist()
+            self.shared += words - guess
+            if not active:
+                return False
+            control = []
+        self.count += 1
+        parts, works, state = self._send(self.first_rows << ((self.count & -self.count).bit_length() - 1), True)
+        self.in_flight = _Round(flags if control else None, guess, control + works, parts, state)
+        return True
+
+    def _land(self) -> None:
+        """Overlap: wait for the round in flight and apply it, keeping the progress made since."""
+        done, self.in_flight = self.in_flight, None
+        if done is None:
+            return
+        self._wait(done.works)
+        if done.flags is not None:
+            self.shared += float(done.flags[1]) - done.guess
+        self._apply(done.parts, done.state)
+
     def _tables(self) -> dict[str, torch.Tensor]:
         tables = {"inp": self.model.inp, "out": self.model.out}
         if self.model.bias is not None:
@@ -385,46 +431,117 @@ class RowSync(NoSync):
 
     def _average(self, k: int) -> None:
         """Rows [0, k) of the input table and the objective's hottest k output rows (with their bias),
-        averaged over the ranks."""
+        averaged over the ranks (blocking)."""
+        parts, _, state = self._send(k, False)
+        self._apply(parts, state)
+
+    def _send(self, k: int, overlap: bool) -> tuple[list[_Part], list, dict | None]:
+        """This rank's share of the sums that average rows [0, k) of the input table, the objective's
+        hottest k output rows (with their bias) and its state, all-reduced at once or, with
+        `overlap`, from a snapshot of them and beside training. Returns (the parts, the running
+        all-reduces, the objective's state)."""
         tables = self._tables()
         first, n = self.objective.hot_rows(len(self.model.out), k)
         spans = {"inp": (0, min(k, len(self.model.inp))), "out": (first, n), "bias": (first, n)}
-        weight = None
+        reduce = self._start if overlap else self._reduce
+        parts, works, mine, weight = [], [], None, None
         for name, table in tables.items():
             lo, n = spans[name]
             rows = table[lo : lo + n]
-            if self.divisor == "world":  # the mean of the ranks' rows
-                summed = rows.clone()
-                self._reduce(summed)
-                rows.copy_(summed.div_(self.dist.world))
-                continue
-            base = self.base[name][lo : lo + n]
-            if self.divisor == "none":  # every rank's change since the row's last sync, added in full
-                steps = rows - base
-                self._reduce(steps)
-                rows.copy_(base.add_(steps))
-                continue
-            if name != "bias":  # a bias moves with its output row: it takes the row's weights
-                changed = rows != base
-                mine = (changed.any(1) if changed.dim() == 2 else changed).to(rows.dtype)
-                weight = mine.clone()
-                self._reduce(weight)
-            scale = mine if rows.dim() == 1 else mine[:, None]
-            summed = rows * scale
-            self._reduce(summed)
-            share = weight.clamp(min=1) if rows.dim() == 1 else weight.clamp(min=1)[:, None]
-            untouched = weight == 0 if rows.dim() == 1 else (weight == 0)[:, None]
-            rows.copy_(torch.where(untouched, base, summed.div_(share)))
-            base.copy_(rows)
+            snapshot = rows.clone() if overlap else None
+            now = rows if snapshot is None else snapshot
+            base = None if self.divisor == "world" else self.base[name][lo : lo + n]
+            if self.divisor == "world":  # the sum of the ranks' rows
+                sent = now.clone()
+            elif self.divisor == "none":  # the sum of every rank's change since the row's last sync
+                sent = now - base
+            else:  # the sum of the rows of the ranks that changed them, and how many did
+                if name != "bias":  # a bias moves with its output row: it takes the row's weights
+                    changed = now != base
+                    mine = (changed.any(1) if changed.dim() == 2 else changed).to(now.dtype)
+                    weight = mine.clone()
+                    works.append(reduce(weight))
+                sent = now * (mine if now.dim() == 1 else mine[:, None])
+            works.append(reduce(sent))
+            parts.append(_Part(rows, sent, snapshot, base, weight))
         state = self.objective.state_dict()
         if state:
+            snapshot = [float(value) for value in state.values()] if overlap else None
             values = torch.tensor(list(state.values()), dtype=torch.float64, device=self.model.inp.device)
-            self._reduce(values)
-            self.objective.load_state_dict(dict(zip(state, (values / self.dist.world).tolist())))
+            works.append(reduce(values))
+            state = {"sent": values, "snapshot": snapshot, "keys": list(state)}
+        return parts, [work for work in works if work is not None], state or None
+
+    def _apply(self, parts: list[_Part], state: dict | None) -> None:
+        """The sums have landed: every part's rows and the objective's state take the ranks' result
+        (with a snapshot, plus what this rank trained since it)."""
+        for part in parts:
+            part.land(self.divisor, self.dist.world)
+        if state is None:
+            return
+        means = (state["sent"] / self.dist.world).tolist()
+        if state["snapshot"] is not None:  # the state's progress since the snapshot stays
+            now = self.objective.state_dict()
+            means = [float(now[key]) + (mean - sent) for key, mean, sent in zip(state["keys"], means, state["snapshot"])]
+        self.objective.load_state_dict(dict(zip(state["keys"], means)))
 
     def _reduce(self, t: torch.Tensor) -> None:
         with self.dist._peers():
             td.all_reduce(t)
+
+    def _start(self, t: torch.Tensor):
+        """A non-blocking all-reduce of `t` (in place): its handle."""
+        with self.dist._peers():
+            return td.all_reduce(t, async_op=True)
+
+    def _wait(self, works: list) -> None:
+        for work in works:
+            with self.dist._peers():
+                work.wait()
+
+
+@dataclass
+class _Part:
+    """One table's rows in a sync: this rank's share of the ranks' sum (all-reduced in place), and
+    for the divisors that need them the rows as of their last sync (`base`, a view) and how many
+    ranks changed each (`weight`, touched); with overlap, the rows as sent (`snapshot`)."""
+
+    rows: torch.Tensor  # a view of the table
+    sent: torch.Tensor
+    snapshot: torch.Tensor | None
+    base: torch.Tensor | None
+    weight: torch.Tensor | None
+
+    def land(self, divisor: str, world: int) -> None:
+        """The rows become the ranks' result T (with a snapshot S: row += T - S, keeping what was
+        trained since); for touched and none, T is also the rows' new last-synced value."""
+        if divisor == "world":  # the ranks' mean
+            target = self.sent.div_(world)
+        elif divisor == "none":  # the last synced row plus every rank's change
+            target = self.base.add_(self.sent)
+        else:  # the mean over the ranks that changed the row, or the row as last synced
+            one = self.rows.dim() == 1
+            share = self.weight.clamp(min=1) if one else self.weight.clamp(min=1)[:, None]
+            untouched = self.weight == 0 if one else (self.weight == 0)[:, None]
+            target = torch.where(untouched, self.base, self.sent.div_(share))
+            self.base.copy_(target)
+        if self.snapshot is None:
+            self.rows.copy_(target)
+        else:  # (none's target is the base itself: not in place)
+            self.rows.add_(target - self.snapshot if divisor == "none" else target.sub_(self.snapshot))
+
+
+@dataclass
+class _Round:
+    """An overlapped round in flight: its control all-reduce (flags: still training?, words; None
+    once read), the words counted for it meanwhile, its running all-reduces, its parts and the
+    objective's state as sent."""
+
+    flags: torch.Tensor | None
+    guess: float
+    works: list
+    parts: list[_Part]
+    state: dict | None
 
 
 def make_sync(cfg: Config, dist: Dist, model, objective) -> NoSync:
