@@ -103,8 +103,11 @@ def run(args: argparse.Namespace) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     corpora = prepare(args, work)
     fixed = measure("tiny", corpora["tiny"], 1, args, work)
-    size = [measure(name, corpora[name], 5, args, work) for name in ("wiki17m", "wiki65m", f"wiki65m x{args.copies}")]
-    vocab = [size[1] if mc == 5 else measure("wiki65m", corpora["wiki65m"], mc, args, work) for mc in args.min_counts]
+    names = ("wiki17m", "wiki65m", f"wiki65m x{args.copies}") if "corpus" in args.sweeps else ("wiki65m",)
+    size = [measure(name, corpora[name], 5, args, work) for name in names]
+    vocab = [] if "vocab" not in args.sweeps else [
+        size[names.index("wiki65m")] if mc == 5 else measure("wiki65m", corpora["wiki65m"], mc, args, work)
+        for mc in args.min_counts]
     trainers = ("ours",) if args.skip_gensim else ("ours", "gensim")
     return {
         "machine": bench.machine_info("cpu"),
@@ -187,6 +190,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--corpus65", type=Path, default=bench.SHARED / "corpora" / "wiki65m.txt.gz")
     ap.add_argument("--copies", type=int, default=4, help="the largest corpus: wiki65m this many times over")
     ap.add_argument("--min-counts", type=int, nargs="+", default=[5, 2, 1], help="the vocabulary sweep on wiki65m")
+    ap.add_argument("--sweeps", nargs="+", choices=("corpus", "vocab"), default=["corpus", "vocab"],
+                    help="which curves to measure (vocab alone: wiki65m at each --min-counts)")
     ap.add_argument("--max-tokens", type=int, default=0, help="cut both corpora to N tokens (a smoke run)")
     ap.add_argument("--line-words", type=int, default=1000)
     ap.add_argument("--dim", type=int, default=100)
