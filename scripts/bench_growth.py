@@ -156,6 +156,7 @@ def plot(result: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fixed = result["fixed_mb"]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
@@ -167,11 +168,20 @@ def plot(result: dict, path: Path) -> None:
                 continue
             xs = [r[xkey] if xkey == "tokens" else r[trainer][xkey] for r in rows]
             axes[row][0].plot(xs, [r[trainer]["words_per_sec"] / 1e6 for r in rows], style, label=trainer)
-            line, = axes[row][1].plot(xs, [r[trainer]["peak_rss_mb"] for r in rows], style, label=f"{trainer} peak")
+            peaks = [r[trainer]["peak_rss_mb"] for r in rows]
+            line, = axes[row][1].plot(xs, peaks, style, label=f"{trainer} peak")
+            if sweep == "corpus_sweep":  # min_count 5 admits more words as the corpus grows: say how many
+                for x, peak, r in zip(xs, peaks, rows):
+                    axes[row][1].annotate(f"{r[trainer]['vocab_size'] / 1000:.0f}k words", (x, peak), fontsize=7,
+                                          textcoords="offset points", xytext=(-4, 5), ha="right")
             axes[row][1].axhline(fixed[trainer], color=line.get_color(), lw=0.8, ls=":",
                                  label=f"{trainer} fixed part")
         for ax, ylabel in zip(axes[row], ("million words/s", "peak resident memory (MB)")):
-            ax.set_xscale("log")
+            if sweep == "corpus_sweep":  # 17M to 260M tokens
+                ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1e6:g}M" if x >= 1e6
+                                                                         else f"{x / 1e3:g}k"))
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
             ax.set_ylim(bottom=0)
