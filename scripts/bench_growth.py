@@ -103,8 +103,11 @@ def run(args: argparse.Namespace) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     corpora = prepare(args, work)
     fixed = measure("tiny", corpora["tiny"], 1, args, work)
-    size = [measure(name, corpora[name], 5, args, work) for name in ("wiki17m", "wiki65m", f"wiki65m x{args.copies}")]
-    vocab = [size[1] if mc == 5 else measure("wiki65m", corpora["wiki65m"], mc, args, work) for mc in args.min_counts]
+    names = ("wiki17m", "wiki65m", f"wiki65m x{args.copies}") if "corpus" in args.sweeps else ("wiki65m",)
+    size = [measure(name, corpora[name], 5, args, work) for name in names]
+    vocab = [] if "vocab" not in args.sweeps else [
+        size[names.index("wiki65m")] if mc == 5 else measure("wiki65m", corpora["wiki65m"], mc, args, work)
+        for mc in args.min_counts]
     trainers = ("ours",) if args.skip_gensim else ("ours", "gensim")
     return {
         "machine": bench.machine_info("cpu"),
@@ -153,6 +156,7 @@ def plot(result: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fixed = result["fixed_mb"]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
@@ -164,11 +168,20 @@ def plot(result: dict, path: Path) -> None:
                 continue
             xs = [r[xkey] if xkey == "tokens" else r[trainer][xkey] for r in rows]
             axes[row][0].plot(xs, [r[trainer]["words_per_sec"] / 1e6 for r in rows], style, label=trainer)
-            line, = axes[row][1].plot(xs, [r[trainer]["peak_rss_mb"] for r in rows], style, label=f"{trainer} peak")
+            peaks = [r[trainer]["peak_rss_mb"] for r in rows]
+            line, = axes[row][1].plot(xs, peaks, style, label=f"{trainer} peak")
+            if sweep == "corpus_sweep":  # min_count 5 admits more words as the corpus grows: say how many
+                for x, peak, r in zip(xs, peaks, rows):
+                    axes[row][1].annotate(f"{r[trainer]['vocab_size'] / 1000:.0f}k words", (x, peak), fontsize=7,
+                                          textcoords="offset points", xytext=(-4, 5), ha="right")
             axes[row][1].axhline(fixed[trainer], color=line.get_color(), lw=0.8, ls=":",
                                  label=f"{trainer} fixed part")
         for ax, ylabel in zip(axes[row], ("million words/s", "peak resident memory (MB)")):
-            ax.set_xscale("log")
+            if sweep == "corpus_sweep":  # 17M to 260M tokens
+                ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1e6:g}M" if x >= 1e6
+                                                                         else f"{x / 1e3:g}k"))
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
             ax.set_ylim(bottom=0)
@@ -187,6 +200,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--corpus65", type=Path, default=bench.SHARED / "corpora" / "wiki65m.txt.gz")
     ap.add_argument("--copies", type=int, default=4, help="the largest corpus: wiki65m this many times over")
     ap.add_argument("--min-counts", type=int, nargs="+", default=[5, 2, 1], help="the vocabulary sweep on wiki65m")
+    ap.add_argument("--sweeps", nargs="+", choices=("corpus", "vocab"), default=["corpus", "vocab"],
+                    help="which curves to measure (vocab alone: wiki65m at each --min-counts)")
     ap.add_argument("--max-tokens", type=int, default=0, help="cut both corpora to N tokens (a smoke run)")
     ap.add_argument("--line-words", type=int, default=1000)
     ap.add_argument("--dim", type=int, default=100)

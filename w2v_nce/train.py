@@ -55,7 +55,7 @@ from w2v_nce.phrases import PHRASE_MODEL, PhrasedCorpus, Phrases
 from w2v_nce.steps import choose_step, train_slices
 from w2v_nce.subwords import subwords_for
 from w2v_nce.updates import make_update
-from w2v_nce.vectors import Vectors, save_word2vec
+from w2v_nce.vectors import Vectors, write_word2vec
 from w2v_nce.vocab import Vocab, build_vocabulary, word_count
 
 
@@ -286,11 +286,15 @@ class Trainer:
             **extra,
         }
 
+    def word_rows(self, best: bool = False) -> torch.Tensor:
+        """[V, dim] the word vectors now (with subwords, each the mean of its row and its n-grams'
+        rows, as fastText's .vec), or with `best` those of the best epoch (when a held-out text chose
+        one); without subwords a view of the input table (its rows padded for the kernel: no copy)."""
+        return self.best_inp if best and self.best_inp is not None else self.model.word_vectors().cpu()
+
     def vectors(self, best: bool = False) -> Vectors:
-        """The word vectors now (with subwords, each the mean of its row and its n-grams' rows, as
-        fastText's .vec), or with `best` those of the best epoch (when a held-out text chose one)."""
-        vectors = self.best_inp if best and self.best_inp is not None else self.model.word_vectors().cpu()
-        return Vectors(self.vocab.words, vectors.numpy())
+        """`word_rows` as Vectors (a contiguous copy, with a word index: for querying)."""
+        return Vectors(self.vocab.words, self.word_rows(best).numpy())
 
 
 def _best_vectors(saved, words: int, dim: int) -> torch.Tensor | None:
@@ -434,7 +438,7 @@ def _train(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool, progress_ba
     if not master:
         return None
 
-    save_word2vec(trainer.vectors(best=True), out_dir / "vectors.txt")
+    write_word2vec(trainer.vocab.words, trainer.word_rows(best=True).numpy(), out_dir / "vectors.txt")
     metrics = {
         "corpus": name,
         "device": str(trainer.device),

@@ -20,7 +20,7 @@ import io
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,37 +92,41 @@ class Vectors:
 
 
 def save_word2vec(vectors: Vectors, path: PathLike, binary: bool = False) -> None:
-    """Write `vectors` in word2vec text (default) or binary format, atomically.
+    """Write `vectors` in word2vec text (default) or binary format, atomically (`write_word2vec`)."""
+    write_word2vec(vectors.words, vectors.matrix, path, binary)
+
+
+def write_word2vec(words: Sequence[str], matrix: np.ndarray, path: PathLike, binary: bool = False) -> None:
+    """Write `words` with their rows of `matrix` (any float array, rows may be strided: the trainer's
+    padded table is written without a copy) in word2vec text (default) or binary format.
 
     The data goes to a hidden temporary file next to `path`, which replaces `path` only once
     complete and synced (atomic_path): an interrupted or failed save leaves no partial file (and an old file intact).
     Text values are written with 9 significant digits, which read back to the same float32.
     """
     path = Path(path)
-    bad = next((w for w in vectors.words if not w or _WHITESPACE.search(w)), None)
+    bad = next((w for w in words if not w or _WHITESPACE.search(w)), None)
     if bad is not None:
         raise UserError(f"cannot write vectors file '{path}': word {bad!r} is empty or contains whitespace")
     with atomic_path(path, "vectors file") as tmp, open(tmp, "wb") as out:
-        out.write(f"{len(vectors)} {vectors.dim}\n".encode())
-        for chunk in (_encode_binary if binary else _encode_text)(vectors):
+        out.write(f"{len(words)} {matrix.shape[1]}\n".encode())
+        for chunk in (_encode_binary if binary else _encode_text)(words, matrix):
             out.write(chunk)
 
 
-def _encode_text(vectors: Vectors) -> Iterator[bytes]:
+def _encode_text(words: Sequence[str], matrix: np.ndarray) -> Iterator[bytes]:
     """Chunks of "word v1 v2 ...\\n" lines ('%.9g' round-trips any float32 exactly)."""
-    row_format = "%s " + " ".join(["%.9g"] * vectors.dim) + "\n"
-    for start in range(0, len(vectors), _ROWS_PER_CHUNK):
-        rows = vectors.matrix[start : start + _ROWS_PER_CHUNK].tolist()
-        words = vectors.words[start : start + _ROWS_PER_CHUNK]
-        yield "".join(row_format % (w, *r) for w, r in zip(words, rows)).encode()
+    row_format = "%s " + " ".join(["%.9g"] * matrix.shape[1]) + "\n"
+    for start in range(0, len(words), _ROWS_PER_CHUNK):
+        rows = matrix[start : start + _ROWS_PER_CHUNK].astype(np.float32).tolist()
+        yield "".join(row_format % (w, *r) for w, r in zip(words[start : start + _ROWS_PER_CHUNK], rows)).encode()
 
 
-def _encode_binary(vectors: Vectors) -> Iterator[bytes]:
+def _encode_binary(words: Sequence[str], matrix: np.ndarray) -> Iterator[bytes]:
     """Chunks of b"word " + DIM little-endian float32 + b"\\n" entries, as word2vec.c writes."""
-    for start in range(0, len(vectors), _ROWS_PER_CHUNK):
-        rows = vectors.matrix[start : start + _ROWS_PER_CHUNK].astype(_FLOAT32_LE)
-        words = vectors.words[start : start + _ROWS_PER_CHUNK]
-        yield b"".join(w.encode() + b" " + r.tobytes() + b"\n" for w, r in zip(words, rows))
+    for start in range(0, len(words), _ROWS_PER_CHUNK):
+        rows = matrix[start : start + _ROWS_PER_CHUNK].astype(_FLOAT32_LE)
+        yield b"".join(w.encode() + b" " + r.tobytes() + b"\n" for w, r in zip(words[start : start + _ROWS_PER_CHUNK], rows))
 
 
 # --------------------------------------------------------------------------- loading
