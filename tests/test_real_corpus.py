@@ -16,8 +16,10 @@ from w2v_nce.config import load_config
 from w2v_nce.train import train
 
 
-@pytest.mark.parametrize("arch, epochs", [("cbow", 3), ("skipgram", 1)])
-def test_known_neighbours_rank_near_the_top(tmp_path, arch, epochs):
-    cfg = load_config(None, dict(arch=arch, dim=50, epochs=epochs, threads=1, min_count=5, seed=1, device="cpu"))
+@pytest.mark.parametrize("arch, epochs, lr", [("cbow", 3, None), ("skipgram", 1, 0.025)])
+def test_known_neighbours_rank_near_the_top(tmp_path, arch, epochs, lr):
+    # skip-gram was calibrated at word2vec.c's 0.025, its default until the rate study of docs/results.md
+    cfg = load_config(None, dict(arch=arch, dim=50, epochs=epochs, threads=1, min_count=5, seed=1, device="cpu",
+                                 lr=lr))
     train(SAMPLE, tmp_path / "run", cfg, progress_bar=False)
     assert_known_neighbours_rank_high(tmp_path / "run" / "vectors.txt")
