@@ -419,14 +419,19 @@ class ByteRange(Stream):
 
     def sentences(self, tokenizer: str = "whitespace") -> Iterator[list[str]]:
         """The part's sentences (a last one unended included)."""
-        sentence: list[str] = []
-        for tokens, ends in self.pieces(tokenizer):
-            sentence.extend(tokens)
-            if ends:
-                yield sentence
-                sentence = []
-        if sentence:
+        return joined_sentences(self.pieces(tokenizer))
+
+
+def joined_sentences(pieces: Iterable[tuple[list[str], bool]]) -> Iterator[list[str]]:
+    """(tokens, ends_sentence) pieces joined into sentences, a last one unended included."""
+    sentence: list[str] = []
+    for tokens, ends in pieces:
+        sentence.extend(tokens)
+        if ends:
             yield sentence
+            sentence = []
+    if sentence:
+        yield sentence
 
 
 def file_sizes(corpus: Corpus) -> list[tuple[str, int | None]] | None:

@@ -63,8 +63,8 @@ import numpy as np
 
 from w2v_nce.atomic import atomic_path
 from w2v_nce.config import PHRASE_SCORINGS, PHRASE_THRESHOLDS, Config, check_phrase_options
-from w2v_nce.corpus import (BLOCK_BYTES, Corpus, Stream, _is_path_list, corpus_files, describe, read_corpus,
-                             read_pieces)
+from w2v_nce.corpus import (BLOCK_BYTES, Corpus, Stream, _is_path_list, corpus_files, describe, joined_sentences,
+                             read_corpus, read_pieces)
 from w2v_nce.errors import UserError
 
 SCORINGS = PHRASE_SCORINGS
@@ -933,14 +933,7 @@ class PhrasedCorpus(Stream):
         return self.model.pieces(self.corpus, self.tokenizer)
 
     def __iter__(self) -> Iterator[list[str]]:
-        sentence: list[str] = []
-        for tokens, ends in self.pieces():
-            sentence.extend(tokens)
-            if ends:
-                yield sentence
-                sentence = []
-        if sentence:
-            yield sentence
+        return joined_sentences(self.pieces())
 
 
 def learn(corpus: Corpus, passes: int = 2, **options) -> Phrases:
