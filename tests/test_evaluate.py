@@ -342,7 +342,7 @@ def test_failed_save_leaves_no_file(tmp_path, monkeypatch, small, binary, existi
     if existing:
         path.write_bytes(b"old")
 
-    def failing(vectors):
+    def failing(words, matrix):
         yield b"partial data\n"
         raise RuntimeError("disk on fire")
 
