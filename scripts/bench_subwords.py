@@ -54,20 +54,10 @@ from w2v_nce.evaluate import analogy  # noqa: E402
 from w2v_nce.vectors import Vectors, load_word2vec  # noqa: E402
 
 TRAINERS = ("ours", "gensim", "fasttext")
-ROWS = (  # (key, label, format)
-    ("words_per_sec", "words/sec (train)", "int"),
-    ("analogy_accuracy", "analogy accuracy", "pct"),
+ROWS = bench.ROWS[:2] + (  # bench_vs_gensim's rows with analogy's semantic / syntactic split
     ("analogy_semantic", "  semantic", "pct"),
     ("analogy_syntactic", "  syntactic", "pct"),
-    ("analogy_coverage", "analogy coverage", "pct"),
-    ("ws353_spearman", "WS353 Spearman", "f4"),
-    ("simlex_spearman", "SimLex-999 Spearman", "f4"),
-    ("train_seconds", "train seconds", "f2"),
-    ("wall_seconds", "end to end seconds", "f2"),
-    ("peak_rss_mb", "peak memory (MB)", "int"),
-    ("vocab_size", "vocab size", "int"),
-    ("corpus_words", "in-vocab words / epoch", "int"),
-)
+) + bench.ROWS[2:]
 
 FASTTEXT_CHILD = """
 import json, sys, time
