@@ -44,7 +44,7 @@ from w2v_nce.windows import Centres, Examples, PaddedCentres, example_maker, sub
 KERNEL_CENTRES = 4096  # centre words per window-kernel call: how often its threads report, and syncs can run
 HOT_ROWS = 256  # output rows each kernel thread trains in a private copy per call (docs/performance.md)
 SATURATED = 6.0  # the window kernel takes no step for a candidate classified beyond this logit on its label's side
-SUBWORD_SHUFFLE_BLOCK = 64  # CBOW with subwords: centres shuffled in runs (their windows' n-gram rows stay in cache)
+CBOW_SHUFFLE_BLOCK = 64  # CBOW: centres shuffled in runs, so neighbouring windows' input rows stay in cache
 TRITON_BY_DEFAULT = False  # `auto` takes the Triton kernel on CUDA once a GPU has passed scripts/gpu_matrix.sh
 
 
@@ -168,7 +168,7 @@ class WindowKernel(Step):
         return KERNEL_CENTRES
 
     def work(self, kept, cfg, objective, generator):
-        block = SUBWORD_SHUFFLE_BLOCK if cfg.subwords and cfg.arch == "cbow" else 1
+        block = CBOW_SHUFFLE_BLOCK if cfg.arch == "cbow" else 1
         return Centres.of(kept, cfg.window, cfg.arch, generator, shuffle=cfg.shuffle, shared_noise=cfg.shared_negatives,
                           block=block)
 
