@@ -82,7 +82,7 @@ def our_config(args: argparse.Namespace, arch: str) -> Config:
         "sample": args.sample, "min_count": args.min_count, "epochs": args.epochs, "minn": args.minn,
         "maxn": args.maxn, "buckets": args.buckets, "lr": None if args.defaults else args.lr,
         "min_lr_ratio": args.min_lr_ratio, "threads": args.threads, "seed": args.seed, "device": "cpu",
-        "subword_bags": args.subword_bags,
+        "subword_bags": args.subword_bags, "noise_power": args.noise_power,
     })
 
 
@@ -200,6 +200,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--gensim-workers", type=int, default=None,
                     help="gensim's workers if not --threads (with N > 1, its corpus_file mode decays the rate only 1/N "
                     "of an epoch's worth per epoch, docs/results.md: 1 gives the linear schedule)")
+    ap.add_argument("--noise-power", type=float, default=None,
+                    help="ours and gensim: noise words drawn from unigram^this (default: ours, Config.noise_exponent; "
+                    "fastText's is fixed at 0.5)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--restrict-vocab", type=int, default=30000, help="analogies: only the N most frequent words")
     return ap.parse_args(argv)
@@ -230,7 +233,8 @@ def run(args: argparse.Namespace) -> dict:
                     "fasttext": None if skip_fasttext else fasttext_params(cfg, args)}
             print(f"{arch}: dim {cfg.dim}, window {cfg.window}, negatives {cfg.negatives}, sample {cfg.sample:g}, "
                   f"n-grams {cfg.minn}-{cfg.maxn} in {cfg.buckets:,} buckets, epochs {cfg.epochs}, threads "
-                  f"{cfg.threads}, lr " + ("each its own" if args.defaults else f"{cfg.start_lr:g}"), flush=True)
+                  f"{cfg.threads}, lr " + ("each its own" if args.defaults else f"{cfg.start_lr:g}")
+                  + f", noise unigram^{cfg.noise_exponent:g} (fastText: ^0.5)", flush=True)
             rows: dict[str, dict | None] = {}
             for name in TRAINERS:
                 if name != "ours" and plan[name] is None:

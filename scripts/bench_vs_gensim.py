@@ -321,7 +321,7 @@ def gensim_params(cfg: Config, workers: int) -> dict:
         "cbow_mean": 1,
         "hs": int(hs),
         "negative": 0 if hs else cfg.negatives,
-        "ns_exponent": cfg.noise_power,
+        "ns_exponent": cfg.noise_exponent,
         "vector_size": cfg.dim,
         "window": cfg.window,
         "shrink_windows": True,  # each word draws its window in 1..window, as ours

@@ -6,11 +6,12 @@ import dataclasses
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from w2v_nce.config import FIELDS, Config, apply_overrides, load_config, to_toml
 from w2v_nce.errors import UserError
-from w2v_nce.objectives import LOSSES
+from w2v_nce.objectives import LOSSES, objective_for
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.toml"))
 
@@ -24,6 +25,23 @@ def _write(tmp_path: Path, text: str, name: str = "c.toml") -> Path:
 def test_defaults_without_file():
     assert load_config(None) == Config()
     assert load_config(None, {"dim": None, "loss": None}) == Config()  # None = not given
+
+
+@pytest.mark.parametrize("arch, maxn, given, power", [
+    ("skipgram", 6, None, 0.5),   # fastText's unigram^0.5 for subword skip-gram
+    ("cbow", 6, None, 0.75),      # subword CBOW keeps word2vec's (0.5 measured worse)
+    ("skipgram", 0, None, 0.75),  # word2vec's
+    ("cbow", 0, None, 0.75),
+    ("skipgram", 6, 0.75, 0.75),  # an asked power wins
+    ("cbow", 0, 0.0, 0.0),
+])
+def test_noise_power_default_follows_the_model_and_reaches_the_sampler(arch, maxn, given, power):
+    cfg = load_config(None, {"arch": arch, "maxn": maxn, "noise_power": given})
+    assert cfg.noise_exponent == power
+    counts = np.array([1000, 300, 20, 7, 1])
+    expected = counts ** power / (counts ** power).sum()
+    np.testing.assert_allclose(objective_for(cfg, counts).sampler.prob.numpy(), expected, rtol=1e-6)
+    assert ("noise_power" in to_toml(cfg)) == (given is not None)  # automatic stays automatic on resume
 
 
 def test_toml_values_are_loaded(tmp_path):

@@ -42,6 +42,8 @@ PHRASE_THRESHOLDS = {"word2vec": 100.0, "gensim": 10.0, "npmi": 0.5}  # word2phr
 WORD2VEC_CBOW_LR = 0.05  # word2vec.c's -alpha default for CBOW (docs/results.md: better than 0.025 at every budget)
 SKIPGRAM_NEG_LR = 0.05  # fastText's: skip-gram NS scored better than at 0.025, words or subwords (docs/results.md)
 DEFAULT_LR = 0.025  # word2vec.c's for skip-gram, gensim's for both
+NOISE_POWER = 0.75  # word2vec.c's unigram^0.75
+SUBWORD_SKIPGRAM_NOISE_POWER = 0.5  # fastText's initTableNegatives: better subword skip-gram (docs/results.md)
 SYNC_DIVISORS = ("none", "world", "touched")  # what divides the sum of the ranks' changes to a synced row
 
 
@@ -74,7 +76,8 @@ class Config:
                                     "same quality (docs/performance.md). Off: word2vec's draw per example. The "
                                     "batched step, and skip-gram with subwords (each window word a target), draw "
                                     "per example.")
-    noise_power: float = option(0.75, "Noise distribution q(x) ∝ count^noise_power.")
+    noise_power: float | None = option(None, "Noise distribution q(x) ∝ count^noise_power (default: 0.5 for "
+                                             "skip-gram with subwords, fastText's; 0.75 otherwise, word2vec's).")
     log_z: float = option(0.0, "NCE: log Z subtracted from every score (0 = self-normalised); "
                                "the start value with --learn-log-z.")
     learn_log_z: bool = option(False, "NCE: learn one shared log Z instead of fixing it.",
@@ -195,6 +198,15 @@ class Config:
         return SKIPGRAM_NEG_LR if self.arch == "skipgram" and self.loss == "neg" else DEFAULT_LR
 
     @property
+    def noise_exponent(self) -> float:
+        """The power of the unigram counts that noise words are drawn from: `noise_power`, or the
+        measured default (docs/results.md): fastText's 0.5 for skip-gram with subwords, where it
+        scored better than 0.75; word2vec's 0.75 otherwise (subword CBOW too, where 0.5 scored worse)."""
+        if self.noise_power is not None:
+            return self.noise_power
+        return SUBWORD_SKIPGRAM_NOISE_POWER if self.arch == "skipgram" and self.subwords else NOISE_POWER
+
+    @property
     def subwords(self) -> bool:
         """Whether words are bags of character n-grams (fastText's model)."""
         return self.maxn > 0
@@ -278,7 +290,7 @@ def _check(cfg: Config) -> Config:
     need(cfg.sync_every >= 0, f"sync_every must be 0 (epoch ends only) or positive, got {cfg.sync_every}")
     need(cfg.sync_rows >= 0, f"sync_rows must be 0 (all rows) or positive, got {cfg.sync_rows}")
     need(cfg.dist_timeout > 0, f"dist_timeout must be positive, got {cfg.dist_timeout}")
-    need(cfg.noise_power >= 0, f"noise_power must be non-negative, got {cfg.noise_power}")
+    need(cfg.noise_power is None or cfg.noise_power >= 0, f"noise_power must be non-negative, got {cfg.noise_power}")
     need(cfg.maxn >= 0, f"maxn must be 0 (no subwords) or positive, got {cfg.maxn}")
     if cfg.subwords:
         need(cfg.minn >= 1, f"minn must be at least 1, got {cfg.minn}")

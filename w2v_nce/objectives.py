@@ -374,7 +374,7 @@ def make_objective(
 def objective_for(cfg: Config, counts, device: torch.device | str = "cpu") -> Objective:
     """The objective of a run's settings over a vocabulary's `counts` (the noise distribution and,
     for hs, the Huffman tree come from them): for training and for a loaded model alike."""
-    sampler = AliasSampler(unigram_power(counts, cfg.noise_power), device)
+    sampler = AliasSampler(unigram_power(counts, cfg.noise_exponent), device)
     tree = HuffmanTree.from_counts(counts) if cfg.loss == "hs" else None
     return make_objective(cfg.loss, sampler, cfg.negatives, cfg.log_z, cfg.learn_log_z, cfg.remove_accidental_hits,
                           tree=tree)
