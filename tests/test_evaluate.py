@@ -125,6 +125,21 @@ def test_analogy_equals_gensim_on_random_vectors(
         assert exact_calls[0] < answered / 10
 
 
+def test_analogy_when_padding_outscores_every_row(question_words, exact_calls):
+    """Rows sharing one direction (barely trained or diverged vectors) and a question whose b and c
+    stand apart: b + c - a scores every other row below zero, below the zero rows that pad the
+    matrix to whole blocks. Such a question takes gensim's own path, as a near-tie does."""
+    v = random_vectors(question_words, 50, seed=5, fillers=2000)
+    assert len(v.words) % evaluate_module._BLOCK_ROWS  # some padding
+    rng = np.random.default_rng(5)
+    common = rng.standard_normal(50).astype(np.float32)
+    matrix = common + 0.05 * v.matrix
+    for word in ("greece", "baghdad"):  # questions-words' first question: athens greece baghdad iraq
+        matrix[v.words.index(word)] = rng.standard_normal(50)
+    answered = assert_analogy_equals_gensim(Vectors(v.words, matrix), restrict_vocab=30000, case_insensitive=True)
+    assert answered > 1000 and exact_calls[0] >= 1
+
+
 def test_analogy_equals_gensim_on_trained_vectors(lee, exact_calls):
     answered = assert_analogy_equals_gensim(lee, restrict_vocab=30000, case_insensitive=True)
     assert answered > 100 and exact_calls[0] < answered / 10

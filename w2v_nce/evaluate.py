@@ -254,11 +254,12 @@ def _predict_analogies(
         clear = np.logical_and.accumulate(gaps > margin, axis=1)  # NaN gaps are not clear
         clear &= ~suspect[top].any(axis=1, keepdims=True)
         for i, q in enumerate(range(start, stop)):
-            answer, decided_at = _analogy_answer(top[i], canonical, a[q], b[q], c[q])
-            if clear[i, decided_at]:
-                predicted[q] = answer
-            else:
-                predicted[q] = _analogy_exact(matrix, norms, canonical, a[q], b[q], c[q])
+            if clear[i, 0]:  # else its shortlist may hold padding rows, which name no word
+                answer, decided_at = _analogy_answer(top[i], canonical, a[q], b[q], c[q])
+                if clear[i, decided_at]:
+                    predicted[q] = answer
+                    continue
+            predicted[q] = _analogy_exact(matrix, norms, canonical, a[q], b[q], c[q])
     return predicted
 
 
