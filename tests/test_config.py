@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2v_nce.config import FIELDS, Config, apply_overrides, load_config, to_toml
+from w2v_nce.config import FIELDS, SYNC_EVERY_GLOO, SYNC_EVERY_NCCL, Config, apply_overrides, load_config, to_toml
 from w2v_nce.errors import UserError
 from w2v_nce.objectives import LOSSES, objective_for
 
@@ -42,6 +42,15 @@ def test_noise_power_default_follows_the_model_and_reaches_the_sampler(arch, max
     expected = counts ** power / (counts ** power).sum()
     np.testing.assert_allclose(objective_for(cfg, counts).sampler.prob.numpy(), expected, rtol=1e-6)
     assert ("noise_power" in to_toml(cfg)) == (given is not None)  # automatic stays automatic on resume
+
+
+@pytest.mark.parametrize("given, backend, words", [(None, "gloo", SYNC_EVERY_GLOO), (None, "nccl", SYNC_EVERY_NCCL),
+                                                   (0, "gloo", 0), (50_000, "nccl", 50_000)])
+def test_sync_interval_follows_the_backend_unless_given(given, backend, words):
+    cfg = load_config(None, {"sync_every": given})
+    assert cfg.sync_interval(backend) == words
+    assert SYNC_EVERY_GLOO != SYNC_EVERY_NCCL
+    assert ("sync_every" in to_toml(cfg)) == (given is not None)  # automatic stays automatic on resume
 
 
 def test_toml_values_are_loaded(tmp_path):

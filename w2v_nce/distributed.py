@@ -342,7 +342,7 @@ class RowSync(NoSync):
 
     def __init__(self, dist: Dist, cfg: Config, model, objective):
         self.dist, self.model, self.objective = dist, model, objective
-        self.every = cfg.sync_every
+        self.every = cfg.sync_interval(td.get_backend())
         self.first_rows = cfg.sync_rows or 1 << 62
         self.divisor = cfg.sync_divisor
         self.overlap = cfg.sync_overlap
