@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2v_nce.config import FIELDS, SYNC_EVERY_GLOO, SYNC_EVERY_NCCL, Config, apply_overrides, load_config, to_toml
+from w2v_nce.config import (FIELDS, SYNC_EVERY_GLOO, SYNC_EVERY_NCCL, SYNC_ROWS_GLOO, SYNC_ROWS_NCCL, Config,
+                            apply_overrides, load_config, to_toml)
 from w2v_nce.errors import UserError
 from w2v_nce.objectives import LOSSES, objective_for
 
@@ -44,13 +45,15 @@ def test_noise_power_default_follows_the_model_and_reaches_the_sampler(arch, max
     assert ("noise_power" in to_toml(cfg)) == (given is not None)  # automatic stays automatic on resume
 
 
-@pytest.mark.parametrize("given, backend, words", [(None, "gloo", SYNC_EVERY_GLOO), (None, "nccl", SYNC_EVERY_NCCL),
-                                                   (0, "gloo", 0), (50_000, "nccl", 50_000)])
-def test_sync_interval_follows_the_backend_unless_given(given, backend, words):
-    cfg = load_config(None, {"sync_every": given})
-    assert cfg.sync_interval(backend) == words
-    assert SYNC_EVERY_GLOO != SYNC_EVERY_NCCL
-    assert ("sync_every" in to_toml(cfg)) == (given is not None)  # automatic stays automatic on resume
+@pytest.mark.parametrize("every, rows, backend, expected", [
+    (None, None, "gloo", (SYNC_EVERY_GLOO, SYNC_ROWS_GLOO)), (None, None, "nccl", (SYNC_EVERY_NCCL, SYNC_ROWS_NCCL)),
+    (0, None, "gloo", (0, SYNC_ROWS_GLOO)), (50_000, 0, "nccl", (50_000, 0)), (None, 64, "gloo", (SYNC_EVERY_GLOO, 64))])
+def test_sync_schedule_follows_the_backend_unless_given(every, rows, backend, expected):
+    cfg = load_config(None, {"sync_every": every, "sync_rows": rows})
+    assert cfg.sync_schedule(backend) == expected
+    assert (SYNC_EVERY_GLOO, SYNC_ROWS_GLOO) != (SYNC_EVERY_NCCL, SYNC_ROWS_NCCL)
+    toml = to_toml(cfg)  # automatic stays automatic on resume
+    assert ("sync_every" in toml, "sync_rows" in toml) == (every is not None, rows is not None)
 
 
 def test_toml_values_are_loaded(tmp_path):

@@ -26,7 +26,7 @@ from conftest import require_kernel, write_planted_phrases, write_twin_corpus
 from oracles import assert_known_neighbours_rank_high, free_port as _free_port, run_ranks
 from w2v_nce import distributed
 from w2v_nce import train as train_module
-from w2v_nce.config import SYNC_EVERY_GLOO, load_config
+from w2v_nce.config import SYNC_EVERY_GLOO, SYNC_ROWS_GLOO, load_config
 from w2v_nce.corpus import Shard, count_words
 from w2v_nce.errors import RankFailed, UserError
 from w2v_nce.checkpoint import CHECKPOINT, load_checkpoint
@@ -166,7 +166,7 @@ def _average_by_hand(rank: int, folder: Path) -> None:
         tree.log_z = float(rank)
         sync._average(4)
         results[divisor] = {"inp": tables.inp.tolist(), "out": tables.out.tolist(), "bias": tables.bias.tolist(),
-                            "log_z": tree.log_z, "every": sync.every}
+                            "log_z": tree.log_z, "every": sync.every, "rows": sync.first_rows}
     (folder / f"average-{rank}.json").write_text(json.dumps(results))
 
 
@@ -199,7 +199,7 @@ def test_a_sync_averages_the_hot_rows_as_worked_out_by_hand(tmp_path):
             assert result["out"][0] == ([101, 102] if rank == 0 else [100, 101])
             assert result["bias"][1:] == expected_bias[divisor], (divisor, rank, result["bias"])
             assert result["log_z"] == 0.5
-            assert result["every"] == SYNC_EVERY_GLOO  # small_cfg leaves sync_every automatic: gloo's
+            assert (result["every"], result["rows"]) == (SYNC_EVERY_GLOO, SYNC_ROWS_GLOO)  # small_cfg leaves both automatic: gloo's
     assert inp  # (the rows before the changes, for reading the table above)
 
 

@@ -44,8 +44,10 @@ SKIPGRAM_NEG_LR = 0.05  # fastText's: skip-gram NS scored better than at 0.025, 
 DEFAULT_LR = 0.025  # word2vec.c's for skip-gram, gensim's for both
 NOISE_POWER = 0.75  # word2vec.c's unigram^0.75
 SUBWORD_SKIPGRAM_NOISE_POWER = 0.5  # fastText's initTableNegatives: better subword skip-gram (docs/results.md)
-SYNC_EVERY_GLOO = 400_000  # CPU ranks: a gloo round costs ~12 ms of two cores' time (docs/distributed.md)
-SYNC_EVERY_NCCL = 100_000  # GPU ranks: NCCL's rounds cost ~1 ms (docs/distributed.md, "Scaling model")
+# torchrun's sync schedule by backend (docs/distributed.md): CPU ranks sync small rounds of the hottest
+# rows often (gloo's cost grows with the bytes, and the ranks' drift lives in those rows); GPU ranks as modelled
+SYNC_EVERY_GLOO, SYNC_ROWS_GLOO = 25_000, 512
+SYNC_EVERY_NCCL, SYNC_ROWS_NCCL = 100_000, 4096
 SYNC_DIVISORS = ("none", "world", "touched")  # what divides the sum of the ranks' changes to a synced row
 
 
@@ -174,10 +176,11 @@ class Config:
                                           "epoch, into metrics.json's history.", resumable=True)
     # several processes under torchrun (docs/distributed.md)
     sync_every: int | None = option(None, "torchrun: words each rank trains between syncs of the frequent rows "
-                                             "(0 = at each epoch's end only; default: 400,000 over gloo, CPU ranks; "
+                                             "(0 = at each epoch's end only; default: 25,000 over gloo, CPU ranks; "
                                              "100,000 over NCCL, GPU ranks).", resumable=True)
-    sync_rows: int = option(4096, "torchrun: rows [0, K) averaged at a sync, K doubling with the sync's power of "
-                                  "two; all at an epoch's end (0 = all every time).", resumable=True)
+    sync_rows: int | None = option(None, "torchrun: rows [0, K) averaged at a sync, K doubling with the sync's power "
+                                         "of two; all at an epoch's end (0 = all every time; default: 512 over gloo, "
+                                         "4096 over NCCL).", resumable=True)
     sync_divisor: str = option("world", "torchrun: a synced row is the ranks' mean (world), the mean over the ranks "
                                         "that changed it (touched), or the sum of their changes (none).",
                                choices=SYNC_DIVISORS, resumable=True)
@@ -209,13 +212,14 @@ class Config:
             return self.noise_power
         return SUBWORD_SKIPGRAM_NOISE_POWER if self.arch == "skipgram" and self.subwords else NOISE_POWER
 
-    def sync_interval(self, backend: str) -> int:
-        """Words a rank trains between syncs under torchrun: `sync_every`, or the measured default for
-        the process group's backend (docs/distributed.md): gloo's rounds go over TCP and its threads
-        take the cores' time from training, so CPU ranks sync 4x less often than NCCL's."""
-        if self.sync_every is not None:
-            return self.sync_every
-        return SYNC_EVERY_NCCL if backend == "nccl" else SYNC_EVERY_GLOO
+    def sync_schedule(self, backend: str) -> tuple[int, int]:
+        """(words a rank trains between syncs, K: the rows of every sync) under torchrun: `sync_every`
+        and `sync_rows`, or the measured defaults for the process group's backend (docs/distributed.md):
+        gloo's rounds go over TCP and cost with their bytes, so CPU ranks sync few rows often."""
+        gloo = backend != "nccl"
+        every = self.sync_every if self.sync_every is not None else SYNC_EVERY_GLOO if gloo else SYNC_EVERY_NCCL
+        rows = self.sync_rows if self.sync_rows is not None else SYNC_ROWS_GLOO if gloo else SYNC_ROWS_NCCL
+        return every, rows
 
     @property
     def subwords(self) -> bool:
@@ -299,7 +303,7 @@ def _check(cfg: Config) -> Config:
     need(cfg.chunk_tokens >= 1000, f"chunk_tokens must be at least 1000, got {cfg.chunk_tokens}")
     need(cfg.vocab_budget >= 0, f"vocab_budget must be 0 (no limit) or positive, got {cfg.vocab_budget}")
     need(cfg.sync_every is None or cfg.sync_every >= 0, f"sync_every must be 0 (epoch ends only) or positive, got {cfg.sync_every}")
-    need(cfg.sync_rows >= 0, f"sync_rows must be 0 (all rows) or positive, got {cfg.sync_rows}")
+    need(cfg.sync_rows is None or cfg.sync_rows >= 0, f"sync_rows must be 0 (all rows) or positive, got {cfg.sync_rows}")
     need(cfg.dist_timeout > 0, f"dist_timeout must be positive, got {cfg.dist_timeout}")
     need(cfg.noise_power is None or cfg.noise_power >= 0, f"noise_power must be non-negative, got {cfg.noise_power}")
     need(cfg.maxn >= 0, f"maxn must be 0 (no subwords) or positive, got {cfg.maxn}")

@@ -342,8 +342,8 @@ class RowSync(NoSync):
 
     def __init__(self, dist: Dist, cfg: Config, model, objective):
         self.dist, self.model, self.objective = dist, model, objective
-        self.every = cfg.sync_interval(td.get_backend())
-        self.first_rows = cfg.sync_rows or 1 << 62
+        self.every, rows = cfg.sync_schedule(td.get_backend())
+        self.first_rows = rows or 1 << 62
         self.divisor = cfg.sync_divisor
         self.overlap = cfg.sync_overlap
         self.lr_scale = float(dist.world) if cfg.sync_divisor != "none" and cfg.sync_scale_lr else 1.0
