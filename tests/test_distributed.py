@@ -552,3 +552,16 @@ def test_the_benchmark_variants_are_valid_settings(tmp_path):
         preset.write_text("".join(f"{k} = {v}\n" for k, v in extra.items()))
         assert getattr(load_config(preset), key) == value, text
     assert doctest.testmod(module).failed == 0
+
+
+def test_the_sync_profiler_times_pieces_that_rowsync_has():
+    """scripts/profile_sync.py wraps RowSync's methods by name: a renamed one would leave the
+    profile silently empty, so each name it times must be one of RowSync's own methods."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("profile_sync", REPO / "scripts" / "profile_sync.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.PIECES
+    for name in module.PIECES:
+        assert callable(vars(distributed.RowSync).get(name)), name
