@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2v_nce.config import (FIELDS, SYNC_EVERY_GLOO, SYNC_EVERY_NCCL, SYNC_ROWS_GLOO, SYNC_ROWS_NCCL, Config,
+from w2v_nce.config import (FIELDS, SYNC_EVERY_GLOO, SYNC_EVERY_NCCL, SYNC_LEVELS_GLOO, SYNC_LEVELS_NCCL,
+                             SYNC_ROWS_GLOO, SYNC_ROWS_NCCL, Config,
                             apply_overrides, load_config, to_toml)
 from w2v_nce.errors import UserError
 from w2v_nce.objectives import LOSSES, objective_for
@@ -45,15 +46,21 @@ def test_noise_power_default_follows_the_model_and_reaches_the_sampler(arch, max
     assert ("noise_power" in to_toml(cfg)) == (given is not None)  # automatic stays automatic on resume
 
 
-@pytest.mark.parametrize("every, rows, backend, expected", [
-    (None, None, "gloo", (SYNC_EVERY_GLOO, SYNC_ROWS_GLOO)), (None, None, "nccl", (SYNC_EVERY_NCCL, SYNC_ROWS_NCCL)),
-    (0, None, "gloo", (0, SYNC_ROWS_GLOO)), (50_000, 0, "nccl", (50_000, 0)), (None, 64, "gloo", (SYNC_EVERY_GLOO, 64))])
-def test_sync_schedule_follows_the_backend_unless_given(every, rows, backend, expected):
-    cfg = load_config(None, {"sync_every": every, "sync_rows": rows})
+GLOO = (SYNC_EVERY_GLOO, SYNC_ROWS_GLOO, SYNC_LEVELS_GLOO)
+NCCL = (SYNC_EVERY_NCCL, SYNC_ROWS_NCCL, SYNC_LEVELS_NCCL)
+
+
+@pytest.mark.parametrize("every, rows, levels, backend, expected", [
+    (None, None, None, "gloo", GLOO), (None, None, None, "nccl", NCCL),
+    (0, None, None, "gloo", (0, SYNC_ROWS_GLOO, SYNC_LEVELS_GLOO)), (50_000, 0, None, "nccl", (50_000, 0, SYNC_LEVELS_NCCL)),
+    (None, 64, 0, "gloo", (SYNC_EVERY_GLOO, 64, 0)), (None, None, 3, "nccl", (SYNC_EVERY_NCCL, SYNC_ROWS_NCCL, 3))])
+def test_sync_schedule_follows_the_backend_unless_given(every, rows, levels, backend, expected):
+    cfg = load_config(None, {"sync_every": every, "sync_rows": rows, "sync_levels": levels})
     assert cfg.sync_schedule(backend) == expected
-    assert (SYNC_EVERY_GLOO, SYNC_ROWS_GLOO) != (SYNC_EVERY_NCCL, SYNC_ROWS_NCCL)
+    assert GLOO != NCCL
     toml = to_toml(cfg)  # automatic stays automatic on resume
-    assert ("sync_every" in toml, "sync_rows" in toml) == (every is not None, rows is not None)
+    assert ("sync_every" in toml, "sync_rows" in toml, "sync_levels" in toml) == (
+        every is not None, rows is not None, levels is not None)
 
 
 def test_toml_values_are_loaded(tmp_path):

@@ -26,7 +26,7 @@ from conftest import require_kernel, write_planted_phrases, write_twin_corpus
 from oracles import assert_known_neighbours_rank_high, free_port as _free_port, run_ranks
 from w2v_nce import distributed
 from w2v_nce import train as train_module
-from w2v_nce.config import SYNC_EVERY_GLOO, SYNC_ROWS_GLOO, load_config
+from w2v_nce.config import SYNC_EVERY_GLOO, SYNC_LEVELS_GLOO, SYNC_ROWS_GLOO, load_config
 from w2v_nce.corpus import Shard, count_words
 from w2v_nce.errors import RankFailed, UserError
 from w2v_nce.checkpoint import CHECKPOINT, load_checkpoint
@@ -166,7 +166,7 @@ def _average_by_hand(rank: int, folder: Path) -> None:
         tree.log_z = float(rank)
         sync._average(4)
         results[divisor] = {"inp": tables.inp.tolist(), "out": tables.out.tolist(), "bias": tables.bias.tolist(),
-                            "log_z": tree.log_z, "every": sync.every, "rows": sync.first_rows}
+                            "log_z": tree.log_z, "schedule": [sync.every, sync.first_rows, sync.levels]}
     (folder / f"average-{rank}.json").write_text(json.dumps(results))
 
 
@@ -199,8 +199,19 @@ def test_a_sync_averages_the_hot_rows_as_worked_out_by_hand(tmp_path):
             assert result["out"][0] == ([101, 102] if rank == 0 else [100, 101])
             assert result["bias"][1:] == expected_bias[divisor], (divisor, rank, result["bias"])
             assert result["log_z"] == 0.5
-            assert (result["every"], result["rows"]) == (SYNC_EVERY_GLOO, SYNC_ROWS_GLOO)  # small_cfg leaves both automatic: gloo's
+            # small_cfg leaves the schedule automatic: gloo's
+            assert result["schedule"] == [SYNC_EVERY_GLOO, SYNC_ROWS_GLOO, SYNC_LEVELS_GLOO]
     assert inp  # (the rows before the changes, for reading the table above)
+
+
+@pytest.mark.parametrize("levels", [0, 1, 3, 5])
+def test_a_round_syncs_the_rows_of_its_largest_power_of_two_up_to_the_levels(levels):
+    """Brute force: sync number c takes first x the largest power of two that divides c, at most
+    first x 2^(levels - 1); levels 0 doubles without bound."""
+    for count in range(1, 300):
+        power = max(p for p in (1 << j for j in range(10)) if count % p == 0)
+        cap = 1 << (levels - 1) if levels else 1 << 62
+        assert distributed.round_rows(count, 512, levels) == 512 * min(power, cap), count
 
 
 def _overlap_against_blocking(rank: int, folder: Path) -> None:

@@ -46,8 +46,8 @@ NOISE_POWER = 0.75  # word2vec.c's unigram^0.75
 SUBWORD_SKIPGRAM_NOISE_POWER = 0.5  # fastText's initTableNegatives: better subword skip-gram (docs/results.md)
 # torchrun's sync schedule by backend (docs/distributed.md): CPU ranks sync small rounds of the hottest
 # rows often (gloo's cost grows with the bytes, and the ranks' drift lives in those rows); GPU ranks as modelled
-SYNC_EVERY_GLOO, SYNC_ROWS_GLOO = 25_000, 512
-SYNC_EVERY_NCCL, SYNC_ROWS_NCCL = 100_000, 4096
+SYNC_EVERY_GLOO, SYNC_ROWS_GLOO, SYNC_LEVELS_GLOO = 25_000, 512, 5
+SYNC_EVERY_NCCL, SYNC_ROWS_NCCL, SYNC_LEVELS_NCCL = 100_000, 4096, 0
 SYNC_DIVISORS = ("none", "world", "touched")  # what divides the sum of the ranks' changes to a synced row
 
 
@@ -181,6 +181,9 @@ class Config:
     sync_rows: int | None = option(None, "torchrun: rows [0, K) averaged at a sync, K doubling with the sync's power "
                                          "of two; all at an epoch's end (0 = all every time; default: 512 over gloo, "
                                          "4096 over NCCL).", resumable=True)
+    sync_levels: int | None = option(None, "torchrun: how many sizes K takes, doubling from sync_rows; rows past the "
+                                           "largest are averaged at epoch ends only (0 = doubling up to every row; "
+                                           "default: 5 over gloo, up to 16 x 512 rows; 0 over NCCL).", resumable=True)
     sync_divisor: str = option("world", "torchrun: a synced row is the ranks' mean (world), the mean over the ranks "
                                         "that changed it (touched), or the sum of their changes (none).",
                                choices=SYNC_DIVISORS, resumable=True)
@@ -212,14 +215,16 @@ class Config:
             return self.noise_power
         return SUBWORD_SKIPGRAM_NOISE_POWER if self.arch == "skipgram" and self.subwords else NOISE_POWER
 
-    def sync_schedule(self, backend: str) -> tuple[int, int]:
-        """(words a rank trains between syncs, K: the rows of every sync) under torchrun: `sync_every`
-        and `sync_rows`, or the measured defaults for the process group's backend (docs/distributed.md):
-        gloo's rounds go over TCP and cost with their bytes, so CPU ranks sync few rows often."""
+    def sync_schedule(self, backend: str) -> tuple[int, int, int]:
+        """(words a rank trains between syncs, K: the rows of every sync, how many sizes K takes) under
+        torchrun: `sync_every`, `sync_rows` and `sync_levels`, or the measured defaults for the process
+        group's backend (docs/distributed.md): gloo's rounds go over TCP and cost with their bytes, so
+        CPU ranks sync few rows often and leave the rare ones to the epoch's end."""
         gloo = backend != "nccl"
         every = self.sync_every if self.sync_every is not None else SYNC_EVERY_GLOO if gloo else SYNC_EVERY_NCCL
         rows = self.sync_rows if self.sync_rows is not None else SYNC_ROWS_GLOO if gloo else SYNC_ROWS_NCCL
-        return every, rows
+        levels = self.sync_levels if self.sync_levels is not None else SYNC_LEVELS_GLOO if gloo else SYNC_LEVELS_NCCL
+        return every, rows, levels
 
     @property
     def subwords(self) -> bool:
@@ -304,6 +309,8 @@ def _check(cfg: Config) -> Config:
     need(cfg.vocab_budget >= 0, f"vocab_budget must be 0 (no limit) or positive, got {cfg.vocab_budget}")
     need(cfg.sync_every is None or cfg.sync_every >= 0, f"sync_every must be 0 (epoch ends only) or positive, got {cfg.sync_every}")
     need(cfg.sync_rows is None or cfg.sync_rows >= 0, f"sync_rows must be 0 (all rows) or positive, got {cfg.sync_rows}")
+    need(cfg.sync_levels is None or cfg.sync_levels >= 0,
+         f"sync_levels must be 0 (doubling up to every row) or positive, got {cfg.sync_levels}")
     need(cfg.dist_timeout > 0, f"dist_timeout must be positive, got {cfg.dist_timeout}")
     need(cfg.noise_power is None or cfg.noise_power >= 0, f"noise_power must be non-negative, got {cfg.noise_power}")
     need(cfg.maxn >= 0, f"maxn must be 0 (no subwords) or positive, got {cfg.maxn}")

@@ -287,6 +287,15 @@ def current(timeout: float = Config.dist_timeout) -> Dist:
 # --------------------------------------------------------------------------- synchronisation
 
 
+def round_rows(count: int, first: int, levels: int) -> int:
+    """K, the rows of sync number `count` (from 1): first x 2^j for the largest 2^j dividing count,
+    j below `levels` (0: no bound). Each size syncs as many rows a round on average as the top one,
+    rarer rows less often: a row's drift between syncs, its count times the interval, stays level
+    down the Zipf curve (docs/distributed.md)."""
+    level = (count & -count).bit_length() - 1
+    return first << (min(level, levels - 1) if levels else level)
+
+
 class NoSync:
     """One process: nothing to synchronise; its words are all the words."""
 
@@ -313,9 +322,9 @@ class RowSync(NoSync):
     """The ranks' synchronisation: after every `sync_every` words of a rank, the rows [0, K) of the
     tables (for hierarchical softmax's output, the K inner nodes nearest the root), their output
     biases, and the objective's own parameters (NCE's learnt log Z) are averaged over the ranks.
-    K = sync_rows x 2^j at the sync whose number is a multiple of 2^j (not 2^(j+1)): the top
-    sync_rows rows at every sync, the next as many every other sync, and so on. At an epoch's end
-    every rank keeps syncing (idle ones without training) until all have finished, then all rows.
+    K = round_rows(the sync's number, sync_rows, sync_levels): the top sync_rows rows at every sync,
+    the next as many every other sync, and so on for sync_levels sizes. At an epoch's end every rank
+    keeps syncing (idle ones without training) until all have finished, then all rows.
 
     `sync_divisor` says what a synced row becomes, from the ranks' changes since its last sync:
       world    the ranks' mean: each rank's change counts 1/N. With `sync_scale_lr` (default) the
@@ -342,7 +351,7 @@ class RowSync(NoSync):
 
     def __init__(self, dist: Dist, cfg: Config, model, objective):
         self.dist, self.model, self.objective = dist, model, objective
-        self.every, rows = cfg.sync_schedule(td.get_backend())
+        self.every, rows, self.levels = cfg.sync_schedule(td.get_backend())
         self.first_rows = rows or 1 << 62
         self.divisor = cfg.sync_divisor
         self.overlap = cfg.sync_overlap
@@ -388,7 +397,7 @@ class RowSync(NoSync):
         if not active:
             return False
         self.count += 1
-        self._average(self.first_rows << ((self.count & -self.count).bit_length() - 1))
+        self._average(round_rows(self.count, self.first_rows, self.levels))
         return True
 
     def _overlapped_round(self, local: float, training: bool) -> bool:
@@ -409,7 +418,7 @@ class RowSync(NoSync):
                 return False
             control = []
         self.count += 1
-        parts, works, state = self._send(self.first_rows << ((self.count & -self.count).bit_length() - 1), True)
+        parts, works, state = self._send(round_rows(self.count, self.first_rows, self.levels), True)
         self.in_flight = _Round(flags if control else None, guess, control + works, parts, state)
         return True
 
