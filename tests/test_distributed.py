@@ -219,11 +219,12 @@ def _overlap_against_blocking(rank: int, folder: Path) -> None:
     epoch's end; each rank trains a little (its own rows) while the overlapped round is in flight,
     and the blocking twin takes the same steps after its round."""
     results = {}
-    for divisor in ("world", "touched", "none"):
+    for case in ("world", "world-float32", "touched", "none"):
+        divisor, levels = case.split("-")[0], 0 if case == "world-float32" else None
         twins = []
         for overlap in (True, False):
             tables, tree = _Tables(rank), _Tree()
-            cfg = small_cfg(sync_divisor=divisor, sync_rows=4, sync_every=10, sync_overlap=overlap)
+            cfg = small_cfg(sync_divisor=divisor, sync_rows=4, sync_every=10, sync_overlap=overlap, sync_levels=levels)
             twins.append((tables, tree, distributed.RowSync(distributed.current(60.0), cfg, tables, tree)))
         steps = [  # (input rows, output rows, amount) trained by each rank before each round, then in flight
             ({0: [0, 1, 4, 5], 1: [0, 2, 4, 5]}[rank], {0: [4, 0], 1: [4, 3]}[rank], 10.0 * (rank + 1)),
@@ -234,8 +235,8 @@ def _overlap_against_blocking(rank: int, folder: Path) -> None:
         def take(tables, tree, step):
             rows, out_rows, amount = step
             tables.inp[rows] += amount
-            tables.out[out_rows] += amount / 10
-            tables.bias[out_rows] += amount / 10
+            tables.out[out_rows] += amount / 8  # dyadic, few bits: bf16 changes carry them exactly
+            tables.bias[out_rows] += amount / 8
             tree.log_z += amount
 
         record = []
@@ -256,13 +257,14 @@ def _overlap_against_blocking(rank: int, folder: Path) -> None:
             totals = sync.end_epoch(local, float(local))
             seen.append([tables.inp.tolist(), tables.out.tolist(), tables.bias.tolist(), tree.log_z, totals])
             record.append(seen)
-        results[divisor] = record
+        results[case] = record
     (folder / f"twins-{rank}.json").write_text(json.dumps(results))
 
 
 def test_an_overlapped_sync_equals_a_blocking_one_at_its_snapshot(tmp_path):
     """The overlapped correction (row += T - S, T from the ranks' snapshots and for touched and
-    none the rows as last synced) gives, exactly (small dyadic values), what the blocking sync gives
+    none the rows as last synced; for world the mean of the ranks' bf16 changes since the last sync,
+    or with sync_levels 0 of their float32 rows) gives, exactly (small dyadic values), what the blocking sync gives
     when the steps trained while the round was in flight are taken after it instead: after each of
     two rounds (the second one's `touched` must count rows a rank changed while the first was in
     flight), and after the epoch's end (every row averaged; equal on both ranks). The blocking sync
@@ -270,13 +272,55 @@ def test_an_overlapped_sync_equals_a_blocking_one_at_its_snapshot(tmp_path):
     errors = run_ranks(_overlap_against_blocking, tmp_path)
     assert not errors, errors
     got = [json.loads((tmp_path / f"twins-{rank}.json").read_text()) for rank in (0, 1)]
-    for divisor in ("world", "touched", "none"):
+    for divisor in ("world", "world-float32", "touched", "none"):
         for rank in (0, 1):
             overlapped, blocking = got[rank][divisor]
             assert overlapped == blocking, (divisor, rank)
             assert overlapped[0][4] == 30.0 and overlapped[1][4] == 60.0  # both ranks' words: 10 + 20 a round
         assert got[0][divisor][0][-1] == got[1][divisor][0][-1], divisor  # the epoch ends alike on both ranks
         assert got[0][divisor][0][-1][4] == [60.0]
+
+
+def _residue_kept(rank: int, folder: Path) -> None:
+    tables, tree = _Tables(rank), _Tree()
+    sync = distributed.RowSync(distributed.current(60.0), small_cfg(sync_rows=4, sync_every=10), tables, tree)
+    local = sync.begin_epoch(0)
+    start = tables.inp[0].clone()
+    tables.inp[0] += 0.1 * (rank + 1)  # not a bf16 value: the change sent is rounded
+    trained = tables.inp[0].clone()
+    sync._round(local + 10, training=True)
+    sync._land()
+    change = trained - start
+    residue = change - change.to(torch.bfloat16).float()
+    result = {"compact": sync.compact, "start": start.tolist(), "trained": trained.tolist(),
+              "base": sync.base["inp"][0].tolist(), "kept": (tables.inp[0] - sync.base["inp"][0]).tolist(),
+              "residue": residue.tolist()}
+    sync.end_epoch(local + 10)
+    result["end"] = tables.inp[0].tolist()
+    (folder / f"residue-{rank}.json").write_text(json.dumps(result))
+
+
+def test_bf16_changes_keep_what_rounding_took_in_the_rank_s_own_row(tmp_path):
+    """Overlapped `world` rounds send each rank's change since the last sync in bf16: the synced
+    value (the base) is the start plus the mean change to bf16's precision and alike on both ranks,
+    what the rounding took off a rank's change stays in its row (error feedback, worked out here
+    from the change itself), and the epoch's end averages the rows, residues included, in float32."""
+    errors = run_ranks(_residue_kept, tmp_path)
+    assert not errors, errors
+    got = [json.loads((tmp_path / f"residue-{rank}.json").read_text()) for rank in (0, 1)]
+    assert got[0]["compact"] and got[1]["compact"]
+    assert got[0]["base"] == got[1]["base"]
+    exact_mean = [(a + b) / 2 for a, b in zip(got[0]["trained"], got[1]["trained"])]
+    assert got[0]["base"] == pytest.approx(exact_mean, abs=2e-3)  # bf16: 8 bits of the changes' mean
+    for result in got:
+        assert any(abs(r) > 1e-6 for r in result["residue"])  # the rounding took something
+        assert result["kept"] == pytest.approx(result["residue"], abs=1e-6)
+    assert got[0]["end"] == got[1]["end"]
+    # the epoch's end: the synced value plus both ranks' residues, nothing lost (the only error left
+    # is the bf16 sum's own rounding of the mean change, the same on both ranks)
+    kept = [base + (a + b) / 2 for base, a, b in zip(got[0]["base"], got[0]["kept"], got[1]["kept"])]
+    assert got[0]["end"] == pytest.approx(kept, abs=1e-6)
+    assert got[0]["end"] == pytest.approx(exact_mean, abs=2e-3)
 
 
 def _round_alone(rank: int, folder: Path, overlap: bool) -> None:

@@ -340,9 +340,12 @@ class RowSync(NoSync):
     collectives (gloo's own thread, NCCL's stream): the rank sends a snapshot S of the rows, trains
     on, and at its next round (or the epoch's end) takes the result T of the snapshots while keeping
     what it trained since: row += T - S (for `touched` and `none`, T is computed from the snapshots
-    and the last synced rows, which then become T). The round's control all-reduce (still
-    training?, words) lands a round late too; the epoch's end waits for everything and averages all
-    rows blocking, so epochs end as without overlap: identical tables on every rank.
+    and the last synced rows, which then become T). For `world` with sync_levels > 0 (`compact`, the
+    default over gloo) the rank sends instead its change since the rows' last sync B, in bf16: half
+    the bytes, and T = B + the mean change; what bf16 rounded off stays in the rank's row and goes
+    with the next round (_Part.land). The round's control all-reduce (still training?, words) lands
+    a round late too; the epoch's end waits for everything and averages all rows blocking, in
+    float32, so epochs end as without overlap: identical tables on every rank.
 
     The learning rate runs on all ranks' words: the sum at the last sync plus, since then, this
     rank's words times the world size (with overlap, a round's words count as this rank's times the
@@ -356,7 +359,11 @@ class RowSync(NoSync):
         self.divisor = cfg.sync_divisor
         self.overlap = cfg.sync_overlap
         self.lr_scale = float(dist.world) if cfg.sync_divisor != "none" and cfg.sync_scale_lr else 1.0
-        self.base: dict[str, torch.Tensor] = {}  # "touched", "none": the rows as of their last sync
+        # the rows as of their last sync: every row for "touched" and "none"; the rows a round can reach
+        # (base_lo: the first) when overlapped rounds of "world" send their changes (`compact`)
+        self.base: dict[str, torch.Tensor] = {}
+        self.base_lo: dict[str, int] = {}
+        self.compact = self.overlap and self.divisor == "world" and self.levels > 0
         self.count = 0  # syncs in this epoch
         self.shared = self.mine = 0.0  # all ranks' words, and this rank's counter, at the last sync
         self.in_flight: _Round | None = None  # overlap: the round whose all-reduces are running
@@ -367,6 +374,11 @@ class RowSync(NoSync):
         self.mine = words_done / self.dist.world
         if self.divisor != "world":
             self.base = {name: t.clone() for name, t in self._tables().items()}
+            self.base_lo = dict.fromkeys(self.base, 0)
+        elif self.compact:  # the tables are alike on every rank at an epoch's start: so is the base
+            spans = self._spans(self.first_rows << (self.levels - 1))
+            self.base = {name: t[spans[name][0] : sum(spans[name])].clone() for name, t in self._tables().items()}
+            self.base_lo = {name: spans[name][0] for name in self.base}
         return self.mine
 
     def words(self, local: float) -> float:
@@ -432,6 +444,11 @@ class RowSync(NoSync):
             self.shared += float(done.flags[1]) - done.guess
         self._apply(done.parts, done.state)
 
+    def _spans(self, k: int) -> dict[str, tuple[int, int]]:
+        """(first row, rows) of each table that a sync of K = k rows averages."""
+        first, n = self.objective.hot_rows(len(self.model.out), k)
+        return {"inp": (0, min(k, len(self.model.inp))), "out": (first, n), "bias": (first, n)}
+
     def _tables(self) -> dict[str, torch.Tensor]:
         tables = {"inp": self.model.inp, "out": self.model.out}
         if self.model.bias is not None:
@@ -449,17 +466,22 @@ class RowSync(NoSync):
         hottest k output rows (with their bias) and its state, all-reduced at once or, with
         `overlap`, from a snapshot of them and beside training. Returns (the parts, the running
         all-reduces, the objective's state)."""
-        tables = self._tables()
-        first, n = self.objective.hot_rows(len(self.model.out), k)
-        spans = {"inp": (0, min(k, len(self.model.inp))), "out": (first, n), "bias": (first, n)}
+        tables, spans = self._tables(), self._spans(k)
         reduce = self._start if overlap else self._reduce
         parts, works, mine, weight = [], [], None, None
         for name, table in tables.items():
             lo, n = spans[name]
             rows = table[lo : lo + n]
+            if overlap and self.compact:  # this rank's change since the rows' last sync, in bf16
+                base = self.base[name][lo - self.base_lo[name] : lo - self.base_lo[name] + n]
+                change = (rows - base).to(torch.bfloat16)
+                sent = change.clone()
+                works.append(reduce(sent))
+                parts.append(_Part(rows, sent, change, base, None, changes=True))
+                continue
             snapshot = rows.clone() if overlap else None
             now = rows if snapshot is None else snapshot
-            base = None if self.divisor == "world" else self.base[name][lo : lo + n]
+            base = None if self.divisor == "world" else self.base[name][lo : lo + n]  # (base_lo 0)
             if self.divisor == "world":  # the sum of the ranks' rows
                 sent = now.clone()
             elif self.divisor == "none":  # the sum of every rank's change since the row's last sync
@@ -520,10 +542,19 @@ class _Part:
     snapshot: torch.Tensor | None
     base: torch.Tensor | None
     weight: torch.Tensor | None
+    changes: bool = False  # sent: bf16 changes since the last sync (snapshot: this rank's, as sent)
 
     def land(self, divisor: str, world: int) -> None:
         """The rows become the ranks' result T (with a snapshot S: row += T - S, keeping what was
-        trained since); for touched and none, T is also the rows' new last-synced value."""
+        trained since); for touched and none, T is also the rows' new last-synced value.
+        With `changes` (world, overlapped): the mean change M lands, row += M - (this rank's change as
+        sent) and base += M; what bf16 rounded off this rank's change stays in its row, to go out
+        with the next round's change."""
+        if self.changes:
+            mean = self.sent.float().div_(world)
+            self.rows.add_(mean - self.snapshot.float())
+            self.base.add_(mean)
+            return
         if divisor == "world":  # the ranks' mean
             target = self.sent.div_(world)
         elif divisor == "none":  # the last synced row plus every rank's change
