@@ -550,8 +550,9 @@ class _Part:
         With `changes` (world, overlapped): the mean change M lands, row += M - (this rank's change as
         sent) and base += M; what bf16 rounded off this rank's change stays in its row, to go out
         with the next round's change."""
-        if self.changes:  # in place, no temporaries: a round's landing passes over its rows twice
-            self.rows.add_(self.sent, alpha=1 / world).sub_(self.snapshot)
+        if self.changes:  # M - change first, in float32: identical ranks then leave their rows as they are
+            step = self.sent.float().mul_(1 / world).sub_(self.snapshot)
+            self.rows.add_(step)
             self.base.add_(self.sent, alpha=1 / world)
             return
         if divisor == "world":  # the ranks' mean
