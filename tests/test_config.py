@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from w2v_nce.config import (FIELDS, SYNC_EVERY_GLOO, SYNC_EVERY_NCCL, SYNC_LEVELS_GLOO, SYNC_LEVELS_NCCL,
-                             SYNC_ROWS_GLOO, SYNC_ROWS_NCCL, Config,
-                            apply_overrides, load_config, to_toml)
+                            SYNC_ROWS_GLOO, SYNC_ROWS_NCCL, Config, apply_overrides, load_config, to_toml)
 from w2v_nce.errors import UserError
 from w2v_nce.objectives import LOSSES, objective_for
 

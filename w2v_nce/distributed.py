@@ -372,11 +372,8 @@ class RowSync(NoSync):
         self.count = 0
         self.shared = float(words_done)
         self.mine = words_done / self.dist.world
-        if self.divisor != "world":
-            self.base = {name: t.clone() for name, t in self._tables().items()}
-            self.base_lo = dict.fromkeys(self.base, 0)
-        elif self.compact:  # the tables are alike on every rank at an epoch's start: so is the base
-            spans = self._spans(self.first_rows << (self.levels - 1))
+        if self.divisor != "world" or self.compact:  # tables alike on every rank at an epoch's start: so the bases
+            spans = self._spans(self.first_rows << (self.levels - 1) if self.compact else 1 << 62)
             self.base = {name: t[spans[name][0] : sum(spans[name])].clone() for name, t in self._tables().items()}
             self.base_lo = {name: spans[name][0] for name in self.base}
         return self.mine
@@ -444,6 +441,11 @@ class RowSync(NoSync):
             self.shared += float(done.flags[1]) - done.guess
         self._apply(done.parts, done.state)
 
+    def _base(self, name: str, lo: int, n: int) -> torch.Tensor:
+        """Rows lo .. lo + n of table `name` as of their last sync (a view of its base)."""
+        at = lo - self.base_lo[name]
+        return self.base[name][at : at + n]
+
     def _spans(self, k: int) -> dict[str, tuple[int, int]]:
         """(first row, rows) of each table that a sync of K = k rows averages."""
         first, n = self.objective.hot_rows(len(self.model.out), k)
@@ -472,8 +474,9 @@ class RowSync(NoSync):
         for name, table in tables.items():
             lo, n = spans[name]
             rows = table[lo : lo + n]
-            if overlap and self.compact:  # this rank's change since the rows' last sync, in bf16
-                base = self.base[name][lo - self.base_lo[name] : lo - self.base_lo[name] + n]
+            compact = overlap and self.compact
+            base = self._base(name, lo, n) if compact or self.divisor != "world" else None
+            if compact:  # this rank's change since the rows' last sync, in bf16
                 change = (rows - base).to(torch.bfloat16)
                 sent = change.clone()
                 works.append(reduce(sent))
@@ -481,7 +484,6 @@ class RowSync(NoSync):
                 continue
             snapshot = rows.clone() if overlap else None
             now = rows if snapshot is None else snapshot
-            base = None if self.divisor == "world" else self.base[name][lo : lo + n]  # (base_lo 0)
             if self.divisor == "world":  # the sum of the ranks' rows
                 sent = now.clone()
             elif self.divisor == "none":  # the sum of every rank's change since the row's last sync
@@ -550,10 +552,10 @@ class _Part:
         With `changes` (world, overlapped): the mean change M lands, row += M - (this rank's change as
         sent) and base += M; what bf16 rounded off this rank's change stays in its row, to go out
         with the next round's change."""
-        if self.changes:  # M - change first, in float32: identical ranks then leave their rows as they are
-            step = self.sent.float().mul_(1 / world).sub_(self.snapshot)
-            self.rows.add_(step)
-            self.base.add_(self.sent, alpha=1 / world)
+        if self.changes:  # M - change in float32: identical ranks then leave their rows as they are
+            mean = self.sent.float().mul_(1 / world)
+            self.base.add_(mean)
+            self.rows.add_(mean.sub_(self.snapshot))
             return
         if divisor == "world":  # the ranks' mean
             target = self.sent.div_(world)
