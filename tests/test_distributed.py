@@ -281,9 +281,10 @@ def test_an_overlapped_sync_equals_a_blocking_one_at_its_snapshot(tmp_path):
         assert got[0][divisor][0][-1][4] == [60.0]
 
 
-def _residue_kept(rank: int, folder: Path) -> None:
+def _residue_kept(rank: int, folder: Path, shm: bool) -> None:
     tables, tree = _Tables(rank), _Tree()
-    sync = distributed.RowSync(distributed.current(60.0), small_cfg(sync_rows=4, sync_every=10), tables, tree)
+    sync = distributed.RowSync(distributed.current(60.0), small_cfg(sync_rows=4, sync_every=10, sync_shm=shm), tables,
+                               tree)
     local = sync.begin_epoch(0)
     start = tables.inp[0].clone()
     tables.inp[0] += 0.1 * (rank + 1)  # not a bf16 value: the change sent is rounded
@@ -292,23 +293,33 @@ def _residue_kept(rank: int, folder: Path) -> None:
     sync._land()
     change = trained - start
     residue = change - change.to(torch.bfloat16).float()
-    result = {"compact": sync.compact, "start": start.tolist(), "trained": trained.tolist(),
+    result = {"compact": sync.compact, "host": sync.host is not None, "start": start.tolist(), "trained": trained.tolist(),
               "base": sync.base["inp"][0].tolist(), "kept": (tables.inp[0] - sync.base["inp"][0]).tolist(),
               "residue": residue.tolist()}
     sync.end_epoch(local + 10)
     result["end"] = tables.inp[0].tolist()
-    (folder / f"residue-{rank}.json").write_text(json.dumps(result))
+    (folder / f"residue-{rank}-{shm}.json").write_text(json.dumps(result))
 
 
-def test_bf16_changes_keep_what_rounding_took_in_the_rank_s_own_row(tmp_path):
+@pytest.mark.parametrize("shm", [True, False])
+def test_bf16_changes_keep_what_rounding_took_in_the_rank_s_own_row(tmp_path, shm):
     """Overlapped `world` rounds send each rank's change since the last sync in bf16: the synced
     value (the base) is the start plus the mean change to bf16's precision and alike on both ranks,
     what the rounding took off a rank's change stays in its row (error feedback, worked out here
-    from the change itself), and the epoch's end averages the rows, residues included, in float32."""
-    errors = run_ranks(_residue_kept, tmp_path)
+    from the change itself), and the epoch's end averages the rows, residues included, in float32.
+    Through shared memory (ranks of one host, the default) or gloo: the same bits."""
+    if shm:
+        require_kernel()
+    errors = run_ranks(_residue_kept, tmp_path, shm)
     assert not errors, errors
-    got = [json.loads((tmp_path / f"residue-{rank}.json").read_text()) for rank in (0, 1)]
+    got = [json.loads((tmp_path / f"residue-{rank}-{shm}.json").read_text()) for rank in (0, 1)]
     assert got[0]["compact"] and got[1]["compact"]
+    assert got[0]["host"] == got[1]["host"] == shm
+    if shm:  # gloo's run of the same ranks, the oracle
+        assert not run_ranks(_residue_kept, tmp_path, False)
+        for rank in (0, 1):
+            by_gloo = json.loads((tmp_path / f"residue-{rank}-False.json").read_text())
+            assert {**got[rank], "host": False} == by_gloo
     assert got[0]["base"] == got[1]["base"]
     exact_mean = [(a + b) / 2 for a, b in zip(got[0]["trained"], got[1]["trained"])]
     assert got[0]["base"] == pytest.approx(exact_mean, abs=2e-3)  # bf16: 8 bits of the changes' mean

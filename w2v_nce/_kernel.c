@@ -717,3 +717,17 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
     *examples = trained;
     return loss;
 }
+
+/* Counters in shared memory for w2v_nce.hostsum: a rank publishes "exchange x is written" (or
+ * "read") with a release store, and a reader that sees it with an acquire load also sees the
+ * bytes written before it, on any processor (x86 orders them anyway; ARM does not). */
+void counter_publish(int64_t *counter, int64_t value) { __atomic_store_n(counter, value, __ATOMIC_RELEASE); }
+
+int64_t counter_least(const int64_t *first, int64_t n, int64_t stride) {
+    int64_t least = INT64_MAX;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t v = __atomic_load_n(first + i * stride, __ATOMIC_ACQUIRE);
+        if (v < least) least = v;
+    }
+    return least;
+}

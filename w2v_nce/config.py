@@ -191,6 +191,9 @@ class Config:
                                        "size, so that the mean moves a row as one process at lr.", resumable=True)
     sync_overlap: bool = option(True, "torchrun: a sync's all-reduces run beside training (each rank keeps what it "
                                       "trained meanwhile) instead of stopping it.", resumable=True)
+    sync_shm: bool = option(True, "torchrun, CPU ranks of one host: overlapped rounds go through shared memory "
+                                  "(/dev/shm) instead of gloo's loopback TCP, where the C kernel and /dev/shm are "
+                                  "there.", resumable=True)
     dist_timeout: float = option(1800.0, "torchrun: seconds a rank waits for the others (a stuck rank fails the "
                                          "run after this).", resumable=True)
 

@@ -41,6 +41,7 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.distributed as td
 
+from w2v_nce import hostsum
 from w2v_nce.config import Config
 from w2v_nce.corpus import (ByteRange, Corpus, Shard, _is_path_list, corpus_files, describe, file_sizes,
                              gzipped)
@@ -367,6 +368,11 @@ class RowSync(NoSync):
         self.count = 0  # syncs in this epoch
         self.shared = self.mine = 0.0  # all ranks' words, and this rank's counter, at the last sync
         self.in_flight: _Round | None = None  # overlap: the round whose all-reduces are running
+        # CPU ranks of one host: overlapped rounds through shared memory (hostsum), room for two of the largest
+        self.host = None
+        if (self.compact and cfg.sync_shm and td.get_backend() == "gloo" and dist.local_world == dist.world
+                and model.inp.device.type == "cpu"):
+            self.host = hostsum.HostSum.connect(dist, 2 * self._round_bytes())
 
     def begin_epoch(self, words_done: int) -> float:
         self.count = 0
@@ -440,6 +446,13 @@ class RowSync(NoSync):
         if done.flags is not None:
             self.shared += float(done.flags[1]) - done.guess
         self._apply(done.parts, done.state)
+
+    def _round_bytes(self) -> int:
+        """The bytes of the largest compact round: bf16 changes of the rows it reaches, the control
+        and the objective's state in float64, each on whole cache lines (hostsum's spans)."""
+        spans, tables = self._spans(self.first_rows << (self.levels - 1)), self._tables()
+        changes = [spans[name][1] * (t.shape[1] if t.dim() == 2 else 1) * 2 for name, t in tables.items()]
+        return sum(hostsum._align(n) for n in [16, 8 * len(self.objective.state_dict()), *changes])
 
     def _base(self, name: str, lo: int, n: int) -> torch.Tensor:
         """Rows lo .. lo + n of table `name` as of their last sync (a view of its base)."""
@@ -525,6 +538,8 @@ class RowSync(NoSync):
     def _start(self, t: torch.Tensor):
         """A non-blocking all-reduce of `t` (in place): its handle."""
         with self.dist._peers():
+            if self.host is not None and self.host.fits(t):
+                return self.host.start(t)
             return td.all_reduce(t, async_op=True)
 
     def _wait(self, works: list) -> None:

@@ -50,11 +50,26 @@ def _load() -> ctypes.CDLL | None:
     lib.alias_sample.restype = None
     lib.bucket_init.argtypes = [_P, _N, _P, _N, _N, ctypes.c_uint64]
     lib.bucket_init.restype = None
+    lib.counter_publish.argtypes = [_P, _N]
+    lib.counter_publish.restype = None
+    lib.counter_least.argtypes = [_P, _N, _N]
+    lib.counter_least.restype = _N
     return lib
 
 
 _LIB = _load()
 AVAILABLE = _LIB is not None
+
+
+def counter_publish(address: int, value: int) -> None:
+    """Store `value` at the int64 `address` (shared memory) after every write before it (release)."""
+    _LIB.counter_publish(address, value)
+
+
+def counter_least(address: int, n: int, stride: int) -> int:
+    """The least of the n int64 counters at `address`, `stride` int64s apart (acquire loads: what
+    was written before a counter was published is seen)."""
+    return _LIB.counter_least(address, n, stride)
 
 
 def _ptr(t: torch.Tensor | None) -> int | None:
