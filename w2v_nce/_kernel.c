@@ -720,8 +720,26 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
 
 /* Counters in shared memory for w2v_nce.hostsum: a rank publishes "exchange x is written" (or
  * "read") with a release store, and a reader that sees it with an acquire load also sees the
- * bytes written before it, on any processor (x86 orders them anyway; ARM does not). */
-void counter_publish(int64_t *counter, int64_t value) { __atomic_store_n(counter, value, __ATOMIC_RELEASE); }
+ * bytes written before it, on any processor (x86 orders them anyway; ARM does not). A rank that
+ * must wait sleeps in a futex on the lagging counter (its low 32 bits: the counters rise by one):
+ * polling would take the core from the very rank it waits for. */
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static inline uint32_t *low_half(const int64_t *counter) {
+    return (uint32_t *)counter + (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__);
+}
+#endif
+
+void counter_publish(int64_t *counter, int64_t value) {
+    __atomic_store_n(counter, value, __ATOMIC_RELEASE);
+#ifdef __linux__
+    syscall(SYS_futex, low_half(counter), FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);  /* shared: not _PRIVATE */
+#endif
+}
 
 int64_t counter_least(const int64_t *first, int64_t n, int64_t stride) {
     int64_t least = INT64_MAX;
@@ -730,4 +748,22 @@ int64_t counter_least(const int64_t *first, int64_t n, int64_t stride) {
         if (v < least) least = v;
     }
     return least;
+}
+
+/* Sleep until the least counter reaches x, or about timeout_us: returns the least counter. */
+int64_t counter_wait(const int64_t *first, int64_t n, int64_t stride, int64_t x, int64_t timeout_us) {
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t *counter = first + i * stride;
+        int64_t v = __atomic_load_n(counter, __ATOMIC_ACQUIRE);
+        if (v >= x) continue;
+#ifdef __linux__
+        struct timespec ts = {timeout_us / 1000000, (timeout_us % 1000000) * 1000};
+        syscall(SYS_futex, low_half(counter), FUTEX_WAIT, (uint32_t)v, &ts, NULL, 0);  /* returns at once if moved */
+#else
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+#endif
+        break;
+    }
+    return counter_least(first, n, stride);
 }

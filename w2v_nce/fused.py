@@ -54,6 +54,8 @@ def _load() -> ctypes.CDLL | None:
     lib.counter_publish.restype = None
     lib.counter_least.argtypes = [_P, _N, _N]
     lib.counter_least.restype = _N
+    lib.counter_wait.argtypes = [_P, _N, _N, _N, _N]
+    lib.counter_wait.restype = _N
     return lib
 
 
@@ -70,6 +72,12 @@ def counter_least(address: int, n: int, stride: int) -> int:
     """The least of the n int64 counters at `address`, `stride` int64s apart (acquire loads: what
     was written before a counter was published is seen)."""
     return _LIB.counter_least(address, n, stride)
+
+
+def counter_wait(address: int, n: int, stride: int, x: int, timeout_us: int) -> int:
+    """Sleep (a futex, not a poll) until the least of those counters reaches x or about
+    `timeout_us` passes; the least counter then."""
+    return _LIB.counter_wait(address, n, stride, x, timeout_us)
 
 
 def _ptr(t: torch.Tensor | None) -> int | None:

@@ -13,11 +13,12 @@ gloo's collectives must be), so exchange x lies at the same offset of every rank
 copies its buffer there and publishes x; waiting on x, a rank reads every rank's copy once all have
 published x, sums them in rank order (so every rank gets the same bits) into its own buffer, and
 publishes that it has read x. A span of the ring is written again only once every rank has read
-what lay there. While it waits, a rank watches the others' pidfds: one that exits fails the wait
-at once, as a reset connection fails gloo's.
+what lay there. A rank that must wait sleeps in a futex on the counter it waits for (a rank that
+polled would take a core from the rank it waits for), waking every 20 ms to look at the others'
+pidfds: one that has exited fails the wait, as a reset connection fails gloo's.
 
-The counters take release and acquire loads and stores (the C kernel's counter_publish and
-counter_least), so this needs the kernel; `connect` says None where anything is missing and the
+The counters take release and acquire loads and stores and the futex (the C kernel's
+counter_publish, counter_least, counter_wait), so this needs the kernel; `connect` says None where anything is missing and the
 caller keeps gloo.
 """
 
@@ -157,8 +158,8 @@ class HostSum:
         if fused.counter_least(first, self.world, self._stride) >= x:
             return
         deadline = time.monotonic() + self.timeout
-        while fused.counter_least(first, self.world, self._stride) < x:
-            gone, _, _ = select.select(self._peers, [], [], 0.0002)
+        while fused.counter_wait(first, self.world, self._stride, x, 20_000) < x:
+            gone, _, _ = select.select(self._peers, [], [], 0)
             if gone and fused.counter_least(first, self.world, self._stride) < x:  # (it may have published, then left)
                 raise RuntimeError("Connection reset by peer: a rank of this host exited (shared-memory sync)")
             if time.monotonic() > deadline:
