@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Iterator
 
 import numpy as np
@@ -77,11 +78,12 @@ class Vocab:
         """
         get = self.index.get
         for tokens, ends in read_corpus(corpus, tokenizer):
-            ids = [i for i in map(get, tokens) if i is not None]
+            ids = np.fromiter(map(get, tokens, repeat(-1)), dtype=np.int32, count=len(tokens))  # (no per-token bytecode)
+            ids = ids[ids >= 0]
             if ends:
-                ids.append(SENTENCE_END)
-            if ids:
-                yield np.asarray(ids, dtype=np.int32)
+                ids = np.append(ids, np.int32(SENTENCE_END))
+            if len(ids):
+                yield ids
 
 
 def build_vocabulary(corpus: Corpus, cfg, dist=None) -> tuple[Vocab, int]:
