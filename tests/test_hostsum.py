@@ -42,8 +42,8 @@ def _tensors(rank: int, count: int) -> list[torch.Tensor]:
 
 def _sums(rank: int, folder: Path, capacity: int) -> None:
     dist = distributed.current(60.0)
-    host = hostsum.HostSum.connect(dist, capacity)
-    assert host is not None
+    host, why = hostsum.HostSum.connect(dist, capacity)
+    assert host is not None and why is None
     mine = _tensors(rank, 60)
     by_host = [t.clone() for t in mine]
     handles = []
@@ -88,7 +88,7 @@ def test_host_sums_are_the_ranks_sums_in_rank_order(tmp_path, world):
 
 def _peer_exits(rank: int, folder: Path) -> None:
     dist = distributed.current(60.0)
-    host = hostsum.HostSum.connect(dist, 4096)
+    host, _ = hostsum.HostSum.connect(dist, 4096)
     if rank == 1:
         os._exit(0)  # gone without a word, mid-run
     start = time.monotonic()
@@ -110,7 +110,7 @@ def test_a_rank_that_exits_fails_the_others_wait_at_once(tmp_path):
 
 def _peer_silent(rank: int, folder: Path) -> None:
     dist = distributed.current(1.0)
-    host = hostsum.HostSum.connect(dist, 4096)
+    host, _ = hostsum.HostSum.connect(dist, 4096)
     if rank == 1:
         time.sleep(4)  # alive, saying nothing
         return
@@ -129,15 +129,20 @@ def _one_rank_cannot(rank: int, folder: Path, where: str) -> None:
         hostsum.SHM = folder / "no-such-dir"
     if where == "rank1-pidfd" and rank == 1:
         del os.pidfd_open
-    host = hostsum.HostSum.connect(distributed.current(60.0), 4096)
-    (folder / f"host-{rank}.json").write_text(json.dumps(host is not None))
+    host, why = hostsum.HostSum.connect(distributed.current(60.0), 4096)
+    (folder / f"host-{rank}.json").write_text(json.dumps([host is not None, why]))
 
 
 @pytest.mark.parametrize("where", ["master-shm", "rank1-pidfd"])
 def test_where_one_rank_cannot_map_the_file_every_rank_keeps_gloo(tmp_path, where):
-    """No /dev/shm on the master, or no pidfd on rank 1: None on both (they agree), no file left."""
+    """No /dev/shm on the master, or no pidfd on rank 1: None on both (they agree) and the same
+    reason, naming the rank; no file left."""
     before = set(hostsum.SHM.glob("w2v-nce-*"))
     errors = run_ranks(_one_rank_cannot, tmp_path, where)
     assert not errors, errors
-    assert [json.loads((tmp_path / f"host-{rank}.json").read_text()) for rank in (0, 1)] == [False, False]
+    got = [json.loads((tmp_path / f"host-{rank}.json").read_text()) for rank in (0, 1)]
+    assert got[0] == got[1] and got[0][0] is False, got
+    why = got[0][1]
+    assert ("no-such-dir: No such file or directory" in why and not why.startswith("rank")
+            if where == "master-shm" else why == "rank 1: no pidfds (Linux 5.3)"), why
     assert set(hostsum.SHM.glob("w2v-nce-*")) == before

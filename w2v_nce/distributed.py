@@ -301,6 +301,7 @@ class NoSync:
     """One process: nothing to synchronise; its words are all the words."""
 
     lr_scale = 1.0  # this rank's learning rate is cfg.lr times this
+    note: str | None = None  # what the master tells the user about how the ranks sync
 
     def begin_epoch(self, words_done: int) -> float:
         """This rank's word counter at the start of an epoch, given all ranks' words so far."""
@@ -372,7 +373,9 @@ class RowSync(NoSync):
         self.host = None
         if (self.compact and cfg.sync_shm and td.get_backend() == "gloo" and dist.local_world == dist.world
                 and model.inp.device.type == "cpu"):
-            self.host = hostsum.HostSum.connect(dist, 2 * self._round_bytes())
+            self.host, why = hostsum.HostSum.connect(dist, 2 * self._round_bytes())
+            if why:
+                self.note = f"the ranks' rounds go over gloo's loopback TCP, not shared memory ({why})"
 
     def begin_epoch(self, words_done: int) -> float:
         self.count = 0

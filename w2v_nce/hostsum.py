@@ -62,54 +62,60 @@ class HostSum:
         self._pending: deque[_Sum] = deque()  # started here, not yet read here
 
     @staticmethod
-    def connect(dist, capacity: int) -> HostSum | None:
+    def connect(dist, capacity: int) -> tuple[HostSum | None, str | None]:
         """Collective: every rank maps one new file in /dev/shm with a ring of `capacity` bytes a
-        rank, or (on every rank) None where any rank cannot: no C kernel, no pidfd (Linux 5.3), no
-        /dev/shm or no room in it. The file is unlinked once all have mapped it."""
+        rank; or, on every rank, None and why, where any rank cannot (no C kernel, no pidfd: Linux
+        5.3, no /dev/shm or no room in it). The file is unlinked once all have mapped it."""
         capacity = _align(capacity)
         size = LINE * (1 + 2 * dist.world) + dist.world * capacity
-        ready = fused.AVAILABLE and hasattr(os, "pidfd_open") and hasattr(os, "posix_fallocate")
+        missing = ("the C kernel" if not fused.AVAILABLE else "pidfds (Linux 5.3)"
+                   if not (hasattr(os, "pidfd_open") and hasattr(os, "posix_fallocate")) else None)
 
-        def create() -> tuple[str, bytes] | None:
+        def create() -> tuple[str, bytes] | str:
+            if missing:
+                return f"no {missing}"
             token = secrets.token_bytes(8)
             path = SHM / f"w2v-nce-{os.getpid()}-{token.hex()}"
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-            except OSError:
-                return None
+            except OSError as exc:
+                return f"{SHM}: {exc.strerror}"
             try:
                 os.posix_fallocate(fd, 0, size)  # the pages now, or ENOSPC now (not SIGBUS mid-run)
                 os.pwrite(fd, token, 0)
-            except OSError:
+            except OSError as exc:
                 path.unlink()
-                return None
+                return f"{size / 2**20:.0f} MB in {SHM}: {exc.strerror}"
             finally:
                 os.close(fd)
             return str(path), token
 
-        made = dist.from_master(lambda: create() if ready else None)
+        made = dist.from_master(create)
         pids = dist.gather(os.getpid())
-        host, peers = None, []
-        if made is not None and ready:
+        host, peers, why = None, [], made if isinstance(made, str) else missing and f"no {missing}"
+        if why is None:
             path, token = made
             try:
                 with open(path, "r+b") as f:
                     mapping = mmap.mmap(f.fileno(), size)
-                if mapping[:8] == token:
-                    for rank, pid in enumerate(pids):
-                        if rank != dist.rank:
-                            peers.append(os.pidfd_open(pid))
-                    host = HostSum(mapping, dist.rank, dist.world, capacity, peers, dist.timeout)
-            except OSError:
-                host = None
-        everyone = all(dist.gather(host is not None))
-        if made is not None and dist.master:
+                if mapping[:8] != token:
+                    raise OSError(0, "another file under its name")
+                for rank, pid in enumerate(pids):
+                    if rank != dist.rank:
+                        peers.append(os.pidfd_open(pid))
+                host = HostSum(mapping, dist.rank, dist.world, capacity, peers, dist.timeout)
+            except OSError as exc:
+                why = f"{path}: {exc.strerror}"
+        reasons = dist.gather(why)
+        if not isinstance(made, str) and dist.master:
             Path(made[0]).unlink()
-        if not everyone:
+        failed = [(rank, reason) for rank, reason in enumerate(reasons) if reason is not None]
+        if failed:
             for fd in peers:
                 os.close(fd)
-            return None
-        return host
+            rank, reason = failed[0]
+            return None, reason if rank == 0 else f"rank {rank}: {reason}"
+        return host, None
 
     def fits(self, t: torch.Tensor) -> bool:
         return t.device.type == "cpu" and t.is_contiguous() and _align(t.numel() * t.element_size()) <= self.capacity

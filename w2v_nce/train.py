@@ -402,6 +402,8 @@ def _train(corpus: Corpus, out_dir: Path, cfg: Config, resume: bool, progress_ba
     else:
         vocab, corpus_tokens = build_vocabulary(corpus, cfg, dist)
     trainer = Trainer(cfg, vocab, dist, state)
+    if master and progress_bar and trainer.sync.note:
+        tqdm.write(f"note: {trainer.sync.note}", file=sys.stderr)
     if state is None:  # a new run's tables: the parent's rows, then pretrained vectors
         initialise(trainer, parent, dist)
     heldout = dist.from_master(lambda: HeldOut(cfg.heldout, vocab, trainer.objective, cfg.window, cfg.arch,
