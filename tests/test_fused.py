@@ -4,6 +4,9 @@ CBOW and skip-gram bags and for sampled and tree (masked) candidates."""
 
 from __future__ import annotations
 
+import math
+from decimal import Decimal
+
 import numpy as np
 import pytest
 import torch
@@ -109,3 +112,49 @@ def test_batched_step_equals_pytorch_path(dim, loss, arch, update, cap, monkeypa
     if b1 is not None:
         torch.testing.assert_close(b1, b2, rtol=1e-4, atol=1e-5)
     assert not torch.equal(inp1, _setup(1, dim, bias=False)[0].inp)  # the step moved the tables
+
+
+# --------------------------------------------------------------------------- word2vec text
+
+
+def _float32_cases() -> np.ndarray:
+    """Every kind of float32: random bit patterns (all exponents, denormals, inf, nan of both
+    signs), the powers of ten and their neighbours (where log10's floor is off by one), values
+    whose 9-digit rounding is a tie or near one, and typical vector values."""
+    rng = np.random.default_rng(5)
+    bits = rng.integers(0, 2**32, size=400_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    tens = np.array([10.0**k for k in range(-45, 39)], dtype=np.float32)
+    near = np.concatenate([np.nextafter(tens, np.float32(np.inf)), np.nextafter(tens, np.float32(0)), tens])
+    odd = np.arange(1, 64, 2, dtype=np.float64)
+    ties = np.ldexp(odd[:, None], -np.arange(0, 60)[None, :]).astype(np.float32).ravel()  # 2^-13: 10 digits, a tie
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1e-9, 1e9, 999999999.0, 99999999.5,
+                        np.finfo(np.float32).max, np.finfo(np.float32).tiny, 1e-45], dtype=np.float32)
+    typical = rng.standard_normal(100_000).astype(np.float32) * 0.3
+    values = np.concatenate([bits, near, -near, ties, special, typical])
+    return np.concatenate([values, np.zeros(-len(values) % 100, dtype=np.float32)]).reshape(-1, 100)
+
+
+def test_rows_format_as_python_s_percent_9g_byte_for_byte():
+    """The kernel's word2vec text is Python's '%.9g' of every value (correctly rounded, so it
+    reads back to the same float32), for rows of a strided table too."""
+    rows = _float32_cases()
+    exact = [Decimal(float(v)).normalize().as_tuple().digits for v in rows.ravel()[-200_000:] if math.isfinite(v) and v]
+    assert sum(len(d) == 10 and d[-1] == 5 for d in exact) > 20  # ties at the 9th digit: half to even
+    padded = np.zeros((len(rows), 112), dtype=np.float32)
+    padded[:, :100] = rows
+    for table in (rows, padded[:, :100]):
+        text, ends = fused.format_rows(table)
+        expected = [" " + " ".join("%.9g" % v for v in row) + "\n" for row in table.tolist()]
+        assert text.decode().splitlines(keepends=True) == expected
+        assert ends.tolist() == np.cumsum([len(line) for line in expected]).tolist()
+
+
+def test_a_text_vectors_file_is_the_same_with_or_without_the_kernel(tmp_path, monkeypatch):
+    from w2v_nce import vectors
+
+    rows = _float32_cases()[:2000]
+    words = [f"w{i}" for i in range(len(rows))]
+    vectors.write_word2vec(words, rows, tmp_path / "fast.txt")
+    monkeypatch.setattr(fused, "AVAILABLE", False)
+    vectors.write_word2vec(words, rows, tmp_path / "python.txt")
+    assert (tmp_path / "fast.txt").read_bytes() == (tmp_path / "python.txt").read_bytes()

@@ -18,6 +18,7 @@ import ctypes
 import importlib.util
 import os
 
+import numpy as np
 import torch
 
 _P = ctypes.c_void_p
@@ -56,6 +57,8 @@ def _load() -> ctypes.CDLL | None:
     lib.counter_least.restype = _N
     lib.counter_wait.argtypes = [_P, _N, _N, _N, _N]
     lib.counter_wait.restype = _N
+    lib.format_rows.argtypes = [_P, _N, _N, _N, _P, _P]
+    lib.format_rows.restype = _N
     return lib
 
 
@@ -78,6 +81,20 @@ def counter_wait(address: int, n: int, stride: int, x: int, timeout_us: int) -> 
     """Sleep (a futex, not a poll) until the least of those counters reaches x or about
     `timeout_us` passes; the least counter then."""
     return _LIB.counter_wait(address, n, stride, x, timeout_us)
+
+
+def format_rows(rows: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """float32 rows (2-D, rows may be strided) as word2vec text without the words: b" v1 ... vd\n"
+    a row, each value as "%.9g" writes it; and where each row's text ends."""
+    _need(rows.dtype == np.float32 and rows.ndim == 2 and rows.strides[1] == 4 and rows.strides[0] % 4 == 0,
+          "rows must be a 2-D float32 array of contiguous rows")
+    n, dim = rows.shape
+    out = np.empty(n * (dim * 17 + 1), dtype=np.uint8)
+    ends = np.empty(n, dtype=np.int64)
+    if n:
+        written = _LIB.format_rows(rows.ctypes.data, n, dim, rows.strides[0] // 4, out.ctypes.data, ends.ctypes.data)
+        out = out[:written]
+    return out.tobytes(), ends
 
 
 def _ptr(t: torch.Tensor | None) -> int | None:
