@@ -129,20 +129,23 @@ def _one_rank_cannot(rank: int, folder: Path, where: str) -> None:
         hostsum.SHM = folder / "no-such-dir"
     if where == "rank1-pidfd" and rank == 1:
         del os.pidfd_open
+    if where == "too-large":
+        hostsum.MAX_BYTES = 8192
     host, why = hostsum.HostSum.connect(distributed.current(60.0), 4096)
     (folder / f"host-{rank}.json").write_text(json.dumps([host is not None, why]))
 
 
-@pytest.mark.parametrize("where", ["master-shm", "rank1-pidfd"])
+@pytest.mark.parametrize("where", ["master-shm", "rank1-pidfd", "too-large"])
 def test_where_one_rank_cannot_map_the_file_every_rank_keeps_gloo(tmp_path, where):
-    """No /dev/shm on the master, or no pidfd on rank 1: None on both (they agree) and the same
-    reason, naming the rank; no file left."""
+    """No /dev/shm on the master, no pidfd on rank 1, or rings past MAX_BYTES: None on both (they
+    agree) and the same reason, naming the rank; no file left."""
     before = set(hostsum.SHM.glob("w2v-nce-*"))
     errors = run_ranks(_one_rank_cannot, tmp_path, where)
     assert not errors, errors
     got = [json.loads((tmp_path / f"host-{rank}.json").read_text()) for rank in (0, 1)]
     assert got[0] == got[1] and got[0][0] is False, got
     why = got[0][1]
-    assert ("no-such-dir: No such file or directory" in why and not why.startswith("rank")
-            if where == "master-shm" else why == "rank 1: no pidfds (Linux 5.3)"), why
+    expected = {"master-shm": "no-such-dir: No such file or directory", "rank1-pidfd": "rank 1: no pidfds (Linux 5.3)",
+                "too-large": "its rings would take 0 MB"}[where]
+    assert expected in why and why.startswith("rank") == (where == "rank1-pidfd"), why
     assert set(hostsum.SHM.glob("w2v-nce-*")) == before

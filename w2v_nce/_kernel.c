@@ -773,11 +773,15 @@ int64_t counter_wait(const int64_t *first, int64_t n, int64_t stride, int64_t x,
  * x * 10^k rounded half to even, computed in long double, where the product is exact (x has 24
  * bits, 10^k = 5^k 2^k with k <= 17: 24 + 40 bits fit the 64-bit mantissa), so they are the
  * correctly rounded digits printf writes; everything else goes through snprintf itself. */
+#include <float.h>
 #include <stdio.h>
 
 static char *format_g9(char *p, float x) {
     double a = fabs((double)x);
     if (isnan(x)) { memcpy(p, "nan", 3); return p + 3; }  /* as Python writes it, whatever its sign */
+#if LDBL_MANT_DIG < 64  /* long double is double here (MSVC, Apple arm64): the product is not exact */
+    return p + snprintf(p, 24, "%.9g", (double)x);
+#endif
     if (!(a >= 1e-9 && a < 1e9)) return p + snprintf(p, 24, "%.9g", (double)x);
     static const long double ten[] = {1e0L, 1e1L, 1e2L, 1e3L, 1e4L, 1e5L, 1e6L, 1e7L, 1e8L, 1e9L,
                                       1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L};

@@ -35,30 +35,30 @@ def _load() -> ctypes.CDLL | None:
     spec = importlib.util.find_spec("w2v_nce._kernel")
     if spec is None or spec.origin is None:
         return None
-    try:
+    try:  # a build older than this module lacks its newest functions: AttributeError, the PyTorch path
         lib = ctypes.CDLL(spec.origin)
-    except OSError:
+        lib.bag_forward.argtypes = [_P] * 7 + [_N] * 4 + [_P] * 2
+        lib.bag_forward.restype = None
+        lib.bag_backward.argtypes = [_P] * 11 + [_N] * 4 + [_P]
+        lib.bag_backward.restype = None
+        lib.window_sgd.argtypes = ([_P] * 4 + [_N] + [_P] + [_N] * 5 + [_P] * 2 + [_N] + [_P] * 3 + [_N] + [_P]
+                                   + [ctypes.c_float, _N, _N, ctypes.c_float, ctypes.c_float, ctypes.c_uint64] + [_P] * 8
+                                   + [_N] * 2 + [_P, _N] + [_P] * 4 + [_N] + [_P] * 3)
+        lib.window_sgd.restype = ctypes.c_double
+        lib.alias_sample.argtypes = [_P, _P, _N, _N, ctypes.c_uint64, _P]
+        lib.alias_sample.restype = None
+        lib.bucket_init.argtypes = [_P, _N, _P, _N, _N, ctypes.c_uint64]
+        lib.bucket_init.restype = None
+        lib.counter_publish.argtypes = [_P, _N]
+        lib.counter_publish.restype = None
+        lib.counter_least.argtypes = [_P, _N, _N]
+        lib.counter_least.restype = _N
+        lib.counter_wait.argtypes = [_P, _N, _N, _N, _N]
+        lib.counter_wait.restype = _N
+        lib.format_rows.argtypes = [_P, _N, _N, _N, _P, _P]
+        lib.format_rows.restype = _N
+    except (OSError, AttributeError):
         return None
-    lib.bag_forward.argtypes = [_P] * 7 + [_N] * 4 + [_P] * 2
-    lib.bag_forward.restype = None
-    lib.bag_backward.argtypes = [_P] * 11 + [_N] * 4 + [_P]
-    lib.bag_backward.restype = None
-    lib.window_sgd.argtypes = ([_P] * 4 + [_N] + [_P] + [_N] * 5 + [_P] * 2 + [_N] + [_P] * 3 + [_N] + [_P]
-                               + [ctypes.c_float, _N, _N, ctypes.c_float, ctypes.c_float, ctypes.c_uint64] + [_P] * 8
-                               + [_N] * 2 + [_P, _N] + [_P] * 4 + [_N] + [_P] * 3)
-    lib.window_sgd.restype = ctypes.c_double
-    lib.alias_sample.argtypes = [_P, _P, _N, _N, ctypes.c_uint64, _P]
-    lib.alias_sample.restype = None
-    lib.bucket_init.argtypes = [_P, _N, _P, _N, _N, ctypes.c_uint64]
-    lib.bucket_init.restype = None
-    lib.counter_publish.argtypes = [_P, _N]
-    lib.counter_publish.restype = None
-    lib.counter_least.argtypes = [_P, _N, _N]
-    lib.counter_least.restype = _N
-    lib.counter_wait.argtypes = [_P, _N, _N, _N, _N]
-    lib.counter_wait.restype = _N
-    lib.format_rows.argtypes = [_P, _N, _N, _N, _P, _P]
-    lib.format_rows.restype = _N
     return lib
 
 

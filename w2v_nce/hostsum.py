@@ -4,7 +4,7 @@ gloo carries a collective over loopback TCP: its threads wake and the kernel cop
 through sockets, on the same two cores that train (docs/distributed.md: the rounds cost ~3.7 s of
 kernel time over two ranks of ~20 s). Ranks on one host can instead each write their buffer into
 a file in /dev/shm that all of them map and read each other's, as DeepSpeed's CPU all-reduce
-does: nothing enters the kernel unless a rank has to wait.
+does: no bytes go through the kernel, only a futex wake when a rank publishes (two an exchange).
 
 The file: a first cache line (a token the ranks check), then per rank two counters, each on its
 own line (the last exchange it has published, the last it has read), then a ring of `capacity`
@@ -18,8 +18,8 @@ polled would take a core from the rank it waits for), waking every 20 ms to look
 pidfds: one that has exited fails the wait, as a reset connection fails gloo's.
 
 The counters take release and acquire loads and stores and the futex (the C kernel's
-counter_publish, counter_least, counter_wait), so this needs the kernel; `connect` says None where anything is missing and the
-caller keeps gloo.
+counter_publish, counter_least, counter_wait), so this needs the kernel; `connect` says None, and
+why, where anything is missing, and the caller keeps gloo.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import os
 import secrets
 import select
 import time
+import weakref
 from collections import deque
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from . import fused
 
 LINE = 64  # bytes: a cache line; counters and spans start on their own
 SHM = Path("/dev/shm")
+MAX_BYTES = 1 << 30  # all ranks' rings: past this (sync_rows = 0 and a large vocabulary), gloo
 
 
 def _align(n: int) -> int:
@@ -54,7 +56,10 @@ class HostSum:
         self._counters = memory[LINE : LINE * (1 + 2 * world)].view(torch.int64)
         rings = LINE * (1 + 2 * world)
         self._rings = [memory[rings + r * capacity : rings + (r + 1) * capacity] for r in range(world)]
-        self._peers = peers  # pidfds of the other ranks
+        self._poll = select.poll()  # the other ranks' pidfds: readable once a rank has exited
+        for fd in peers:
+            self._poll.register(fd, select.POLLIN)
+        self.close = weakref.finalize(self, _close, peers)  # the pidfds, once (at exit at the latest)
         self._stride = 2 * LINE // 8  # int64s from one rank's counter to the next rank's
         self.started = 0  # the last exchange started here
         self._next = 0  # where the next exchange goes in the ring
@@ -68,12 +73,13 @@ class HostSum:
         5.3, no /dev/shm or no room in it). The file is unlinked once all have mapped it."""
         capacity = _align(capacity)
         size = LINE * (1 + 2 * dist.world) + dist.world * capacity
-        missing = ("the C kernel" if not fused.AVAILABLE else "pidfds (Linux 5.3)"
-                   if not (hasattr(os, "pidfd_open") and hasattr(os, "posix_fallocate")) else None)
+        missing = ("the C kernel is not built" if not fused.AVAILABLE
+                   else "no pidfds (Linux 5.3)" if not (hasattr(os, "pidfd_open") and hasattr(os, "posix_fallocate"))
+                   else f"its rings would take {size / 2**20:.0f} MB" if size > MAX_BYTES else None)
 
         def create() -> tuple[str, bytes] | str:
             if missing:
-                return f"no {missing}"
+                return missing
             token = secrets.token_bytes(8)
             path = SHM / f"w2v-nce-{os.getpid()}-{token.hex()}"
             try:
@@ -91,34 +97,39 @@ class HostSum:
             return str(path), token
 
         made = dist.from_master(create)
-        pids = dist.gather(os.getpid())
-        host, peers, why = None, [], made if isinstance(made, str) else missing and f"no {missing}"
-        if why is None:
-            path, token = made
-            try:
-                with open(path, "r+b") as f:
-                    mapping = mmap.mmap(f.fileno(), size)
-                if mapping[:8] != token:
-                    raise OSError(0, "another file under its name")
-                for rank, pid in enumerate(pids):
-                    if rank != dist.rank:
-                        peers.append(os.pidfd_open(pid))
-                host = HostSum(mapping, dist.rank, dist.world, capacity, peers, dist.timeout)
-            except OSError as exc:
-                why = f"{path}: {exc.strerror}"
-        reasons = dist.gather(why)
-        if not isinstance(made, str) and dist.master:
-            Path(made[0]).unlink()
+        try:  # whatever happens (a rank lost mid-way too), the master unlinks the file
+            pids = dist.gather(os.getpid())
+            host, peers, why = None, [], made if isinstance(made, str) else missing
+            if why is None:
+                path, token = made
+                try:
+                    with open(path, "r+b") as f:
+                        mapping = mmap.mmap(f.fileno(), size)
+                    if mapping[:8] != token:
+                        raise OSError(0, "another file under its name")
+                    for rank, pid in enumerate(pids):
+                        if rank != dist.rank:
+                            peers.append(os.pidfd_open(pid))
+                    host = HostSum(mapping, dist.rank, dist.world, capacity, peers, dist.timeout)
+                except Exception as exc:  # noqa: BLE001 - any failure here means gloo, on every rank
+                    why = f"{path}: {getattr(exc, 'strerror', None) or exc}"
+            reasons = dist.gather(why)
+        finally:
+            if not isinstance(made, str) and dist.master:
+                Path(made[0]).unlink(missing_ok=True)
         failed = [(rank, reason) for rank, reason in enumerate(reasons) if reason is not None]
         if failed:
-            for fd in peers:
-                os.close(fd)
+            if host is not None:
+                host.close()
+            else:
+                _close(peers)
             rank, reason = failed[0]
             return None, reason if rank == 0 else f"rank {rank}: {reason}"
         return host, None
 
     def fits(self, t: torch.Tensor) -> bool:
-        return t.device.type == "cpu" and t.is_contiguous() and _align(t.numel() * t.element_size()) <= self.capacity
+        return (t.device.type == "cpu" and t.is_contiguous() and t.is_floating_point()
+                and _align(t.numel() * t.element_size()) <= self.capacity)
 
     def start(self, t: torch.Tensor) -> _Sum:
         """Start the sum of `t` (contiguous, on the CPU) over the ranks; its `wait()` leaves the sum in
@@ -126,7 +137,7 @@ class HostSum:
         n = t.numel() * t.element_size()
         span = _align(n)
         if not self.fits(t):
-            raise ValueError(f"hostsum: {n} bytes do not fit a ring of {self.capacity} (or not a contiguous CPU tensor)")
+            raise ValueError(f"hostsum: {n} bytes do not fit a ring of {self.capacity} (or not a contiguous float CPU tensor)")
         offset = self._next if self._next + span <= self.capacity else 0
         while self._live and any(o < offset + span and offset < o + b for _, o, b in self._live):
             oldest = self._live.popleft()[0]
@@ -165,11 +176,16 @@ class HostSum:
             return
         deadline = time.monotonic() + self.timeout
         while fused.counter_wait(first, self.world, self._stride, x, 20_000) < x:
-            gone, _, _ = select.select(self._peers, [], [], 0)
+            gone = self._poll.poll(0)
             if gone and fused.counter_least(first, self.world, self._stride) < x:  # (it may have published, then left)
                 raise RuntimeError("Connection reset by peer: a rank of this host exited (shared-memory sync)")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"shared-memory sync timed out after {self.timeout:g} s")
+
+
+def _close(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 class _Sum:
