@@ -3,8 +3,10 @@
 gloo carries a collective over loopback TCP: its threads wake and the kernel copies the bytes
 through sockets, on the same two cores that train (docs/distributed.md: the rounds cost ~3.7 s of
 kernel time over two ranks of ~20 s). Ranks on one host can instead each write their buffer into
-a file in /dev/shm that all of them map and read each other's, as DeepSpeed's CPU all-reduce
-does: no bytes go through the kernel, only a futex wake when a rank publishes (two an exchange).
+a file in /dev/shm that all of them map and read each other's (DeepSpeed's CPU all-reduce takes
+this route when every rank is local: csrc/cpu/comm/shm.cpp, which spins on state flags where this
+sleeps in a futex): no bytes go through the kernel, only a futex wake when a rank publishes (two
+an exchange).
 
 The file: a first cache line (a token the ranks check), then per rank two counters, each on its
 own line (the last exchange it has published, the last it has read), then a ring of `capacity`
