@@ -723,10 +723,10 @@ double window_sgd(float *inp, float *out, float *bias, const int32_t *ids, int64
  * bytes written before it, on any processor (x86 orders them anyway; ARM does not). A rank that
  * must wait sleeps in a futex on the lagging counter (its low 32 bits: the counters rise by one):
  * polling would take the core from the very rank it waits for. */
+#include <time.h>
 #ifdef __linux__
 #include <linux/futex.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 static inline uint32_t *low_half(const int64_t *counter) {
