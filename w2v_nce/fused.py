@@ -84,10 +84,12 @@ def counter_wait(address: int, n: int, stride: int, x: int, timeout_us: int) -> 
 
 
 def format_rows(rows: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """float32 rows (2-D, rows may be strided) as word2vec text without the words: b" v1 ... vd\n"
-    a row, each value as "%.9g" writes it; and where each row's text ends."""
-    _need(rows.dtype == np.float32 and rows.ndim == 2 and rows.strides[1] == 4 and rows.strides[0] % 4 == 0,
-          "rows must be a 2-D float32 array of contiguous rows")
+    """2-D rows as word2vec text without the words: b" v1 ... vd\n" a row, each value as "%.9g"
+    writes it as a float32; and where each row's text ends. float32 rows of contiguous values (a
+    padded table's) are read where they lie; anything else is copied into that layout first."""
+    _need(rows.ndim == 2, "rows must be 2-D")
+    if rows.dtype != np.float32 or rows.strides[1] != 4 or rows.strides[0] % 4:
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
     n, dim = rows.shape
     out = np.empty(n * (dim * 17 + 1), dtype=np.uint8)
     ends = np.empty(n, dtype=np.int64)

@@ -126,10 +126,7 @@ def _encode_text(words: Sequence[str], matrix: np.ndarray) -> Iterator[bytes]:
     for start in range(0, len(words), _ROWS_PER_CHUNK):
         names = words[start : start + _ROWS_PER_CHUNK]
         if fused is not None and fused.AVAILABLE:
-            rows = matrix[start : start + _ROWS_PER_CHUNK]
-            if rows.dtype != np.float32 or rows.strides[1] != 4 or rows.strides[0] % 4:
-                rows = np.ascontiguousarray(rows, dtype=np.float32)
-            text, ends = fused.format_rows(rows)
+            text, ends = fused.format_rows(matrix[start : start + _ROWS_PER_CHUNK])
             cuts = [0, *ends.tolist()]
             yield b"".join(w.encode() + text[a:b] for w, a, b in zip(names, cuts, cuts[1:]))
             continue
