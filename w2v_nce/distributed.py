@@ -382,7 +382,7 @@ class RowSync(NoSync):
         self.shared = float(words_done)
         self.mine = words_done / self.dist.world
         if self.divisor != "world" or self.compact:  # tables alike on every rank at an epoch's start: so the bases
-            spans = self._spans(self.first_rows << (self.levels - 1) if self.compact else 1 << 62)
+            spans = self._spans(self._reach() if self.compact else 1 << 62)
             self.base = {name: t[spans[name][0] : sum(spans[name])].clone() for name, t in self._tables().items()}
             self.base_lo = {name: spans[name][0] for name in self.base}
         return self.mine
@@ -450,10 +450,14 @@ class RowSync(NoSync):
             self.shared += float(done.flags[1]) - done.guess
         self._apply(done.parts, done.state)
 
+    def _reach(self) -> int:
+        """K of the largest round within an epoch (sync_levels > 0): the rows a compact round can reach."""
+        return self.first_rows << (self.levels - 1)
+
     def _round_bytes(self) -> int:
         """The bytes of the largest compact round: bf16 changes of the rows it reaches, the control
         and the objective's state in float64, each on whole cache lines (hostsum's spans)."""
-        spans, tables = self._spans(self.first_rows << (self.levels - 1)), self._tables()
+        spans, tables = self._spans(self._reach()), self._tables()
         changes = [spans[name][1] * (t.shape[1] if t.dim() == 2 else 1) * 2 for name, t in tables.items()]
         return sum(hostsum._align(n) for n in [16, 8 * len(self.objective.state_dict()), *changes])
 
