@@ -7,7 +7,8 @@ skip-gram, negative sampling or hs, dim 100, window 5, 5 epochs by default) by:
 
   one      `w2v-nce train ... --threads N` (Hogwild threads in one process)
   ddp      `torchrun --nproc_per_node N -m w2v_nce train ... --threads 1`, with the default
-           synchronisation (sync_divisor "world", LR scaled by N)
+           synchronisation (sync_divisor "world", LR scaled by N); N may be 1 (the distributed code
+           path alone: on a GPU, its NCCL process group against the same run without one)
   variants each `--variant NAME:KEY=VALUE,...` one more torchrun run with those Config keys (TOML
            values), e.g. the per-row divisor `touched:sync_divisor="touched"`
 
@@ -26,6 +27,7 @@ Usage (about 4-6 minutes a run on 2 cores for the full wiki17m):
   python scripts/bench_ddp.py                                   # 2 ranks vs 2 threads, full wiki17m
   python scripts/bench_ddp.py --max-tokens 2000000 --json ddp.json
   python scripts/bench_ddp.py --epochs 3 --variant 'blocking:sync_overlap=false'   # issue 22's measurement
+  python scripts/bench_ddp.py --device cuda --ranks 1 --preset configs/gpu.toml --epochs 1   # one GPU: NCCL, 1 rank
   python scripts/bench_ddp.py --variant 'touched:sync_divisor="touched"' \\
       --variant 'mean-lr/N:sync_scale_lr=false' --variant 'sum:sync_divisor="none"'
 """
@@ -62,28 +64,31 @@ def w2v(*args: str) -> list[str]:
 
 
 def train(name: str, corpus: Path, workdir: Path, ranks: int, threads: int, settings: list[str],
-          extra: dict[str, str]) -> dict:
+          extra: dict[str, str], preset: str = "", evals: Path = EVAL) -> dict:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)  # a variant's name may hold a slash
     out = workdir / slug
     config = workdir / f"{slug}.toml"
-    config.write_text("".join(f"{k} = {v}\n" for k, v in extra.items()))
+    keys = set(extra)  # the variant's keys replace the preset's
+    kept = [line for line in preset.splitlines() if line.partition("=")[0].strip() not in keys]
+    config.write_text("".join(f"{line}\n" for line in kept) + "".join(f"{k} = {v}\n" for k, v in extra.items()))
     train_args = ["train", str(corpus), "--out", str(out), "--quiet", "--threads", str(threads), "--config",
                   str(config), *settings]
-    if ranks == 1:
+    if name == "one":
         command = w2v(*train_args)
-    else:
+    else:  # torchrun, also for one rank (the distributed code path: its process group, its syncs)
         command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks), "--master_port",
                    str(free_port()), "-m", "w2v_nce", *train_args]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     wall = time.perf_counter() - start
     if done.returncode != 0:
-        raise SystemExit(f"error: run {name} failed: {done.stderr.strip().splitlines()[-1:]}")
+        lines = [line for line in done.stderr.splitlines() if line.startswith("error:")] or done.stderr.splitlines()
+        raise SystemExit(f"error: run {name} failed: {(lines or ['(no output)'])[-1].removeprefix('error: ')}")
     metrics = json.loads((out / "metrics.json").read_text())
     vectors = out / "vectors.txt"
-    analogy = json.loads(subprocess.run(w2v("analogy", str(vectors), str(EVAL / "questions-words.txt"), "--json"),
+    analogy = json.loads(subprocess.run(w2v("analogy", str(vectors), str(evals / "questions-words.txt"), "--json"),
                                         capture_output=True, text=True, check=True).stdout)
-    sims = {key: json.loads(subprocess.run(w2v("similarity", str(vectors), str(EVAL / file), "--json"),
+    sims = {key: json.loads(subprocess.run(w2v("similarity", str(vectors), str(evals / file), "--json"),
                                            capture_output=True, text=True, check=True).stdout)
             for key, file in (("ws353", "wordsim353.tsv"), ("simlex", "simlex999.txt"))}
     row = {
@@ -119,6 +124,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--variant", action="append", default=[], help="NAME:KEY=VALUE,... one more torchrun run")
     ap.add_argument("--skip-one", action="store_true", help="no single-process run (no ratios)")
     ap.add_argument("--repeat", type=int, default=1, help="go round the runs this many times (paired ratios, median)")
+    ap.add_argument("--device", default="cpu", help="every run's device (cuda: NCCL between the ranks)")
+    ap.add_argument("--preset", type=Path, default=None, help="a TOML preset under every run's keys (e.g. configs/gpu.toml)")
+    ap.add_argument("--eval-dir", type=Path, default=EVAL, help="questions-words.txt, wordsim353.tsv, simlex999.txt")
     ap.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = ap.parse_args(argv)
 
@@ -127,12 +135,13 @@ def main(argv: list[str] | None = None) -> None:
     corpus = workdir / "corpus.txt"
     prepared = prepare_corpus(args.corpus, corpus, max_tokens=args.max_tokens)
     settings = ["--arch", args.arch, "--loss", args.loss, "--dim", str(args.dim), "--window", str(args.window),
-                "--epochs", str(args.epochs), "--seed", str(args.seed)]
+                "--epochs", str(args.epochs), "--seed", str(args.seed), "--device", args.device]
+    preset = args.preset.read_text() if args.preset else ""
     plan = ([] if args.skip_one else [("one", 1, args.ranks, {})]) + [("ddp", args.ranks, 1, {})] + \
         [(name, args.ranks, 1, extra) for name, extra in map(parse_variant, args.variant)]
     rounds: list[dict[str, dict]] = []
     for _ in range(args.repeat):
-        rounds.append({name: train(name, corpus, workdir, ranks, threads, settings, extra)
+        rounds.append({name: train(name, corpus, workdir, ranks, threads, settings, extra, preset, args.eval_dir)
                        for name, ranks, threads, extra in plan})
     ratios = [ratios_to_one(runs) for runs in rounds]
     result = {"corpus": str(args.corpus), "tokens": prepared["tokens"], "ranks": args.ranks, "settings": settings,

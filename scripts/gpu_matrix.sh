@@ -17,7 +17,10 @@
 #      epochs (and the Triton kernel at 512 programs: the words/s scale with them if latency binds);
 #      SG-NS and NCE on all of CORPUS x 1 epoch; softmax (batched only: the Triton kernel trains the
 #      logistic losses)
-#   4. while time is left (MATRIX_SECONDS, 540 by default): subwords (minn 3, maxn 6, 2M buckets;
+#   4. torchrun over NCCL on this GPU (issue 22): one rank through the distributed code path against
+#      the same run in one process, the new step, 4M tokens x 1 epoch (scripts/bench_ddp.py; NCCL
+#      takes a GPU a rank, so 2 ranks need 2 GPUs)
+#   5. while time is left (MATRIX_SECONDS, 540 by default): subwords (minn 3, maxn 6, 2M buckets;
 #      skip-gram and CBOW neg, 1 epoch, the batched step: the Triton kernel has none yet), the launch
 #      budget of both steps (scripts/launch_budget.py, CUDA's own kernel counts), CBOW-HS and dim 300
 # EXTRA="--max-tokens 100000" limits every row's corpus (the dry run: tests/test_gpu_matrix.py).
@@ -92,7 +95,24 @@ pair sg_neg "" --arch skipgram --epochs 1 --workdir "$out/work_all"
 pair nce "learn_log_z = true\n" --loss nce --epochs 1 --workdir "$out/work_all"
 row softmax_v30k_batched 'step = "batched"\nmax_vocab = 30000\n' --loss softmax --epochs 1 --workdir "$out/work_all"
 
-# 4. While time is left.
+# 4. torchrun over NCCL on this one GPU: one rank through the distributed code path.
+preset "$new" >"$out/ddp.toml"
+if timeout 300 "$PY" scripts/bench_ddp.py --corpus "$corpus" --eval-dir "$evals" --device "$device" --ranks 1 \
+     --preset "$out/ddp.toml" --epochs 1 --max-tokens 4000000 --workdir "$out/work_ddp" ${EXTRA:-} \
+     --json "$out/ddp.json" >"$out/ddp.log" 2>&1; then
+  "$PY" - "$out/ddp.json" <<'PY' | tee -a "$out/summary.txt"
+import json, sys
+r = json.load(open(sys.argv[1]))
+one, ddp, q = r["runs"]["one"], r["runs"]["ddp"], r["ratios_to_one"]["ddp"]
+f = lambda x: "-" if x is None else f"{x:.3f}"
+print(f"{'torchrun_1rank':22s} {ddp['words_per_sec']:>14,.0f} words/s, alone {one['words_per_sec']:,.0f}: words/s "
+      f"{f(q['words_per_sec'])}x, end to end {f(q['end_to_end'])}x, analogy {f(q['analogy'])}, WS353 {f(q['ws353'])}")
+PY
+else
+  note "torchrun_1rank: failed, see $out/ddp.log"
+fi
+
+# 5. While time is left.
 printf 'minn = 3\nmaxn = 6\nbuckets = 2000000\n' >"$out/subwords.toml"
 (( SECONDS < budget )) && row sg_sub_batched "$(preset batched)\n$(cat "$out/subwords.toml")\n" --arch skipgram --epochs 1 \
     --workdir "$out/work_all"

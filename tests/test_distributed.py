@@ -600,6 +600,23 @@ def test_torchrun_a_rank_that_cannot_read_its_shard_fails_the_run_with_one_line(
     assert "/w2v_nce/" not in result.stderr, "a traceback of ours (torchrun prints its own)"
 
 
+@pytest.mark.parametrize("gpus", [0, 1])
+def test_more_nccl_ranks_on_a_node_than_gpus_is_one_error_before_the_group_forms(monkeypatch, gpus):
+    """torchrun --nproc_per_node 2 --device cuda on a node of one GPU: NCCL would refuse two ranks
+    on one device at its first collective ("Duplicate GPU detected"), or rank 1 would ask for a
+    cuda:1 that is not there while rank 0 waited; every rank says so at once instead, the process
+    group never formed."""
+    for key, value in {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    joined = []
+    monkeypatch.setattr(distributed.td, "init_process_group", lambda *a, **k: joined.append(a))
+    with pytest.raises(UserError, match=rf"started 2 ranks on this node, which has {gpus} GPU.*--nproc_per_node {gpus}"):
+        with distributed.session("cuda", 5.0):
+            pass
+    assert joined == []
+
+
 def test_the_benchmark_variants_are_valid_settings(tmp_path):
     """scripts/bench_ddp.py's --variant NAME:KEY=VALUE,... becomes a TOML preset that Config takes
     (the variants docs/distributed.md suggests); its ratios are worked out in its doctests."""

@@ -44,4 +44,5 @@ def test_the_dry_run_writes_every_row(tmp_path):
         assert re.search(rf"^{name} +new/batched: words/s [\d.]+x", summary, re.M), (name, summary)
     assert re.search(r"^cbow_neg_p512_kernel +[\d,]+ words/s", summary, re.M), summary
     assert re.search(r"^softmax_v30k_batched +[\d,]+ words/s", summary, re.M), summary
+    assert re.search(r"^torchrun_1rank +[\d,]+ words/s, alone [\d,]+: words/s [\d.]+x", summary, re.M), summary
     assert summary.rstrip().endswith("on cpu")

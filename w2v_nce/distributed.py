@@ -269,6 +269,13 @@ def session(device_type: str, timeout: float, dist: Dist | None = None) -> Itera
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     backend = "nccl" if device_type == "cuda" else "gloo"
     if backend == "nccl":
+        # NCCL takes one GPU a rank (two ranks on one device: ncclInvalidUsage "Duplicate GPU
+        # detected"); said on every rank of the node before the group forms, so none waits for the rest
+        gpus, ranks = torch.cuda.device_count(), int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        if ranks > gpus:
+            raise UserError(f"torchrun started {ranks} ranks on this node, which has {gpus} GPU"
+                            f"{'' if gpus == 1 else 's'}: NCCL needs a GPU of its own for each rank "
+                            f"(--nproc_per_node {gpus}, or --device cpu)")
         torch.cuda.set_device(local_rank)
     td.init_process_group(backend, timeout=timedelta(seconds=timeout))
     try:
