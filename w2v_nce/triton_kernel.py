@@ -26,6 +26,7 @@ for the GPU.
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 
 import torch
 
@@ -218,6 +219,18 @@ def _pow2(n: int) -> int:
     return 1 << max(0, (int(n) - 1).bit_length())
 
 
+@dataclass(frozen=True)
+class Launch:
+    """One launch of _window_sgd, laid out: its grid (programs), arguments, compile-time constants
+    and warps, and the per-program partial sums it writes (loss, Σ g, examples)."""
+
+    programs: int
+    args: tuple
+    constexprs: dict
+    num_warps: int
+    partials: tuple
+
+
 def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, ids: torch.Tensor,
                centres: torch.Tensor, window: int, skipgram: bool, lr: float, seed: int | torch.Tensor,
                programs: int, noise: tuple[torch.Tensor, torch.Tensor, int, bool] | None = None,
@@ -232,6 +245,21 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
     are skipped; `shared_noise`: skip-gram's window draws its noise words once for all its
     examples (fused.window_sgd's). Returns (summed loss, summed d loss / d y, examples trained),
     0-d tensors on the tables' device."""
+    launch = plan(inp, out, bias, ids, centres, window, skipgram, lr, seed, programs, noise, tree, row_offset,
+                  const_offset, saturated, lr_end, first, shared_noise)
+    _window_sgd[(launch.programs,)](*launch.args, **launch.constexprs, num_warps=launch.num_warps)
+    loss, gsum, examples = launch.partials
+    return loss.sum(dtype=torch.float64), gsum.sum(dtype=torch.float64), examples.sum()
+
+
+def plan(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, ids: torch.Tensor,
+         centres: torch.Tensor, window: int, skipgram: bool, lr: float, seed: int | torch.Tensor,
+         programs: int, noise: tuple[torch.Tensor, torch.Tensor, int, bool] | None = None,
+         tree: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+         row_offset: torch.Tensor | None = None, const_offset: float | torch.Tensor = 0.0,
+         saturated: float = 0.0, lr_end: float | None = None, first: int = 0, shared_noise: bool = False,
+         ) -> Launch:
+    """window_sgd's launch, checked and laid out, without running it (compile_ahead takes it too)."""
     if not AVAILABLE:
         raise RuntimeError("the Triton kernel needs triton (pip install triton)")
     device = inp.device
@@ -261,17 +289,32 @@ def window_sgd(inp: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None, 
         k, sampled, skip_hits, vocab, path = points.shape[1], False, False, 1, points.shape[1]
         accept, alias = dummy_f, centres
         mask = mask.view(torch.uint8) if mask.dtype == torch.bool else mask
-    partial_loss = torch.empty(programs, dtype=torch.float32, device=device)
-    partial_g = torch.empty(programs, dtype=torch.float32, device=device)
-    partial_n = torch.empty(programs, dtype=torch.int64, device=device)
+    partials = (torch.empty(programs, dtype=torch.float32, device=device),
+                torch.empty(programs, dtype=torch.float32, device=device),
+                torch.empty(programs, dtype=torch.int64, device=device))
     block_d, block_k = _pow2(dim), _pow2(k)
     tile = block_k * block_d
-    _window_sgd[(programs,)](
-        inp, out, dummy_f if bias is None else bias, ids, len(ids), centres, len(centres), int(first), per, seed,
-        accept, alias, vocab, points, labels, mask, dummy_f if row_offset is None else row_offset, const_offset,
-        float(lr), float(lr if lr_end is None else lr_end), float(saturated), partial_loss, partial_g, partial_n,
-        DIM=dim, BLOCK_D=block_d, WINDOW=int(window), BLOCK_W=_pow2(window), SKIPGRAM=bool(skipgram), K=k,
-        BLOCK_K=block_k, SAMPLED=sampled, SKIP_HITS=bool(skip_hits), HAS_BIAS=bias is not None,
-        HAS_OFFSET=row_offset is not None, PATH=path, SHARED=bool(shared_noise and skipgram and sampled),
-        num_warps=1 if tile <= 1024 else 2 if tile <= 4096 else 4)
-    return partial_loss.sum(dtype=torch.float64), partial_g.sum(dtype=torch.float64), partial_n.sum()
+    args = (inp, out, dummy_f if bias is None else bias, ids, len(ids), centres, len(centres), int(first), per, seed,
+            accept, alias, vocab, points, labels, mask, dummy_f if row_offset is None else row_offset, const_offset,
+            float(lr), float(lr if lr_end is None else lr_end), float(saturated), *partials)
+    constexprs = dict(DIM=dim, BLOCK_D=block_d, WINDOW=int(window), BLOCK_W=_pow2(window), SKIPGRAM=bool(skipgram),
+                      K=k, BLOCK_K=block_k, SAMPLED=sampled, SKIP_HITS=bool(skip_hits), HAS_BIAS=bias is not None,
+                      HAS_OFFSET=row_offset is not None, PATH=path, SHARED=bool(shared_noise and skipgram and sampled))
+    return Launch(programs, args, constexprs, 1 if tile <= 1024 else 2 if tile <= 4096 else 4, partials)
+
+
+def compile_ahead(launch: Launch, capability: int = 90):
+    """Compile `launch`'s kernel for an NVIDIA GPU of this compute capability (90: Hopper, the
+    H100/H200) without one: Triton's front end and ptxas, which its wheel ships, on the CPU. The
+    interpreter (TRITON_INTERPRET=1) checks what the kernel computes but not that it compiles: types
+    that change inside a loop, a runtime value where a constant is needed. Argument types are those
+    the JIT gives the same arguments. Returns Triton's compiled kernel (its cubin in .asm["cubin"])."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from triton.runtime.jit import mangle_type
+
+    names = _window_sgd.arg_names
+    signature = {name: mangle_type(arg) for name, arg in zip(names, launch.args)}
+    signature.update({name: "constexpr" for name in launch.constexprs})
+    source = ASTSource(fn=_window_sgd, signature=signature, constexprs=launch.constexprs)
+    return triton.compile(source, target=GPUTarget("cuda", capability, 32), options={"num_warps": launch.num_warps})
