@@ -62,9 +62,9 @@ pair() {  # name, preset lines, options: configs/gpu.toml on the eager batched s
 import json, os, sys
 if all(os.path.exists(p) for p in sys.argv[1:3]):
     old, new = (json.load(open(p))["ours"] for p in sys.argv[1:3])
+    ratio = lambda key: f"{new[key] / old[key]:.3f}" if old[key] else "-"
     print(f"{sys.argv[3]:22s} new/batched: words/s {new['words_per_sec'] / old['words_per_sec']:.1f}x  analogy "
-          f"{new['analogy_accuracy'] / max(old['analogy_accuracy'], 1e-9):.3f}  WS353 "
-          f"{new['ws353_spearman'] / old['ws353_spearman']:.3f}")
+          f"{ratio('analogy_accuracy')}  WS353 {ratio('ws353_spearman')}")
 PY
 }
 

@@ -1,10 +1,12 @@
 """Evaluations of word vectors: nearest neighbours, word analogies, word-pair similarity.
 
-Each is a plain function returning plain data (`dataclasses.asdict` gives JSON). Neighbours and
-word pairs are gensim's own `KeyedVectors.most_similar[_cosmul]` and `evaluate_word_pairs`, with
-the input files checked first so that a bad one is a clear error. Analogies are computed here,
-equal to gensim's `evaluate_word_analogies` down to its float32 rounding and tie-breaking, 5-6x
-faster (one matrix product per batch of questions; docs/performance.md measures all three):
+Each is a plain function returning plain data (`dataclasses.asdict` gives JSON), the input files
+checked first so that a bad one is a clear error. Neighbours are gensim's own
+`KeyedVectors.most_similar[_cosmul]`. Analogies and word pairs are
+computed here, equal to gensim's `evaluate_word_analogies` and `evaluate_word_pairs` down to their
+float32 rounding and tie-breaking (tests/test_evaluate.py: gensim's as the oracle), analogies 5-6x
+faster (one matrix product per batch of questions; docs/performance.md measures all three), and
+neither needs gensim for a Vectors (the GPU image has none):
 
 >>> v = Vectors(["a", "b", "c"], np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]))
 >>> [(w, round(s, 4)) for w, s in neighbors(v, "a", topn=2)]
@@ -329,8 +331,8 @@ def similarity(
     restrict_vocab: int | None = 300000,
     oov: bool = False,
 ) -> SimilarityResult:
-    """Spearman and Pearson correlation of cosine similarity with human scores of word pairs:
-    gensim's `evaluate_word_pairs` (a tab-separated "word1 word2 score" file, '#' lines are
+    """Spearman and Pearson correlation of cosine similarity with human scores of word pairs, as
+    gensim's `evaluate_word_pairs` computes them, to the bit (a tab-separated "word1 word2 score" file, '#' lines are
     comments, pairs with a word outside the first `restrict_vocab` skipped and counted in
     `oov_ratio`, case folded as in `analogy`). Blank lines are skipped; other malformed lines,
     which gensim silently skips, are errors here. With `oov` (a FastTextKeyedVectors), a word outside
@@ -339,33 +341,36 @@ def similarity(
     """
     path = Path(pairs_path) if pairs_path is not None else _gensim_test_data("wordsim353.tsv")
     fold = str.upper if case_insensitive else str
-    kv = as_keyed_vectors(vectors)
     if oov:
-        return _similarity_unseen(kv, path, fold, restrict_vocab)
+        return _similarity_unseen(as_keyed_vectors(vectors), path, fold, restrict_vocab)
     pairs = _read_pairs(path, fold)
-    known = {fold(key) for key in _restricted_keys(kv.index_to_key, restrict_vocab)}
-    used = sum(w1 in known and w2 in known for w1, w2, _ in pairs)
-    if used < 2:  # a correlation needs two pairs (scipy's pearsonr raises on fewer)
-        raise UserError(f"pairs file '{path}': {'no pair has' if not used else 'only one pair has'} both words in "
+    words, rows = (vectors.words, vectors.matrix) if isinstance(vectors, Vectors) else (vectors.index_to_key,
+                                                                                       vectors.vectors)
+    first: dict[str, int] = {}  # a folded word's first row among the first restrict_vocab (gensim's ok_vocab)
+    for row, key in enumerate(_restricted_keys(words, restrict_vocab)):
+        first.setdefault(fold(key), row)
+    gold, model = [], []
+    for w1, w2, score in pairs:
+        if w1 in first and w2 in first:
+            gold.append(score)
+            model.append(float(np.dot(_unitvec(rows[first[w1]]), _unitvec(rows[first[w2]]))))  # gensim's similarity()
+    if len(gold) < 2:  # a correlation needs two pairs (scipy's pearsonr raises on fewer)
+        raise UserError(f"pairs file '{path}': {'no pair has' if not gold else 'only one pair has'} both words in "
                         "the vocabulary")
-    pearson, spearman, oov_percent = kv.evaluate_word_pairs(
-        str(path), restrict_vocab=restrict_vocab or len(kv), case_insensitive=case_insensitive)
-    return SimilarityResult(
-        pairs_path=str(path),
-        spearman=float(spearman[0]),
-        spearman_pvalue=float(spearman[1]),
-        pearson=float(pearson[0]),
-        pearson_pvalue=float(pearson[1]),
-        pairs_used=used,
-        pairs_total=len(pairs),
-        coverage=used / len(pairs),
-        oov_ratio=oov_percent / 100,
-    )
+    return _correlation(path, gold, model, len(pairs))
+
+
+def _correlation(path: Path, gold: list[float], model: list[float], total: int) -> SimilarityResult:
+    """Spearman and Pearson of the model's cosines against the gold scores, as evaluate_word_pairs."""
+    from scipy import stats
+
+    spearman, pearson = stats.spearmanr(gold, model), stats.pearsonr(gold, model)
+    return SimilarityResult(pairs_path=str(path), spearman=float(spearman[0]), spearman_pvalue=float(spearman[1]),
+                            pearson=float(pearson[0]), pearson_pvalue=float(pearson[1]), pairs_used=len(gold),
+                            pairs_total=total, coverage=len(gold) / total, oov_ratio=(total - len(gold)) / total)
 
 
 def _similarity_unseen(kv, path: Path, fold, restrict_vocab: int | None) -> SimilarityResult:
-    from scipy import stats
-
     from w2v_nce.fasttext_io import can_answer
 
     pairs = _read_pairs(path, str)
@@ -384,11 +389,7 @@ def _similarity_unseen(kv, path: Path, fold, restrict_vocab: int | None) -> Simi
             model.append(float(np.dot(_unitvec(v1), _unitvec(v2))))  # gensim's similarity()
     if len(gold) < 2:
         raise UserError(f"pairs file '{path}': fewer than two pairs have vectors for both words")
-    spearman, pearson = stats.spearmanr(gold, model), stats.pearsonr(gold, model)
-    return SimilarityResult(pairs_path=str(path), spearman=float(spearman[0]), spearman_pvalue=float(spearman[1]),
-                            pearson=float(pearson[0]), pearson_pvalue=float(pearson[1]), pairs_used=len(gold),
-                            pairs_total=len(pairs), coverage=len(gold) / len(pairs),
-                            oov_ratio=1 - len(gold) / len(pairs))
+    return _correlation(path, gold, model, len(pairs))
 
 
 def epoch_scores(vectors) -> dict:
