@@ -170,9 +170,7 @@ def analogy(
     sections = [(name, [tuple(fold(w) for w in q) for q in questions]) for name, questions in written]
     words, matrix = _words_and_matrix(vectors)
     keys = _restricted_keys(words, restrict_vocab)
-    first_row: dict[str, int] = {}
-    for row, key in enumerate(keys):
-        first_row.setdefault(fold(key), row)
+    first_row = _first_rows(keys, fold)
     canonical = np.fromiter((first_row[fold(k)] for k in keys), dtype=np.int64, count=len(keys))
 
     asked = [
@@ -332,9 +330,9 @@ def similarity(
     oov: bool = False,
 ) -> SimilarityResult:
     """Spearman and Pearson correlation of cosine similarity with human scores of word pairs, as
-    gensim's `evaluate_word_pairs` computes them, to the bit (a tab-separated "word1 word2 score" file, '#' lines are
-    comments, pairs with a word outside the first `restrict_vocab` skipped and counted in
-    `oov_ratio`, case folded as in `analogy`). Blank lines are skipped; other malformed lines,
+    gensim's `evaluate_word_pairs` computes them, to the bit (a tab-separated "word1 word2 score"
+    file, '#' lines are comments, pairs with a word outside the first `restrict_vocab` skipped and
+    counted in `oov_ratio`, case folded as in `analogy`). Blank lines are skipped; other malformed lines,
     which gensim silently skips, are errors here. With `oov` (a FastTextKeyedVectors), a word outside
     the first `restrict_vocab` takes its vector from the model as written (its n-grams' if unseen)
     and the pair counts, with gensim's cosine.
@@ -346,9 +344,7 @@ def similarity(
     pairs = _read_pairs(path, fold)
     words, rows = (vectors.words, vectors.matrix) if isinstance(vectors, Vectors) else (vectors.index_to_key,
                                                                                        vectors.vectors)
-    first: dict[str, int] = {}  # a folded word's first row among the first restrict_vocab (gensim's ok_vocab)
-    for row, key in enumerate(_restricted_keys(words, restrict_vocab)):
-        first.setdefault(fold(key), row)
+    first = _first_rows(_restricted_keys(words, restrict_vocab), fold)  # gensim's ok_vocab
     gold, model = [], []
     for w1, w2, score in pairs:
         if w1 in first and w2 in first:
@@ -374,7 +370,7 @@ def _similarity_unseen(kv, path: Path, fold, restrict_vocab: int | None) -> Simi
     from w2v_nce.fasttext_io import can_answer
 
     pairs = _read_pairs(path, str)
-    first = {fold(key): kv.key_to_index[key] for key in reversed(_restricted_keys(kv.index_to_key, restrict_vocab))}
+    first = _first_rows(_restricted_keys(kv.index_to_key, restrict_vocab), fold)
 
     def vector(word: str) -> np.ndarray | None:
         if fold(word) in first:
@@ -449,6 +445,15 @@ def _restricted_keys(words: list[str], restrict_vocab: int | None) -> list[str]:
     if restrict_vocab is not None and restrict_vocab < 1:
         raise UserError(f"restrict_vocab must be at least 1, got {restrict_vocab}")
     return words[:restrict_vocab]
+
+
+def _first_rows(keys: list[str], fold) -> dict[str, int]:
+    """Each folded key's first row among `keys` (gensim's rule: a word stands for its first, most
+    frequent, case variant)."""
+    first: dict[str, int] = {}
+    for row, key in enumerate(keys):
+        first.setdefault(fold(key), row)
+    return first
 
 
 def _ratio(part: int, whole: int) -> float:
